@@ -1,0 +1,134 @@
+"""Command line: python -m retclip_pipeline --profile P [--stages ...] [--workdir DIR]
+[--restart] [--dry-run] [--check].
+
+Exit codes: 0 done, 2 a user error (one line on stderr), 130 interrupted (rerun to resume),
+1 a bug (with its traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import StageInterrupted, UserError
+
+STAGE_NAMES = ("convert", "lmdb")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m retclip_pipeline",
+        description="Run the RET-CLIP pipeline headless: convert, lmdb (train and evaluate "
+        "follow). A rerun skips what is done, resumes what was cut off, and redoes "
+        "what a changed setting made stale.",
+    )
+    parser.add_argument("--profile", required=True, type=Path, help="the run's TOML profile")
+    parser.add_argument(
+        "--stages", help=f"comma-separated stages to run (default: all of {','.join(STAGE_NAMES)})"
+    )
+    parser.add_argument("--workdir", type=Path, help="run directory (overrides the profile's)")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the selected stages' outputs and run them from zero",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (done / stale / to run, inputs, outputs, counts); change nothing",
+    )
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="preflight: profile, files, columns, data set, token, disk space",
+    )
+    return parser
+
+
+def _selected(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STAGE_NAMES]
+    if unknown:
+        raise UserError(
+            f"unknown stage {unknown[0]!r} in --stages: choose from {', '.join(STAGE_NAMES)}"
+        )
+    return [n for n in STAGE_NAMES if n in names]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (StageInterrupted, KeyboardInterrupt):
+        print(
+            "interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr
+        )
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import profile as profiles
+
+    profile = profiles.load(args.profile, check_files=not args.check)
+    if args.workdir:
+        profile.workdir = str(args.workdir.expanduser().resolve())
+    workdir = profile.workdir_path()
+    selected = _selected(args.stages)
+    if args.check:
+        return _check(profile, workdir)
+    if args.dry_run:
+        return _dry_run(profile, workdir, selected)
+    from .console import make_renderer
+    from .runner import run
+
+    renderer = make_renderer()
+    try:
+        run(profile, workdir, renderer, selected=selected, restart=args.restart)
+    finally:
+        if hasattr(renderer, "close"):
+            renderer.close()
+    print(f"run directory: {workdir}", file=sys.stderr)
+    return 0
+
+
+def _check(profile, workdir: Path) -> int:
+    from .check import run_checks
+
+    items = run_checks(profile, workdir)
+    for item in items:
+        mark = "ok  " if item.ok else "FAIL"
+        print(f"[{mark}] {item.name}: {item.detail}")
+    failed = [i for i in items if not i.ok]
+    print(f"{len(items) - len(failed)} of {len(items)} checks passed")
+    return 0 if not failed else 2
+
+
+def _dry_run(profile, workdir: Path, selected: list[str] | None) -> int:
+    from .runner import plan
+
+    print(f"plan for {profile.name} in {workdir} (nothing is changed)")
+    for row in plan(profile, workdir, selected):
+        stage = row.stage
+        reason = f" ({row.reason})" if row.reason else ""
+        print(f"  {stage.name:<8} {row.status}{reason}")
+        print(f"           inputs:  {', '.join(stage.inputs(profile, workdir))}")
+        outputs = stage.outputs(profile, workdir)
+        print(f"           outputs: {', '.join(str(p.relative_to(workdir)) for p in outputs)}")
+        if stage.plan_counts:
+            for split, counts in stage.plan_counts(profile).items():
+                print(
+                    f"           {split}: {counts['rows']} CSV rows on {counts['images']} images, "
+                    f"{counts['sampled']} images in this run"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The conversion stage: prompt CSVs + a data set -> data/{split}_imgs.tsv and
+data/{split}_texts.jsonl in the RET-CLIP layout, plus data/{split}_images.jsonl (labels and
+perceptual hashes) and a report.
+
+Images are converted in chunks; each finished chunk is kept as a part file under
+data/.parts/<fingerprint>/, so a killed run resumes at the first unfinished chunk and the
+joined outputs are byte-identical to an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import convert_report
+from .atomic import atomic_open, concat_files, write_json
+from .hub import SplitSource, open_split, read_image_ref
+from .images import BadImage, convert_one
+from .profile import Profile, file_digest
+from .prompts import PromptTable, read_prompts, stratified_sample
+from .stage import Stage, StageContext
+
+CHUNK = 256  # images per part file: the unit of resume
+BATCH = 16  # images per task sent to a worker process
+REPORT = "convert_report.json"
+
+
+def split_plan(profile: Profile) -> list[tuple[str, str, str]]:
+    """(our split name, CSV path, data set split) for each split the profile converts."""
+    data = profile.data
+    splits = [("train", data.train_csv, data.train_split)]
+    if data.test_csv:
+        splits.append(("test", data.test_csv, data.test_split))
+    return splits
+
+
+def _outputs(profile: Profile, workdir: Path) -> list[Path]:
+    out = []
+    for name, _, _ in split_plan(profile):
+        out += [
+            workdir / "data" / f"{name}_imgs.tsv",
+            workdir / "data" / f"{name}_texts.jsonl",
+            workdir / "data" / f"{name}_images.jsonl",
+        ]
+    return out + [workdir / "data" / REPORT]
+
+
+def _inputs(profile: Profile, workdir: Path) -> list[str]:
+    kind, where = profile.dataset_source()
+    csvs = [str(profile.resolve(csv)) for _, csv, _ in split_plan(profile)]
+    return [f"{kind} data set {where}"] + csvs
+
+
+def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
+    # The CSVs' content, not their paths: an edited CSV makes the conversion stale.
+    digests = {}
+    for name, csv, _ in split_plan(profile):
+        path = profile.resolve(csv)
+        digests[name] = file_digest(path) if path.is_file() else "missing"
+    return {"csv": digests, "format": 1}
+
+
+def _plan_counts(profile: Profile) -> dict[str, Any]:
+    """Rows and sampled images per split, from the CSVs alone."""
+    counts: dict[str, Any] = {}
+    train_fraction = 1.0
+    for name, csv, _ in split_plan(profile):
+        table = read_prompts(profile.resolve(csv), profile.data, None)
+        groups = table.by_index()
+        if name == "train":
+            count = profile.train_samples(len(groups))
+            train_fraction = count / len(groups)
+        else:
+            count = profile.test_samples(len(groups), train_fraction)
+        counts[name] = {"rows": table.rows_read, "images": len(groups), "sampled": count}
+    return counts
+
+
+@dataclass
+class SplitResult:
+    name: str
+    table: PromptTable
+    selected: list[int]
+    csv_labels: dict[int, str | None] = field(default_factory=dict)  # index -> first CSV label
+    images: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> label, hashes
+    bad: dict[int, str] = field(default_factory=dict)  # index -> reason
+
+
+def _ignore_sigint() -> None:
+    # The parent handles Ctrl-C and stops the pool; workers just finish or die with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    import multiprocessing
+
+    # spawn, not fork: the parent holds threads (pyarrow, datasets) that fork would copy mid-lock.
+    return ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_ignore_sigint,
+    )
+
+
+def convert_batch(
+    jobs: list[tuple[int, tuple[bytes | str, ...]]], size: int, quality: int, crop: bool
+) -> list[tuple[int, list[str] | None, list[int] | None, str]]:
+    """Worker task: (index, image refs) -> (index, base64 per eye, hash per eye, error)."""
+    out = []
+    for index, refs in jobs:
+        try:
+            encoded = [convert_one(read_image_ref(ref), size, quality, crop) for ref in refs]
+        except (BadImage, OSError) as exc:
+            out.append((index, None, None, str(exc) or type(exc).__name__))
+            continue
+        out.append((index, [e[0] for e in encoded], [e[1] for e in encoded], ""))
+    return out
+
+
+def _convert_split(
+    ctx: StageContext, pool: ProcessPoolExecutor, source: SplitSource, result: SplitResult
+) -> None:
+    data = ctx.profile.data
+    parts = ctx.path("data", ".parts", ctx.fingerprint, result.name)
+    parts.mkdir(parents=True, exist_ok=True)
+    chunks = [result.selected[i : i + CHUNK] for i in range(0, len(result.selected), CHUNK)]
+    task = f"{result.name} images"
+    total, done = len(result.selected), 0
+    ctx.emit.progress(task, 0, total, "images")
+    for number, chunk in enumerate(chunks):
+        meta_path = parts / f"{number:05d}.json"
+        if not meta_path.exists():
+            rows = source.rows(chunk)
+            labels = {index: label for index, (_, label) in zip(chunk, rows, strict=True)}
+            jobs = [(index, refs) for index, (refs, _) in zip(chunk, rows, strict=True)]
+            batches = [jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH)]
+            futures = [
+                pool.submit(convert_batch, b, data.image_size, data.jpeg_quality, data.crop_border)
+                for b in batches
+            ]
+            meta: dict[str, Any] = {"images": [], "bad": []}
+            with atomic_open(parts / f"{number:05d}.tsv", "w", newline="\n") as tsv:
+                for future in futures:
+                    for index, b64s, hashes, error in future.result():
+                        if b64s is None:
+                            meta["bad"].append([index, error])
+                            continue
+                        eyes = b64s if len(b64s) == 2 else b64s * 2
+                        tsv.write(f"{index}\t{eyes[0]}\t{eyes[1]}\n")
+                        meta["images"].append([index, labels[index], [f"{h:064x}" for h in hashes]])
+            write_json(meta_path, meta)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        for index, label, hashes in meta["images"]:
+            result.images[index] = {"label": label, "phash": hashes}
+        for index, reason in meta["bad"]:
+            result.bad[index] = reason
+        done += len(chunk)
+        ctx.emit.progress(task, done, total, "images")
+    for index, reason in sorted(result.bad.items()):
+        ctx.emit.warn(f"{result.name}: skipped image at index {index}: {reason}")
+    data_dir = ctx.path("data")
+    concat_files(
+        [parts / f"{n:05d}.tsv" for n in range(len(chunks))], data_dir / f"{result.name}_imgs.tsv"
+    )
+    _write_texts(data_dir / f"{result.name}_texts.jsonl", result, data.eyes == "paired")
+    with atomic_open(data_dir / f"{result.name}_images.jsonl", "w", newline="\n") as out:
+        for index in sorted(result.images):
+            image = result.images[index]
+            label = image["label"] or result.csv_labels.get(index)
+            out.write(
+                json.dumps(
+                    {"image_id": index, "label": label, "phash": image["phash"]}, ensure_ascii=False
+                )
+                + "\n"
+            )
+
+
+def _write_texts(path: Path, result: SplitResult, paired: bool) -> None:
+    """One line per kept CSV row, in CSV order: every text of an image is its own pair."""
+    chosen = set(result.images)
+    with atomic_open(path, "w", newline="\n") as out:
+        text_id = 0
+        for row in result.table.rows:
+            if row.index not in chosen:
+                continue
+            record: dict[str, Any] = {
+                "text_id": text_id,
+                "text": row.text,
+                "image_ids": [row.index],
+            }
+            if paired:
+                record["text_left"] = row.left_text
+                record["text_right"] = row.right_text
+            if row.label is not None:
+                record["label"] = row.label
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            text_id += 1
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    profile = ctx.profile
+    ctx.path("data").mkdir(parents=True, exist_ok=True)
+    results: list[SplitResult] = []
+    train_fraction = 1.0
+    with make_pool() as pool:
+        try:
+            for name, csv, split in split_plan(profile):
+                source = open_split(profile, split)
+                table = read_prompts(profile.resolve(csv), profile.data, len(source))
+                for line, reason in table.skipped:
+                    ctx.emit.warn(f"{table.path.name} line {line}: skipped: {reason}")
+                labels = {index: rows[0].label for index, rows in table.by_index().items()}
+                if name == "train":
+                    count = profile.train_samples(len(labels))
+                    train_fraction = count / len(labels)
+                else:
+                    count = profile.test_samples(len(labels), train_fraction)
+                selected = stratified_sample(labels, count, profile.sizing.seed)
+                ctx.emit.log(
+                    f"{name}: {table.rows_read} rows, {len(labels)} distinct images, "
+                    f"converting {len(selected)}"
+                )
+                result = SplitResult(name, table, selected, labels)
+                _convert_split(ctx, pool, source, result)
+                results.append(result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    report = convert_report.build(profile, results)
+    write_json(ctx.path("data", REPORT), report)
+    text = convert_report.render(report)
+    (ctx.path("data") / "convert_report.txt").write_text(text, encoding="utf-8")
+    for line in text.splitlines():
+        ctx.emit.log(line)
+    _clear_parts(ctx.path("data", ".parts"))
+    return convert_report.summary(report)
+
+
+def _clear_parts(parts: Path) -> None:
+    import shutil
+
+    shutil.rmtree(parts, ignore_errors=True)
+
+
+STAGE = Stage(
+    name="convert",
+    description="CSV + data set -> TSV/JSONL",
+    sections=("hub.dataset", "data", "sizing"),
+    needs=(),
+    run=run,
+    inputs=_inputs,
+    outputs=_outputs,
+    scratch=lambda profile, workdir: [workdir / "data" / ".parts"],
+    extra_fingerprint=_extra_fingerprint,
+    plan_counts=_plan_counts,
+)

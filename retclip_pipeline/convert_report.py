@@ -1,0 +1,227 @@
+"""The conversion report: what was read, written and skipped, label disagreements, prompt
+lengths against the context length, and near-duplicate images across the split."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .profile import Profile
+
+if TYPE_CHECKING:
+    from .convert import SplitResult
+
+EXAMPLES = 10
+
+
+def _split_report(result: SplitResult) -> dict[str, Any]:
+    kept = set(result.images)
+    rows = [row for row in result.table.rows if row.index in kept]
+    disagreements = []
+    for row in rows:
+        dataset_label = result.images[row.index]["label"]
+        if (
+            row.label
+            and dataset_label
+            and row.label.strip().lower() != dataset_label.strip().lower()
+        ):
+            disagreements.append(
+                {"line": row.line, "index": row.index, "csv": row.label, "dataset": dataset_label}
+            )
+    distinct_in_csv = len({row.index for row in result.table.rows})
+    return {
+        "csv": str(result.table.path),
+        "rows_read": result.table.rows_read,
+        "rows_skipped": [{"line": line, "reason": reason} for line, reason in result.table.skipped],
+        "distinct_images_in_csv": distinct_in_csv,
+        "images_selected": len(result.selected),
+        "images_written": len(result.images),
+        "images_skipped": [{"index": i, "reason": r} for i, r in sorted(result.bad.items())],
+        "pairs_written": len(rows),
+        "images_with_several_texts": sum(
+            1 for n in Counter(r.index for r in rows).values() if n > 1
+        ),
+        "texts_per_class": dict(sorted(Counter(row.label or "(none)" for row in rows).items())),
+        "label_disagreements": {"count": len(disagreements), "examples": disagreements[:EXAMPLES]},
+    }
+
+
+def _token_report(profile: Profile, results: list[SplitResult]) -> dict[str, Any]:
+    from .model.tokenizer import load_tokenizer, token_lengths
+
+    texts = []
+    for result in results:
+        kept = set(result.images)
+        for row in result.table.rows:
+            if row.index in kept:
+                texts += [t for t in (row.text, row.left_text, row.right_text) if t]
+    context = profile.model.context_length
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        tokenizer = load_tokenizer(profile.model.text)
+    except Exception as exc:  # offline, unknown id: the report says so, conversion goes on
+        return {"tokenizer": profile.model.text, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    lengths = np.array(token_lengths(tokenizer, texts)) if texts else np.zeros(0, dtype=int)
+    truncated = int((lengths > context).sum())
+    return {
+        "tokenizer": profile.model.text,
+        "context_length": context,
+        "prompts": int(lengths.size),
+        "mean": round(float(lengths.mean()), 1) if lengths.size else 0.0,
+        "p90": int(np.percentile(lengths, 90)) if lengths.size else 0,
+        "max": int(lengths.max()) if lengths.size else 0,
+        "truncated": truncated,
+        "truncated_share": round(truncated / lengths.size, 4) if lengths.size else 0.0,
+    }
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    return (
+        table[values.view(np.uint8)]
+        .reshape(values.shape[:-1] + (-1,))
+        .reshape(values.shape + (8,))
+        .sum(-1)
+    )
+
+
+def _hashes(result: SplitResult) -> tuple[np.ndarray, np.ndarray]:
+    """Image ids and their hashes as rows of uint64 words (one row per distinct eye image)."""
+    ids, words = [], []
+    for index, image in sorted(result.images.items()):
+        for value in sorted(set(image["phash"])):
+            ids.append(index)
+            words.append([int(value[i : i + 16], 16) for i in range(0, len(value), 16)])
+    return np.array(ids, dtype=np.int64), np.array(words, dtype=np.uint64).reshape(len(ids), -1)
+
+
+def near_duplicates(train: SplitResult, test: SplitResult, bits: int) -> dict[str, Any]:
+    """Test images whose perceptual hash is within `bits` of some train image's."""
+    train_ids, train_hashes = _hashes(train)
+    test_ids, test_hashes = _hashes(test)
+    matches: dict[int, tuple[int, int]] = {}
+    if train_hashes.size and test_hashes.size:
+        for start in range(0, len(test_hashes), 128):  # blocks keep memory bounded
+            block = test_hashes[start : start + 128]
+            distance = _popcount(block[:, None, :] ^ train_hashes[None, :, :]).sum(
+                -1, dtype=np.int32
+            )
+            nearest = distance.argmin(axis=1)
+            best = distance[np.arange(len(block)), nearest]
+            for offset in np.nonzero(best <= bits)[0]:
+                test_id = int(test_ids[start + offset])
+                found = (int(train_ids[nearest[offset]]), int(best[offset]))
+                if test_id not in matches or found[1] < matches[test_id][1]:
+                    matches[test_id] = found
+    examples = [{"test": t, "train": m, "distance": d} for t, (m, d) in sorted(matches.items())]
+    return {
+        "bits": bits,
+        "test_images": len(test.images),
+        "test_images_with_train_match": len(matches),
+        "exact": sum(1 for _, d in matches.values() if d == 0),
+        "examples": examples[:EXAMPLES],
+    }
+
+
+def cross_class_duplicates(result: SplitResult) -> int:
+    """Images of one split that share an identical hash with an image of another class."""
+    labels_by_hash: dict[str, set[str]] = defaultdict(set)
+    members: dict[str, list[int]] = defaultdict(list)
+    for index, image in result.images.items():
+        key = image["phash"][0]
+        labels_by_hash[key].add(image["label"] or result.csv_labels.get(index) or "")
+        members[key].append(index)
+    return sum(len(members[k]) for k, labels in labels_by_hash.items() if len(labels) > 1)
+
+
+def build(profile: Profile, results: list[SplitResult]) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "image_size": profile.data.image_size,
+        "eyes": profile.data.eyes,
+        "splits": {r.name: _split_report(r) for r in results},
+        "tokens": _token_report(profile, results),
+    }
+    for result in results:
+        report["splits"][result.name]["cross_class_identical_images"] = cross_class_duplicates(
+            result
+        )
+    by_name = {r.name: r for r in results}
+    if "train" in by_name and "test" in by_name:
+        report["near_duplicates"] = near_duplicates(
+            by_name["train"], by_name["test"], profile.data.near_duplicate_bits
+        )
+    return report
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers kept in state.json and shown in plans."""
+    out: dict[str, Any] = {}
+    for name, split in report["splits"].items():
+        out[f"{name}_pairs"] = split["pairs_written"]
+        out[f"{name}_images"] = split["images_written"]
+    return out
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"Conversion report ({report['eyes']} eyes, {report['image_size']} px)"]
+    for name, split in report["splits"].items():
+        lines.append(
+            f"  {name}: {split['rows_read']} rows read, {split['pairs_written']} pairs written on "
+            f"{split['images_written']} images ({split['images_selected']} selected of "
+            f"{split['distinct_images_in_csv']} in the CSV; "
+            f"{split['images_with_several_texts']} with several texts)"
+        )
+        if split["rows_skipped"]:
+            lines.append(
+                f"    rows skipped: {len(split['rows_skipped'])}, e.g. line "
+                f"{split['rows_skipped'][0]['line']}: {split['rows_skipped'][0]['reason']}"
+            )
+        if split["images_skipped"]:
+            first = split["images_skipped"][0]
+            lines.append(
+                f"    images skipped: {len(split['images_skipped'])}, e.g. index "
+                f"{first['index']}: {first['reason']}"
+            )
+        disagreements = split["label_disagreements"]
+        if disagreements["count"]:
+            first = disagreements["examples"][0]
+            lines.append(
+                f"    CSV label differs from the data set's on {disagreements['count']} rows, "
+                f"e.g. line {first['line']}: {first['csv']!r} vs {first['dataset']!r}"
+            )
+        if split["cross_class_identical_images"]:
+            lines.append(
+                f"    {split['cross_class_identical_images']} images are identical to an "
+                f"image of another class"
+            )
+        per_class = ", ".join(f"{k}: {v}" for k, v in split["texts_per_class"].items())
+        lines.append(f"    texts per class: {per_class}")
+    tokens = report["tokens"]
+    if "error" in tokens:
+        lines.append(
+            f"  prompt lengths: not measured, tokenizer {tokens['tokenizer']!r} could not "
+            f"be loaded ({tokens['error']})"
+        )
+    else:
+        lines.append(
+            f"  prompt lengths ({tokens['tokenizer']}): mean {tokens['mean']}, p90 {tokens['p90']}, "
+            f"max {tokens['max']} tokens; {tokens['truncated']} of {tokens['prompts']} "
+            f"({tokens['truncated_share']:.0%}) exceed the context length {tokens['context_length']} "
+            f"and will be truncated"
+        )
+    duplicates = report.get("near_duplicates")
+    if duplicates:
+        lines.append(
+            f"  near duplicates: {duplicates['test_images_with_train_match']} of "
+            f"{duplicates['test_images']} test images are within {duplicates['bits']} bits (of 256) of a "
+            f"train image ({duplicates['exact']} identical hashes): test figures will be optimistic"
+            if duplicates["test_images_with_train_match"]
+            else "  near duplicates: no test image is close to a train image"
+        )
+    return "\n".join(lines) + "\n"

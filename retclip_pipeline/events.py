@@ -1,0 +1,104 @@
+"""The one event stream: stages emit events; the CLI prints them and the TUI renders them.
+
+Every event is also appended to `<workdir>/events.jsonl`, one JSON object a line, so that a
+detached run can be followed by another process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+EventKind = Literal[
+    "run_started",
+    "stage_started",
+    "stage_skipped",
+    "progress",
+    "log",
+    "metric",
+    "stage_finished",
+    "stage_failed",
+    "run_finished",
+]
+
+
+@dataclass
+class Event:
+    stage: str
+    kind: EventKind
+    message: str = ""
+    done: int | None = None
+    total: int | None = None
+    unit: str | None = None
+    task: str | None = None  # sub-task of a stage, e.g. "train images"; one progress bar each
+    metrics: dict[str, Any] | None = None
+    level: str = "info"
+    time: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        return cls(**json.loads(line))
+
+
+EventSink = Callable[[Event], None]
+
+
+class Emitter:
+    """What a stage holds: small helpers over a sink, bound to the stage's name."""
+
+    def __init__(self, sink: EventSink, stage: str):
+        self.sink = sink
+        self.stage = stage
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.sink(Event(self.stage, "log", message, level=level))
+
+    def warn(self, message: str) -> None:
+        self.log(message, level="warning")
+
+    def progress(self, task: str, done: int, total: int | None, unit: str = "items") -> None:
+        self.sink(Event(self.stage, "progress", task=task, done=done, total=total, unit=unit))
+
+    def metric(self, message: str, **metrics: Any) -> None:
+        self.sink(Event(self.stage, "metric", message, metrics=metrics))
+
+
+class JsonlEventWriter:
+    """Appends events to a file, flushing each line so followers see it at once."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def __call__(self, event: Event) -> None:
+        self._handle.write(event.to_json() + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def fan_out(*sinks: EventSink) -> EventSink:
+    def sink(event: Event) -> None:
+        for each in sinks:
+            each(event)
+
+    return sink
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    """Events of a run so far; a half-written last line (a killed writer) is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.endswith("\n"):
+                yield Event.from_json(line)

@@ -1,0 +1,138 @@
+"""Hugging Face access: where the token comes from, and opening a data set split (a hub id or
+a local folder) through the one `datasets` code path."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .profile import Profile
+
+
+@dataclass
+class Token:
+    value: str | None
+    origin: str  # "HF_TOKEN", "stored login" or "none"
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"Token(origin={self.origin!r}, present={self.value is not None})"
+
+    def masked(self) -> str:
+        if not self.value:
+            return "none"
+        return f"{self.value[:3]}…{self.value[-2:]} ({self.origin})"
+
+
+def resolve_token(profile: Profile) -> Token:
+    """The profile's environment variable first, then the hub client's stored login."""
+    value = os.environ.get(profile.hub.token_env, "").strip()
+    if value:
+        return Token(value, profile.hub.token_env)
+    if profile.hub.use_stored_login:
+        from huggingface_hub import get_token
+
+        stored = get_token()
+        if stored:
+            return Token(stored, "stored login")
+    return Token(None, "none")
+
+
+@dataclass
+class SplitSource:
+    """One split of the data set, images left undecoded: rows give raw bytes or file paths."""
+
+    name: str
+    dataset: object  # datasets.Dataset with image columns cast to Image(decode=False)
+    image_columns: tuple[str, ...]
+    label_column: str | None
+    label_names: list[str] | None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def rows(self, indices: list[int]) -> list[tuple[tuple[bytes | str, ...], str | None]]:
+        """For each index: (one image reference per eye, the data set's label name)."""
+        batch = self.dataset.select(indices)
+        columns = {c: batch[c] for c in self.image_columns}
+        labels = batch[self.label_column] if self.label_column else [None] * len(indices)
+        out = []
+        for i in range(len(indices)):
+            refs = tuple(_image_ref(columns[c][i]) for c in self.image_columns)
+            label = labels[i]
+            if label is not None and self.label_names is not None and isinstance(label, int):
+                label = self.label_names[label]
+            out.append((refs, None if label is None else str(label)))
+        return out
+
+
+def _image_ref(value: dict | None) -> bytes | str:
+    if not value:
+        return b""
+    return value.get("bytes") or value.get("path") or b""
+
+
+def read_image_ref(ref: bytes | str) -> bytes:
+    if isinstance(ref, bytes):
+        return ref
+    return Path(ref).read_bytes()
+
+
+def quiet_datasets() -> None:
+    """Our own progress events replace the library's bars."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def open_split(profile: Profile, split: str) -> SplitSource:
+    import datasets
+
+    quiet_datasets()
+    kind, where = profile.dataset_source()
+    token = resolve_token(profile).value if kind == "hub" else None
+    try:
+        dataset = datasets.load_dataset(where, split=split, token=token)
+    except ValueError as exc:
+        if "split" in str(exc).lower():
+            raise UserError(
+                f"data set {where} has no split {split!r}: set data.train_split / "
+                f"data.test_split to one of its splits"
+            ) from None
+        raise UserError(f"cannot read data set {where}: {exc}") from None
+    except FileNotFoundError as exc:
+        raise UserError(f"data set not found: {where} ({exc}); check hub.dataset") from None
+    except Exception as exc:  # the hub client raises many types; name the set and the cause
+        name = type(exc).__name__
+        if "NotFound" in name or "Gated" in name or "Repository" in name or "HTTP" in name:
+            raise UserError(
+                f"cannot open data set {where}: {name}: {exc}; check hub.dataset and your token"
+            ) from None
+        raise
+    data = profile.data
+    image_columns = (
+        (data.image_column,)
+        if data.eyes == "single"
+        else (data.left_image_column, data.right_image_column)
+    )
+    for column, key in zip(
+        image_columns,
+        ("image_column",) if data.eyes == "single" else ("left_image_column", "right_image_column"),
+        strict=True,
+    ):
+        if column not in dataset.column_names:
+            raise UserError(
+                f"data set {where} split {split!r} has no column {column!r} "
+                f"(columns: {', '.join(dataset.column_names)}): set data.{key}"
+            )
+        dataset = dataset.cast_column(column, datasets.Image(decode=False))
+    label_column = data.dataset_label_column or None
+    if label_column and label_column not in dataset.column_names:
+        label_column = None
+    label_names = None
+    if label_column:
+        feature = dataset.features[label_column]
+        label_names = list(getattr(feature, "names", None) or []) or None
+    return SplitSource(split, dataset, image_columns, label_column, label_names)

@@ -1,0 +1,1 @@
+"""RET-CLIP model pieces: tower presets and tokenizers (the model itself lands with training)."""

@@ -1,0 +1,377 @@
+"""The TOML profile: one file per experiment, typed sections with defaults.
+
+`load` reports every problem at once, each with its key path and line; `save` writes only
+what differs from the defaults. Relative paths in a profile are relative to the profile's
+own folder, so a profile works from any current directory. The Hugging Face token is never a
+profile field: the profile only names where to find it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from .errors import UserError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    file: bool = False,
+) -> Any:
+    """A profile key: its default, a one-line help, and what values it allows."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "file": file}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class HubSection:
+    dataset: str = opt(
+        "Peacein/color-fundus-eye",
+        "Hugging Face data set id, or a local folder that datasets.load_dataset reads",
+    )
+    token_env: str = opt(
+        "HF_TOKEN", "environment variable that holds the token (never the token itself)"
+    )
+    use_stored_login: bool = opt(True, "fall back to the token stored by `hf auth login`")
+
+
+@dataclass
+class DataSection:
+    train_csv: str = opt("", "prompt CSV for the train split", file=True)
+    test_csv: str = opt("", "prompt CSV for the test split (empty: no test split)", file=True)
+    train_split: str = opt("train", "data set split the train CSV indexes")
+    test_split: str = opt("test", "data set split the test CSV indexes")
+    eyes: str = opt(
+        "single",
+        "single: one image per row, used for both eyes; paired: left and right images",
+        choices=("single", "paired"),
+    )
+    index_column: str = opt(
+        "dataset_index", "CSV column with the row index into the data set split"
+    )
+    label_column: str = opt("label", "CSV column with the class name (empty: none)")
+    text_column: str = opt(
+        "prompt", "CSV column with the text (the patient-level text when paired)"
+    )
+    left_text_column: str = opt("", "paired: CSV column with the left-eye text")
+    right_text_column: str = opt("", "paired: CSV column with the right-eye text")
+    image_column: str = opt("image", "single: data set column holding the image")
+    left_image_column: str = opt("left_image", "paired: data set column holding the left image")
+    right_image_column: str = opt("right_image", "paired: data set column holding the right image")
+    dataset_label_column: str = opt("label", "data set column with the class label (empty: none)")
+    image_size: int = opt(224, "side of the square images written, in pixels", min=16, max=2048)
+    crop_border: bool = opt(True, "crop the black border around the fundus before resizing")
+    jpeg_quality: int = opt(95, "JPEG quality of the images written", min=50, max=100)
+    on_bad_row: str = opt(
+        "error",
+        "a bad CSV row stops the run (error) or is skipped and reported (skip)",
+        choices=("error", "skip"),
+    )
+    near_duplicate_bits: int = opt(
+        12, "perceptual-hash distance (of 256 bits) counted as a near duplicate", min=0, max=128
+    )
+
+
+@dataclass
+class SizingSection:
+    mode: str = opt(
+        "full",
+        "smoke: 100 samples; full: every sample; custom: `samples` of them",
+        choices=("smoke", "full", "custom"),
+    )
+    samples: int = opt(100, "custom: train samples (images, or patients when paired)", min=1)
+    test_samples: int = opt(
+        0, "test samples for smoke/custom (0: the train fraction of the test split)", min=0
+    )
+    seed: int = opt(0, "seed of the stratified sample", min=0)
+
+
+@dataclass
+class ModelSection:
+    vision: str = opt("vit-b-16", "image tower: a preset name, hub id or local folder")
+    text: str = opt("chinese-roberta", "text tower: a preset name, hub id or local folder")
+    context_length: int = opt(
+        100, "text tokens per prompt, [CLS] and [SEP] included", min=8, max=512
+    )
+
+
+SMOKE_SAMPLES = 100
+
+
+@dataclass
+class Profile:
+    name: str = opt("retclip", "run name: checkpoints go to logs/<name>")
+    workdir: str = opt("", "run directory (empty: runs/<name> in the current directory)")
+    hub: HubSection = field(default_factory=HubSection)
+    data: DataSection = field(default_factory=DataSection)
+    sizing: SizingSection = field(default_factory=SizingSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    # Where the profile was read from; relative paths resolve against its folder.
+    source: Path | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    def resolve(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def workdir_path(self) -> Path:
+        if self.workdir:
+            return self.resolve(self.workdir)
+        return (Path.cwd() / "runs" / self.name).resolve()
+
+    def dataset_source(self) -> tuple[str, str]:
+        """('local', absolute path) or ('hub', repo id)."""
+        value = self.hub.dataset
+        looks_local = value.startswith((".", "/", "~")) or not HUB_ID.match(value)
+        if looks_local or self.resolve(value).exists():
+            return "local", str(self.resolve(value))
+        return "hub", value
+
+    def train_samples(self, available: int) -> int:
+        if self.sizing.mode == "full":
+            return available
+        wanted = SMOKE_SAMPLES if self.sizing.mode == "smoke" else self.sizing.samples
+        return min(wanted, available)
+
+    def test_samples(self, available: int, train_fraction: float) -> int:
+        if self.sizing.mode == "full":
+            return available
+        if self.sizing.test_samples:
+            return min(self.sizing.test_samples, available)
+        return min(available, max(1, round(available * train_fraction)))
+
+
+SECTION_CLASSES = {
+    "hub": HubSection,
+    "data": DataSection,
+    "sizing": SizingSection,
+    "model": ModelSection,
+}
+
+
+@dataclass
+class Problem:
+    key: str
+    message: str
+    line: int | None = None
+
+    def format(self, source: Path | None) -> str:
+        where = str(source) if source else "profile"
+        if self.line:
+            where += f":{self.line}"
+        return f"{where}: {self.key}: {self.message}"
+
+
+class ProfileError(UserError):
+    def __init__(self, problems: list[Problem], source: Path | None):
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(p.format(source) for p in problems))
+
+
+def _key_line(text: str, section: str | None, key: str) -> int | None:
+    """Line number of `key` in `[section]` (or at the top level) of a TOML text."""
+    current: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = header.group(1).strip('"')
+            if section is not None and key == "" and current == section:
+                return number
+            continue
+        if current == section and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
+            return number
+    return None
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}[kind]
+
+
+def _check_value(key: str, value: Any, spec: dataclasses.Field) -> str | None:
+    kind = (
+        {"str": str, "int": int, "bool": bool, "float": float}[spec.type]
+        if isinstance(spec.type, str)
+        else spec.type
+    )
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        return f"expected {_type_name(kind)}, got {value!r}"
+    meta = spec.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"expected one of {', '.join(map(repr, meta['choices']))}, got {value!r}"
+    if meta.get("min") is not None and value < meta["min"]:
+        return f"must be at least {meta['min']}, got {value}"
+    if meta.get("max") is not None and value > meta["max"]:
+        return f"must be at most {meta['max']}, got {value}"
+    return None
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key.split(".")[-1], known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+    return "unknown key" + hint
+
+
+def from_dict(
+    raw: dict[str, Any], source: Path | None = None, text: str = "", check_files: bool = True
+) -> Profile:
+    """Build a Profile from parsed TOML, collecting every problem before raising."""
+    problems: list[Problem] = []
+    profile = Profile(source=source)
+    top_fields = {f.name: f for f in dataclasses.fields(Profile) if f.name != "source"}
+    for key, value in raw.items():
+        if key not in top_fields:
+            problems.append(
+                Problem(key, _unknown(key, list(top_fields)), _key_line(text, None, key))
+            )
+        elif key in SECTION_CLASSES:
+            if not isinstance(value, dict):
+                problems.append(
+                    Problem(key, f"expected a [{key}] table", _key_line(text, None, key))
+                )
+                continue
+            section = getattr(profile, key)
+            specs = {f.name: f for f in dataclasses.fields(section)}
+            for sub, sub_value in value.items():
+                path = f"{key}.{sub}"
+                line = _key_line(text, key, sub)
+                if sub not in specs:
+                    problems.append(Problem(path, _unknown(sub, list(specs)), line))
+                    continue
+                error = _check_value(path, sub_value, specs[sub])
+                if error:
+                    problems.append(Problem(path, error, line))
+                else:
+                    setattr(section, sub, sub_value)
+        else:
+            error = _check_value(key, value, top_fields[key])
+            if error:
+                problems.append(Problem(key, error, _key_line(text, None, key)))
+            else:
+                setattr(profile, key, value)
+    problems += _cross_checks(profile, text, check_files)
+    if problems:
+        raise ProfileError(problems, source)
+    return profile
+
+
+def _cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem]:
+    problems = []
+
+    def add(section: str, key: str, message: str) -> None:
+        problems.append(Problem(f"{section}.{key}", message, _key_line(text, section, key)))
+
+    data = profile.data
+    if not data.train_csv:
+        add("data", "train_csv", "required: the path of your train prompt CSV")
+    if data.eyes == "paired":
+        for key in ("left_text_column", "right_text_column"):
+            if not getattr(data, key):
+                add("data", key, 'required when data.eyes = "paired"')
+    if not re.fullmatch(r"[\w.-]+", profile.name):
+        problems.append(
+            Problem(
+                "name", "use letters, digits, '.', '_' or '-' only", _key_line(text, None, "name")
+            )
+        )
+    if check_files:
+        for key in ("train_csv", "test_csv"):
+            value = getattr(data, key)
+            if value and not profile.resolve(value).is_file():
+                add("data", key, f"file not found: {profile.resolve(value)}")
+        kind, where = profile.dataset_source()
+        if kind == "local" and not Path(where).exists():
+            add("hub", "dataset", f"not a hub id (owner/name) and no such folder: {where}")
+    return problems
+
+
+def load(path: str | Path, check_files: bool = True) -> Profile:
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"profile not found: {path} (see profiles/ for examples)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"profile {path} is not UTF-8 text") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(raw, source=path, text=text, check_files=check_files)
+
+
+def to_dict(profile: Profile, minimal: bool = False, resolved: bool = False) -> dict[str, Any]:
+    """The profile as TOML-ready data: only non-defaults when `minimal`; absolute paths when
+    `resolved` (every default filled in, for the copy kept in the run directory)."""
+    defaults = Profile()
+    out: dict[str, Any] = {}
+    for spec in dataclasses.fields(Profile):
+        if spec.name == "source":
+            continue
+        value = getattr(profile, spec.name)
+        if spec.name in SECTION_CLASSES:
+            table = {}
+            for sub in dataclasses.fields(value):
+                sub_value = getattr(value, sub.name)
+                if resolved and sub.metadata.get("file") and sub_value:
+                    sub_value = str(profile.resolve(sub_value))
+                if not minimal or sub_value != getattr(getattr(defaults, spec.name), sub.name):
+                    table[sub.name] = sub_value
+            if resolved and spec.name == "hub":
+                kind, where = profile.dataset_source()
+                table["dataset"] = where
+            if table:
+                out[spec.name] = table
+        else:
+            if resolved and spec.name == "workdir":
+                value = str(profile.workdir_path())
+            if not minimal or value != getattr(defaults, spec.name):
+                out[spec.name] = value
+    return out
+
+
+def dumps(profile: Profile, minimal: bool = True, resolved: bool = False) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(to_dict(profile, minimal=minimal, resolved=resolved))
+
+
+def save(profile: Profile, path: str | Path) -> None:
+    from .atomic import write_text
+
+    write_text(path, dumps(profile, minimal=True))
+
+
+def fingerprint(data: Any) -> str:
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -1,0 +1,248 @@
+"""Runs the stages in order: skips what is done and current, resumes what was cut off, redoes
+what a changed setting made stale, and records it all in state.json and events.jsonl."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import profile as profiles
+from .atomic import write_text
+from .errors import StageInterrupted, UserError, as_user_error
+from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
+from .stage import Stage, StageContext
+from .state import RunState
+
+EVENTS_FILE = "events.jsonl"
+RESOLVED_PROFILE = "profile.resolved.toml"
+HEARTBEAT_EVERY_S = 2.0
+
+
+def all_stages() -> list[Stage]:
+    from . import convert, lmdb_store
+
+    return [convert.STAGE, lmdb_store.STAGE]
+
+
+def stage_names() -> list[str]:
+    return [s.name for s in all_stages()]
+
+
+def fingerprints(profile: profiles.Profile) -> dict[str, str]:
+    """Each stage's fingerprint: its profile sections, extra material, and its upstream's."""
+    data = profiles.to_dict(profile, resolved=True)
+    prints: dict[str, str] = {}
+    for stage in all_stages():
+        prints[stage.name] = profiles.fingerprint(
+            {
+                "sections": {name: _pick(data, name) for name in stage.sections},
+                "extra": stage.extra_fingerprint(profile),
+                "upstream": {name: prints[name] for name in stage.needs},
+            }
+        )
+    return prints
+
+
+def _pick(data: dict[str, Any], dotted: str) -> Any:
+    """A section ("data") or one key of it ("hub.dataset") from the resolved profile."""
+    value: Any = data
+    for part in dotted.split("."):
+        value = value.get(part, {}) if isinstance(value, dict) else {}
+    return value
+
+
+@dataclass
+class PlanRow:
+    stage: Stage
+    status: str  # done | stale | resume | to run | not selected
+    fingerprint: str
+    reason: str = ""
+
+
+def plan(
+    profile: profiles.Profile, workdir: Path, selected: list[str] | None = None
+) -> list[PlanRow]:
+    state = RunState.load(workdir)
+    prints = fingerprints(profile)
+    rows = []
+    for stage in all_stages():
+        entry = state.stages.get(stage.name, {})
+        current = prints[stage.name]
+        outputs_there = all(p.exists() for p in stage.outputs(profile, workdir))
+        if selected is not None and stage.name not in selected:
+            status, reason = "not selected", ""
+        elif entry.get("status") == "done" and entry.get("fingerprint") == current:
+            status, reason = ("done", "") if outputs_there else ("to run", "outputs missing")
+        elif entry.get("status") == "done":
+            status, reason = "stale", "settings changed since it ran"
+        elif entry and entry.get("fingerprint") == current:
+            status, reason = "resume", f"was {entry.get('status')}"
+        elif entry:
+            status, reason = "to run", "cut-off work used other settings: starts afresh"
+        else:
+            status, reason = "to run", ""
+        rows.append(PlanRow(stage, status, current, reason))
+    return rows
+
+
+def check_workdir(workdir: Path) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"cannot write to the work directory {workdir} ({exc.strerror}): "
+            f"choose another with --workdir or the profile's workdir"
+        ) from None
+
+
+class _Heartbeat:
+    """An event sink that keeps state.json's heartbeat fresh without rewriting it per event."""
+
+    def __init__(self, state: RunState):
+        self.state = state
+        self.last = 0.0
+
+    def __call__(self, event: Event) -> None:
+        now = time.monotonic()
+        if now - self.last >= HEARTBEAT_EVERY_S:
+            self.last = now
+            self.state.beat(event.stage)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A kill (SIGTERM) stops like Ctrl-C: the current stage records where it was."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _needs_met(stage: Stage, rows: dict[str, PlanRow], selected: list[str]) -> None:
+    for need in stage.needs:
+        row = rows[need]
+        if need in selected:
+            continue
+        if row.status != "done":
+            raise UserError(
+                f"stage {stage.name} needs {need}, which is {row.status}: "
+                f"run it first (--stages {need},{stage.name})"
+            )
+
+
+def run(
+    profile: profiles.Profile,
+    workdir: Path,
+    sink: EventSink,
+    selected: list[str] | None = None,
+    restart: bool = False,
+) -> dict[str, Any]:
+    """Run the selected stages (all by default). Returns each stage's summary."""
+    names = stage_names()
+    selected = selected or names
+    check_workdir(workdir)
+    state = RunState.load(workdir)
+    if restart:
+        for stage in all_stages():
+            if stage.name in selected:
+                _remove(stage.outputs(profile, workdir) + stage.scratch(profile, workdir))
+                state.forget(stage.name)
+        state.save()
+    write_text(workdir / RESOLVED_PROFILE, profiles.dumps(profile, minimal=False, resolved=True))
+    writer = JsonlEventWriter(workdir / EVENTS_FILE)
+    emit_all = fan_out(writer, _Heartbeat(state), sink)
+    rows = {row.stage.name: row for row in plan(profile, workdir, selected)}
+    summaries: dict[str, Any] = {}
+    emit_all(
+        Event(
+            "run", "run_started", f"run {profile.name} in {workdir}", metrics={"stages": selected}
+        )
+    )
+    try:
+        with _sigterm_as_interrupt():
+            for stage in all_stages():
+                if stage.name not in selected:
+                    continue
+                _needs_met(stage, rows, selected)
+                row = rows[stage.name]
+                if row.status == "done":
+                    emit_all(Event(stage.name, "stage_skipped", "done and current"))
+                    summaries[stage.name] = state.stages[stage.name].get("summary", {})
+                    continue
+                summaries[stage.name] = _run_stage(stage, row, profile, workdir, state, emit_all)
+                for later in rows.values():  # a redone stage makes what reads it run again
+                    if stage.name in later.stage.needs and later.status == "done":
+                        later.status = "stale"
+        emit_all(Event("run", "run_finished", "all stages done"))
+    except StageInterrupted:
+        emit_all(Event("run", "run_finished", "interrupted: rerun to resume", level="warning"))
+        raise
+    finally:
+        writer.close()
+    return summaries
+
+
+def _run_stage(
+    stage: Stage,
+    row: PlanRow,
+    profile: profiles.Profile,
+    workdir: Path,
+    state: RunState,
+    sink: EventSink,
+) -> dict[str, Any]:
+    if row.status in ("stale", "to run") and row.reason != "outputs missing":
+        _remove(stage.scratch(profile, workdir))
+    state.mark(stage.name, "running", row.fingerprint)
+    note = " (resuming)" if row.status == "resume" else ""
+    sink(Event(stage.name, "stage_started", f"{stage.description}{note}"))
+    started = time.time()
+    context = StageContext(profile, workdir, Emitter(sink, stage.name), row.fingerprint)
+    try:
+        summary = stage.run(context)
+    except KeyboardInterrupt:
+        state.mark(stage.name, "interrupted", row.fingerprint)
+        sink(Event(stage.name, "stage_failed", "interrupted: rerun to resume", level="warning"))
+        raise StageInterrupted(f"{stage.name} interrupted; rerun to resume") from None
+    except UserError as exc:
+        state.mark(stage.name, "failed", row.fingerprint, error=str(exc))
+        sink(Event(stage.name, "stage_failed", str(exc), level="error"))
+        raise
+    except OSError as exc:
+        user = as_user_error(exc, str(workdir))
+        if user is None:
+            raise
+        state.mark(stage.name, "failed", row.fingerprint, error=str(user))
+        sink(Event(stage.name, "stage_failed", str(user), level="error"))
+        raise user from None
+    seconds = time.time() - started
+    state.mark(stage.name, "done", row.fingerprint, summary=summary, seconds=round(seconds, 2))
+    sink(Event(stage.name, "stage_finished", f"done in {seconds:.1f} s", metrics=summary))
+    return summary
+
+
+def _remove(paths: list[Path]) -> None:
+    import shutil
+
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()

@@ -1,0 +1,40 @@
+"""What a stage is: a function of (profile, run directory, event emitter) with declared
+inputs, outputs and the profile sections its fingerprint covers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .events import Emitter
+from .profile import Profile
+
+
+@dataclass
+class StageContext:
+    profile: Profile
+    workdir: Path
+    emit: Emitter
+    fingerprint: str
+
+    def path(self, *parts: str) -> Path:
+        return self.workdir.joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    description: str
+    sections: tuple[str, ...]  # profile sections the outputs depend on
+    needs: tuple[str, ...]  # stages whose outputs this one reads
+    run: Callable[[StageContext], dict[str, Any]]  # returns a summary kept in state.json
+    inputs: Callable[[Profile, Path], list[str]]
+    outputs: Callable[[Profile, Path], list[Path]]
+    # Work to delete on --restart besides the outputs (partial results).
+    scratch: Callable[[Profile, Path], list[Path]] = lambda profile, workdir: []
+    # Extra fingerprint material beyond the profile sections (e.g. digests of input files).
+    extra_fingerprint: Callable[[Profile], dict[str, Any]] = lambda profile: {}
+    # Sample counts for the plan, computed cheaply without doing the work.
+    plan_counts: Callable[[Profile], dict[str, Any]] | None = field(default=None)

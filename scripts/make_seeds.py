@@ -1,0 +1,48 @@
+"""Regenerate seeds/ (the embedded demo data sets) and the tiny model's tokenizer vocabulary.
+
+python scripts/make_seeds.py
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+from retclip_pipeline import demo
+from retclip_pipeline.model.tokenizer import TINY_TOKENIZER_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+def build_tiny_tokenizer(csv_paths: list[Path]) -> None:
+    """A small lower-cased WordPiece vocabulary learned from the demo prompts, offline."""
+    from tokenizers import BertWordPieceTokenizer
+
+    texts = []
+    for path in csv_paths:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                texts += [v for k, v in row.items() if k.startswith("prompt")]
+    tokenizer = BertWordPieceTokenizer(lowercase=True)
+    tokenizer.train_from_iterator(texts, vocab_size=1200, min_frequency=1)
+    TINY_TOKENIZER_DIR.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_model(str(TINY_TOKENIZER_DIR))
+    (TINY_TOKENIZER_DIR / "tokenizer_config.json").write_text(
+        '{"do_lower_case": true, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}\n'
+    )
+
+
+def main() -> None:
+    for name in ("demo", "demo_paired"):
+        shutil.rmtree(SEEDS / name, ignore_errors=True)
+    demo.write_single_eye(SEEDS / "demo")
+    demo.write_paired(SEEDS / "demo_paired")
+    build_tiny_tokenizer(sorted(SEEDS.glob("demo*/prompts_*.csv")))
+    size = sum(p.stat().st_size for p in SEEDS.rglob("*") if p.is_file())
+    print(f"seeds/ written: {size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

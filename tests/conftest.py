@@ -1,0 +1,108 @@
+"""Shared fixtures. The Hugging Face caches point into a temporary folder before anything
+imports `datasets`, and no test touches the network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CACHE = Path(tempfile.mkdtemp(prefix="retclip-hf-"))
+os.environ["HF_HOME"] = str(_CACHE)
+os.environ["HF_DATASETS_CACHE"] = str(_CACHE / "datasets")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.pop("NO_COLOR", None)
+os.environ.pop("HF_TOKEN", None)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """A small single-eye demo set: 6 train and 3 test images a class."""
+    from retclip_pipeline import demo
+
+    root = tmp_path_factory.mktemp("demo")
+    demo.write_single_eye(root, per_class={"train": 6, "test": 3})
+    return root
+
+
+@pytest.fixture(scope="session")
+def paired_root(tmp_path_factory) -> Path:
+    from retclip_pipeline import demo
+
+    root = tmp_path_factory.mktemp("paired")
+    demo.write_paired(root, patients={"train": 24, "test": 8})
+    return root
+
+
+def write_profile(folder: Path, text: str, name: str = "profile.toml") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def demo_profile(tmp_path, demo_root) -> Path:
+    """A profile over a private copy of the small demo set (tests may damage the copy)."""
+    data = tmp_path / "set"
+    shutil.copytree(demo_root, data)
+    return write_profile(
+        tmp_path,
+        f"""
+name = "t"
+workdir = "run"
+[hub]
+dataset = "{data}"
+[data]
+train_csv = "{data}/prompts_train.csv"
+test_csv = "{data}/prompts_test.csv"
+image_size = 32
+[model]
+text = "tiny"
+context_length = 24
+""",
+    )
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "retclip_pipeline", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory, demo_root) -> Path:
+    """The small demo converted and built to LMDB once (read-only for tests)."""
+    from retclip_pipeline import profile as profiles
+    from retclip_pipeline.runner import run
+
+    folder = tmp_path_factory.mktemp("built")
+    path = write_profile(
+        folder,
+        f"""
+workdir = "run"
+[hub]
+dataset = "{demo_root}"
+[data]
+train_csv = "{demo_root}/prompts_train.csv"
+test_csv = "{demo_root}/prompts_test.csv"
+image_size = 32
+[model]
+text = "tiny"
+""",
+    )
+    run(profiles.load(path), folder / "run", lambda event: None)
+    return folder / "run"

@@ -1,0 +1,79 @@
+from collections import Counter
+
+import pytest
+
+from retclip_pipeline.errors import UserError
+from retclip_pipeline.profile import DataSection
+from retclip_pipeline.prompts import read_prompts, stratified_sample
+
+from .conftest import FIXTURES
+
+
+def test_real_excerpt_keeps_every_text_of_an_image():
+    table = read_prompts(FIXTURES / "retclip_prompts_excerpt.csv", DataSection(), None)
+    groups = table.by_index()
+    assert table.rows_read == len(table.rows) == 34
+    assert sum(len(rows) > 1 for rows in groups.values()) == 2  # indices with two prompts
+    assert len({row.label for row in table.rows}) == 10
+
+
+def test_odir_excerpt_reads_as_paired():
+    data = DataSection(
+        eyes="paired",
+        index_column="patient_id",
+        label_column="",
+        text_column="prompt_patient",
+        left_text_column="prompt_left",
+        right_text_column="prompt_right",
+    )
+    table = read_prompts(FIXTURES / "odir_prompts_excerpt.csv", data, None)
+    assert len(table.rows) == 8
+    assert table.rows[0].left_text.startswith("The left fundus")
+
+
+def _csv(tmp_path, body):
+    path = tmp_path / "p.csv"
+    path.write_text("dataset_index,label,prompt\n" + body, encoding="utf-8")
+    return path
+
+
+def test_bad_rows_stop_with_one_line_naming_them(tmp_path):
+    path = _csv(tmp_path, "0,A,fine\nx,A,bad index\n7,A,out of range\n1,A,\n")
+    with pytest.raises(UserError) as caught:
+        read_prompts(path, DataSection(), split_size=5)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "3 bad row(s)" in message
+    assert "line 3: dataset_index 'x' is not an integer" in message
+    assert "line 4: dataset_index 7 is outside the split (0..4)" in message
+    assert "line 5: empty prompt" in message
+    assert 'data.on_bad_row = "skip"' in message
+
+
+def test_bad_rows_skipped_and_reported_on_request(tmp_path):
+    path = _csv(tmp_path, "0,A,fine\nx,A,bad index\n1,B,also fine\n")
+    table = read_prompts(path, DataSection(on_bad_row="skip"), split_size=5)
+    assert [row.index for row in table.rows] == [0, 1]
+    assert table.skipped == [(3, "dataset_index 'x' is not an integer")]
+
+
+def test_missing_column_names_the_key_to_set(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("idx,label,prompt\n0,A,x\n")
+    with pytest.raises(UserError, match="has no column 'dataset_index'.*set data.index_column"):
+        read_prompts(path, DataSection(), None)
+
+
+def test_stratified_sample_is_proportional_seeded_and_covers_classes():
+    labels = {i: "big" for i in range(900)} | {900 + i: "small" for i in range(20)} | {999: "tiny"}
+    first = stratified_sample(labels, 100, seed=0)
+    assert first == stratified_sample(labels, 100, seed=0)
+    assert first != stratified_sample(labels, 100, seed=1)
+    assert len(first) == 100 and first == sorted(first)
+    counts = Counter(labels[i] for i in first)
+    assert counts["tiny"] == 1 and counts["small"] == 2 and counts["big"] == 97
+
+
+def test_stratified_sample_takes_all_when_asked_for_more():
+    labels = {i: "a" for i in range(5)}
+    assert stratified_sample(labels, 10, seed=0) == [0, 1, 2, 3, 4]
