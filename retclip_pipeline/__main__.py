@@ -13,8 +13,6 @@ from pathlib import Path
 
 from .errors import StageInterrupted, UserError
 
-STAGE_NAMES = ("convert", "lmdb")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -25,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--profile", required=True, type=Path, help="the run's TOML profile")
     parser.add_argument(
-        "--stages", help=f"comma-separated stages to run (default: all of {','.join(STAGE_NAMES)})"
+        "--stages", help="comma-separated stages to run, in pipeline order (default: all)"
     )
     parser.add_argument("--workdir", type=Path, help="run directory (overrides the profile's)")
     parser.add_argument(
@@ -50,13 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _selected(value: str | None) -> list[str] | None:
     if not value:
         return None
+    from .runner import stage_names
+
+    known = stage_names()
     names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in STAGE_NAMES]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise UserError(
-            f"unknown stage {unknown[0]!r} in --stages: choose from {', '.join(STAGE_NAMES)}"
-        )
-    return [n for n in STAGE_NAMES if n in names]
+        raise UserError(f"unknown stage {unknown[0]!r} in --stages: choose from {', '.join(known)}")
+    return [n for n in known if n in names]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +116,8 @@ def _dry_run(profile, workdir: Path, selected: list[str] | None) -> int:
     for row in plan(profile, workdir, selected):
         stage = row.stage
         reason = f" ({row.reason})" if row.reason else ""
+        if not row.selected:
+            reason += " [not selected]"
         print(f"  {stage.name:<8} {row.status}{reason}")
         print(f"           inputs:  {', '.join(stage.inputs(profile, workdir))}")
         outputs = stage.outputs(profile, workdir)

@@ -122,6 +122,40 @@ def convert_batch(
     return out
 
 
+def _submit(
+    pool: ProcessPoolExecutor, source: SplitSource, chunk: list[int], meta_path: Path, data
+) -> tuple[dict[int, str | None], list] | None:
+    """Start the workers on a chunk, unless a finished part file already holds it."""
+    if meta_path.exists():
+        return None
+    rows = source.rows(chunk)
+    labels = {index: label for index, (_, label) in zip(chunk, rows, strict=True)}
+    jobs = [(index, refs) for index, (refs, _) in zip(chunk, rows, strict=True)]
+    futures = [
+        pool.submit(
+            convert_batch, jobs[i : i + BATCH], data.image_size, data.jpeg_quality, data.crop_border
+        )
+        for i in range(0, len(jobs), BATCH)
+    ]
+    return labels, futures
+
+
+def _write_chunk(parts: Path, number: int, labels: dict[int, str | None], futures: list) -> None:
+    """Collect a chunk's results into its part files: the TSV first, then the JSON that marks
+    the chunk finished."""
+    meta: dict[str, Any] = {"images": [], "bad": []}
+    with atomic_open(parts / f"{number:05d}.tsv", "w", newline="\n") as tsv:
+        for future in futures:
+            for index, b64s, hashes, error in future.result():
+                if b64s is None:
+                    meta["bad"].append([index, error])
+                    continue
+                eyes = b64s if len(b64s) == 2 else b64s * 2
+                tsv.write(f"{index}\t{eyes[0]}\t{eyes[1]}\n")
+                meta["images"].append([index, labels[index], [f"{h:064x}" for h in hashes]])
+    write_json(parts / f"{number:05d}.json", meta)
+
+
 def _convert_split(
     ctx: StageContext, pool: ProcessPoolExecutor, source: SplitSource, result: SplitResult
 ) -> None:
@@ -132,28 +166,17 @@ def _convert_split(
     task = f"{result.name} images"
     total, done = len(result.selected), 0
     ctx.emit.progress(task, 0, total, "images")
+    # One chunk in flight ahead of the one being written, so the workers never wait on us.
+    pending = _submit(pool, source, chunks[0], parts / "00000.json", data) if chunks else None
     for number, chunk in enumerate(chunks):
+        current = pending
+        if number + 1 < len(chunks):
+            pending = _submit(
+                pool, source, chunks[number + 1], parts / f"{number + 1:05d}.json", data
+            )
         meta_path = parts / f"{number:05d}.json"
-        if not meta_path.exists():
-            rows = source.rows(chunk)
-            labels = {index: label for index, (_, label) in zip(chunk, rows, strict=True)}
-            jobs = [(index, refs) for index, (refs, _) in zip(chunk, rows, strict=True)]
-            batches = [jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH)]
-            futures = [
-                pool.submit(convert_batch, b, data.image_size, data.jpeg_quality, data.crop_border)
-                for b in batches
-            ]
-            meta: dict[str, Any] = {"images": [], "bad": []}
-            with atomic_open(parts / f"{number:05d}.tsv", "w", newline="\n") as tsv:
-                for future in futures:
-                    for index, b64s, hashes, error in future.result():
-                        if b64s is None:
-                            meta["bad"].append([index, error])
-                            continue
-                        eyes = b64s if len(b64s) == 2 else b64s * 2
-                        tsv.write(f"{index}\t{eyes[0]}\t{eyes[1]}\n")
-                        meta["images"].append([index, labels[index], [f"{h:064x}" for h in hashes]])
-            write_json(meta_path, meta)
+        if current is not None:
+            _write_chunk(parts, number, *current)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         for index, label, hashes in meta["images"]:
             result.images[index] = {"label": label, "phash": hashes}
@@ -202,36 +225,52 @@ def _write_texts(path: Path, result: SplitResult, paired: bool) -> None:
             text_id += 1
 
 
+def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
+    """Open each split, read its CSV and choose its sample (cheap; no image is touched)."""
+    profile = ctx.profile
+    prepared = []
+    train_fraction = 1.0
+    for name, csv, split in split_plan(profile):
+        source = open_split(profile, split)
+        table = read_prompts(profile.resolve(csv), profile.data, len(source))
+        for line, reason in table.skipped:
+            ctx.emit.warn(f"{table.path.name} line {line}: skipped: {reason}")
+        labels = {index: rows[0].label for index, rows in table.by_index().items()}
+        if name == "train":
+            count = profile.train_samples(len(labels))
+            train_fraction = count / len(labels)
+        else:
+            count = profile.test_samples(len(labels), train_fraction)
+        selected = stratified_sample(labels, count, profile.sizing.seed)
+        ctx.emit.log(
+            f"{name}: {table.rows_read} rows, {len(labels)} distinct images, "
+            f"converting {len(selected)}"
+        )
+        prepared.append((source, SplitResult(name, table, selected, labels)))
+    return prepared
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     profile = ctx.profile
     ctx.path("data").mkdir(parents=True, exist_ok=True)
-    results: list[SplitResult] = []
-    train_fraction = 1.0
-    with make_pool() as pool:
+    workers = os.cpu_count() or 1
+    with make_pool(workers) as pool:
         try:
-            for name, csv, split in split_plan(profile):
-                source = open_split(profile, split)
-                table = read_prompts(profile.resolve(csv), profile.data, len(source))
-                for line, reason in table.skipped:
-                    ctx.emit.warn(f"{table.path.name} line {line}: skipped: {reason}")
-                labels = {index: rows[0].label for index, rows in table.by_index().items()}
-                if name == "train":
-                    count = profile.train_samples(len(labels))
-                    train_fraction = count / len(labels)
-                else:
-                    count = profile.test_samples(len(labels), train_fraction)
-                selected = stratified_sample(labels, count, profile.sizing.seed)
-                ctx.emit.log(
-                    f"{name}: {table.rows_read} rows, {len(labels)} distinct images, "
-                    f"converting {len(selected)}"
-                )
-                result = SplitResult(name, table, selected, labels)
+            for _ in range(workers):  # start the workers while the data set loads
+                pool.submit(os.getpid)
+            prepared = _prepare(ctx)
+            # Token lengths in a worker process, beside the image work: loading a tokenizer
+            # takes seconds (and importing transformers in a thread races with datasets).
+            tables = {result.name: result.table for _, result in prepared}
+            measured = pool.submit(convert_report.measure_tokens, profile.model.text, tables)
+            for source, result in prepared:
                 _convert_split(ctx, pool, source, result)
-                results.append(result)
+            measured_tokens = measured.result()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    report = convert_report.build(profile, results)
+    results = [result for _, result in prepared]
+    report = convert_report.build(profile, results, measured_tokens)
     write_json(ctx.path("data", REPORT), report)
     text = convert_report.render(report)
     (ctx.path("data") / "convert_report.txt").write_text(text, encoding="utf-8")

@@ -12,6 +12,7 @@ from .profile import Profile
 
 if TYPE_CHECKING:
     from .convert import SplitResult
+    from .prompts import PromptTable
 
 EXAMPLES = 10
 
@@ -48,27 +49,51 @@ def _split_report(result: SplitResult) -> dict[str, Any]:
     }
 
 
-def _token_report(profile: Profile, results: list[SplitResult]) -> dict[str, Any]:
+def measure_tokens(text_tower: str, tables: dict[str, PromptTable]) -> dict[str, Any]:
+    """Token lengths of every text of each split's prompt table, by CSV line; or the reason
+    the tokenizer could not be loaded."""
     from .model.tokenizer import load_tokenizer, token_lengths
 
-    texts = []
-    for result in results:
-        kept = set(result.images)
-        for row in result.table.rows:
-            if row.index in kept:
-                texts += [t for t in (row.text, row.left_text, row.right_text) if t]
-    context = profile.model.context_length
     try:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        tokenizer = load_tokenizer(profile.model.text)
+        tokenizer = load_tokenizer(text_tower)
     except Exception as exc:  # offline, unknown id: the report says so, conversion goes on
-        return {"tokenizer": profile.model.text, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    lengths = np.array(token_lengths(tokenizer, texts)) if texts else np.zeros(0, dtype=int)
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    measured: dict[str, Any] = {}
+    for name, table in tables.items():
+        texts, lines = [], []
+        for row in table.rows:
+            for text in (row.text, row.left_text, row.right_text):
+                if text:
+                    texts.append(text)
+                    lines.append(row.line)
+        by_line: dict[int, list[int]] = defaultdict(list)
+        for line, length in zip(lines, token_lengths(tokenizer, texts), strict=True):
+            by_line[line].append(length)
+        measured[name] = dict(by_line)
+    return {"by_line": measured}
+
+
+def _token_report(
+    profile: Profile, results: list[SplitResult], measured: dict[str, dict]
+) -> dict[str, Any]:
+    head = {"tokenizer": profile.model.text}
+    errors = [m["error"] for m in measured.values() if "error" in m]
+    if errors:
+        return head | {"error": errors[0]}
+    kept_lengths: list[int] = []
+    for result in results:
+        kept = set(result.images)
+        by_line = measured["by_line"][result.name]
+        for row in result.table.rows:
+            if row.index in kept:
+                kept_lengths += by_line[row.line]
+    lengths = np.array(kept_lengths, dtype=int)
+    context = profile.model.context_length
     truncated = int((lengths > context).sum())
-    return {
-        "tokenizer": profile.model.text,
+    return head | {
         "context_length": context,
         "prompts": int(lengths.size),
         "mean": round(float(lengths.mean()), 1) if lengths.size else 0.0,
@@ -140,12 +165,14 @@ def cross_class_duplicates(result: SplitResult) -> int:
     return sum(len(members[k]) for k, labels in labels_by_hash.items() if len(labels) > 1)
 
 
-def build(profile: Profile, results: list[SplitResult]) -> dict[str, Any]:
+def build(
+    profile: Profile, results: list[SplitResult], measured: dict[str, dict]
+) -> dict[str, Any]:
     report: dict[str, Any] = {
         "image_size": profile.data.image_size,
         "eyes": profile.data.eyes,
         "splits": {r.name: _split_report(r) for r in results},
-        "tokens": _token_report(profile, results),
+        "tokens": _token_report(profile, results, measured),
     }
     for result in results:
         report["splits"][result.name]["cross_class_identical_images"] = cross_class_duplicates(

@@ -12,6 +12,7 @@ environment is a fresh rewrite in key order, byte-identical whatever the build's
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -215,10 +216,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 ctx.emit.progress(task, offset, total, "bytes")
                 continue
 
-            def report(done: int, base: int = offset) -> None:
-                ctx.emit.progress(task, base + done, total, "bytes")
-
-            count = build_env(
+            report = functools.partial(_report_bytes, ctx, task, offset, total)
+            build_env(
                 dest,
                 ctx.path("lmdb", ".building", split, env),
                 records,
@@ -226,7 +225,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 size,
                 report,
             )
-            summary[f"{split}_{env}"] = count
             offset += size
         summary.update(verify(ctx.path("lmdb", split), profile.data.eyes == "paired", split))
         ctx.emit.log(
@@ -234,6 +232,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
             f"{summary[f'{split}_pairs']} pairs in {ctx.path('lmdb', split)}, verified"
         )
     return summary
+
+
+def _report_bytes(ctx: StageContext, task: str, base: int, total: int, done: int) -> None:
+    ctx.emit.progress(task, base + done, total, "bytes")
 
 
 def verify(split_dir: Path, paired: bool, split: str) -> dict[str, int]:

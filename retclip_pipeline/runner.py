@@ -60,9 +60,10 @@ def _pick(data: dict[str, Any], dotted: str) -> Any:
 @dataclass
 class PlanRow:
     stage: Stage
-    status: str  # done | stale | resume | to run | not selected
+    status: str  # done | stale | resume | to run
     fingerprint: str
     reason: str = ""
+    selected: bool = True
 
 
 def plan(
@@ -75,9 +76,7 @@ def plan(
         entry = state.stages.get(stage.name, {})
         current = prints[stage.name]
         outputs_there = all(p.exists() for p in stage.outputs(profile, workdir))
-        if selected is not None and stage.name not in selected:
-            status, reason = "not selected", ""
-        elif entry.get("status") == "done" and entry.get("fingerprint") == current:
+        if entry.get("status") == "done" and entry.get("fingerprint") == current:
             status, reason = ("done", "") if outputs_there else ("to run", "outputs missing")
         elif entry.get("status") == "done":
             status, reason = "stale", "settings changed since it ran"
@@ -87,7 +86,8 @@ def plan(
             status, reason = "to run", "cut-off work used other settings: starts afresh"
         else:
             status, reason = "to run", ""
-        rows.append(PlanRow(stage, status, current, reason))
+        chosen = selected is None or stage.name in selected
+        rows.append(PlanRow(stage, status, current, reason, chosen))
     return rows
 
 

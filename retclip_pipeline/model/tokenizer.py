@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 TINY_TOKENIZER_DIR = Path(__file__).parent / "tiny_tokenizer"
@@ -21,6 +22,7 @@ def text_source(name: str) -> str:
     return TEXT_PRESETS.get(name, name)
 
 
+@functools.lru_cache(maxsize=4)
 def load_tokenizer(name: str):
     """The tokenizer of a text tower preset, hub id or local folder."""
     from transformers import AutoTokenizer, BertTokenizerFast

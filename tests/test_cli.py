@@ -1,0 +1,167 @@
+"""The command line: exit codes, one-line user errors (table-driven), --dry-run, --check."""
+
+import errno
+import shutil
+
+import pytest
+
+from retclip_pipeline.__main__ import main
+
+from .conftest import write_profile
+
+
+def _profile(tmp_path, demo_root, **overrides):
+    """A profile over a private copy of the demo set; overrides replace `key = value` lines."""
+    data = tmp_path / "set"
+    if not data.exists():
+        shutil.copytree(demo_root, data)
+    values = {
+        "workdir": f'"{tmp_path / "run"}"',
+        "dataset": f'"{data}"',
+        "train_csv": f'"{data}/prompts_train.csv"',
+        "test_csv": f'"{data}/prompts_test.csv"',
+    } | overrides
+    return write_profile(
+        tmp_path,
+        f"""workdir = {values["workdir"]}
+[hub]
+dataset = {values["dataset"]}
+[data]
+train_csv = {values["train_csv"]}
+test_csv = {values["test_csv"]}
+image_size = 32
+{values.get("data_extra", "")}
+[model]
+text = "tiny"
+""",
+    )
+
+
+def _edit_csv(path, old, new):
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def _bad_index(tmp_path):
+    _edit_csv(tmp_path / "set/prompts_train.csv", "\n0,", "\nzero,")
+
+
+def _range_index(tmp_path):
+    _edit_csv(tmp_path / "set/prompts_train.csv", "\n0,", "\n99999,")
+
+
+def _empty_prompt(tmp_path):
+    path = tmp_path / "set/prompts_test.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = ",".join(lines[2].split(",")[:2]) + ","
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _no_column(tmp_path):
+    _edit_csv(tmp_path / "set/prompts_train.csv", "dataset_index,", "idx,")
+
+
+def _malformed(tmp_path):
+    (tmp_path / "profile.toml").write_text("name = 'x'\n[data\n")
+
+
+def _unknown_key(tmp_path):
+    path = tmp_path / "profile.toml"
+    path.write_text(path.read_text() + "\n[sizing]\nsample = 3\n")
+
+
+BAD_INPUT = [
+    # (case, profile overrides, damage, words the one line must contain)
+    ("missing CSV", {"train_csv": '"/nope/train.csv"'}, None, ["data.train_csv", "file not found"]),
+    ("CSV without column", {}, _no_column, ["no column 'dataset_index'", "data.index_column"]),
+    ("non-integer index", {}, _bad_index, ["prompts_train.csv", "line 2", "not an integer"]),
+    ("out-of-range index", {}, _range_index, ["line 2", "99999 is outside the split"]),
+    ("empty prompt", {}, _empty_prompt, ["prompts_test.csv", "line 3", "empty prompt"]),
+    (
+        "unknown data set path",
+        {"dataset": '"./no/such/set"'},
+        None,
+        ["hub.dataset", "no such folder"],
+    ),
+    ("malformed TOML", {}, _malformed, ["not valid TOML", "line 2"]),
+    ("unknown key", {}, _unknown_key, ["sizing.sample", "did you mean 'samples'"]),
+    (
+        "unwritable work directory",
+        {"workdir": '"/proc/version/run"'},
+        None,
+        ["cannot write to the work directory", "--workdir"],
+    ),
+    ("unknown stage", {}, None, ["unknown stage 'train-it'"]),
+]
+
+
+@pytest.mark.parametrize("case,overrides,damage,words", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path, demo_root, capsys, case, overrides, damage, words
+):
+    profile = _profile(tmp_path, demo_root, **overrides)
+    if damage:
+        damage(tmp_path)
+    args = ["--profile", str(profile)]
+    if case == "unknown stage":
+        args += ["--stages", "train-it"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_disk_full_is_a_user_error_and_keeps_finished_work(
+    tmp_path, demo_root, capsys, monkeypatch
+):
+    from retclip_pipeline import lmdb_store
+
+    profile = _profile(tmp_path, demo_root)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lmdb_store, "build_env", full)
+    assert main(["--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert "disk full" in err and "Traceback" not in err
+    assert (tmp_path / "run/data/train_imgs.tsv").exists()  # convert's work is kept
+    monkeypatch.undo()
+    assert main(["--profile", str(profile)]) == 0
+    assert "[convert] done and current" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, demo_root, capsys):
+    profile = _profile(tmp_path, demo_root)
+    assert main(["--profile", str(profile), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "convert  to run" in out and "lmdb     to run" in out
+    assert "train: " in out and "images in this run" in out
+    assert not (tmp_path / "run").exists()
+    assert main(["--profile", str(profile)]) == 0
+    capsys.readouterr()
+    assert main(["--profile", str(profile), "--dry-run", "--stages", "lmdb"]) == 0
+    out = capsys.readouterr().out
+    assert "convert  done [not selected]" in out and "lmdb     done" in out
+
+
+def test_check_passes_on_good_input_and_fails_on_bad(tmp_path, demo_root, capsys):
+    profile = _profile(tmp_path, demo_root)
+    assert main(["--profile", str(profile), "--check"]) == 0
+    out = capsys.readouterr().out
+    for item in (
+        "profile",
+        "train CSV",
+        "test CSV",
+        "data set train",
+        "token",
+        "work directory",
+        "disk space",
+    ):
+        assert f"[ok  ] {item}" in out, out
+    _no_column(tmp_path)
+    assert main(["--profile", str(profile), "--check"]) == 2
+    out = capsys.readouterr().out
+    assert "[FAIL] train CSV" in out and "checks passed" in out

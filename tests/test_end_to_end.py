@@ -1,0 +1,113 @@
+"""The shipped demo profiles through every stage from the command line, and kill -9 at
+several moments followed by reruns that end byte-identical to an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, run_cli
+
+OUTPUTS = [
+    "data/train_imgs.tsv",
+    "data/train_texts.jsonl",
+    "data/train_images.jsonl",
+    "data/test_imgs.tsv",
+    "data/test_texts.jsonl",
+    "lmdb/train/imgs/data.mdb",
+    "lmdb/train/pairs/data.mdb",
+    "lmdb/test/imgs/data.mdb",
+    "lmdb/test/pairs/data.mdb",
+]
+
+
+@pytest.mark.slow
+def test_paired_demo_profile_runs_every_stage(tmp_path):
+    result = run_cli("--profile", "profiles/demo_paired.toml", "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "lmdb/train/eye_texts/data.mdb").exists()
+    assert "[lmdb] train: 100 images and 100 pairs" in result.stderr
+
+
+@pytest.mark.slow
+def test_kill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path):
+    reference = tmp_path / "reference"
+    result = run_cli("--profile", "profiles/demo.toml", "--workdir", str(reference))
+    assert result.returncode == 0, result.stderr
+    assert "[convert] done" in result.stderr and "[lmdb]" in result.stderr
+    killed = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "retclip_pipeline",
+        "--profile",
+        "profiles/demo.toml",
+        "--workdir",
+        str(killed),
+    ]
+    for delay in (1.6, 2.4, 3.2, 4.0, 4.8):
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # the pool's workers die too
+        process.wait()
+    final = run_cli("--profile", "profiles/demo.toml", "--workdir", str(killed))
+    assert final.returncode == 0, final.stderr
+    for name in OUTPUTS:
+        assert (reference / name).read_bytes() == (killed / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_resumes(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "retclip_pipeline",
+        "--profile",
+        "profiles/demo.toml",
+        "--workdir",
+        str(tmp_path),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived")
+    assert process.returncode == 130, err
+    assert "rerun the same command to resume" in err
+    assert "Traceback" not in err
+    again = run_cli("--profile", "profiles/demo.toml", "--workdir", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+
+
+def test_token_never_reaches_a_file(tmp_path, monkeypatch):
+    secret = "hf_" + "Zq7" * 12
+    env_backup = os.environ.get("HF_TOKEN")
+    os.environ["HF_TOKEN"] = secret
+    try:
+        result = run_cli(
+            "--profile", "profiles/demo.toml", "--workdir", str(tmp_path), "--stages", "convert"
+        )
+        check = run_cli("--profile", "profiles/demo.toml", "--workdir", str(tmp_path), "--check")
+    finally:
+        if env_backup is None:
+            os.environ.pop("HF_TOKEN")
+        else:
+            os.environ["HF_TOKEN"] = env_backup
+    assert result.returncode == 0 and check.returncode == 0
+    for output in (result.stdout, result.stderr, check.stdout, check.stderr):
+        assert secret not in output
+    for path in Path(tmp_path).rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
