@@ -133,6 +133,8 @@ def run_pipeline(profile: Path, workdir: Path) -> tuple[dict, int]:
 
 def _steady_rate(events_path: Path) -> float:
     events = [json.loads(line) for line in events_path.open()]
+    last_start = max(i for i, e in enumerate(events) if e["kind"] == "run_started")
+    events = events[last_start:]  # the file keeps earlier runs too
     progress = [e for e in events if e["kind"] == "progress" and e["stage"] == "convert"]
     first, last = progress[0], progress[-1]
     return (last["done"] - first["done"]) / (last["time"] - first["time"])
