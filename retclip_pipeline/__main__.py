@@ -131,5 +131,14 @@ def _dry_run(profile, workdir: Path, selected: list[str] | None) -> int:
     return 0
 
 
+def run_main() -> None:
+    """Entry point: an interrupt that lands outside main()'s own handling still exits 130."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main()

@@ -91,20 +91,26 @@ class SplitResult:
     bad: dict[int, str] = field(default_factory=dict)  # index -> reason
 
 
-def _ignore_sigint() -> None:
-    # The parent handles Ctrl-C and stops the pool; workers just finish or die with it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """A pool of worker processes, all started now, that ignore Ctrl-C from their first
+    instruction: the parent handles it and stops the pool, and a worker interrupted while it
+    boots would print a traceback."""
     import multiprocessing
+    import threading
 
+    workers = workers or os.cpu_count() or 1
     # spawn, not fork: the parent holds threads (pyarrow, datasets) that fork would copy mid-lock.
-    return ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_ignore_sigint,
-    )
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    # An ignored SIGINT survives exec, and Python then installs no KeyboardInterrupt handler.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    try:
+        for _ in range(workers):  # each submit to a pool with no idle worker starts one
+            pool.submit(os.getpid)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    return pool
 
 
 def convert_batch(
@@ -253,11 +259,8 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
 def run(ctx: StageContext) -> dict[str, Any]:
     profile = ctx.profile
     ctx.path("data").mkdir(parents=True, exist_ok=True)
-    workers = os.cpu_count() or 1
-    with make_pool(workers) as pool:
+    with make_pool() as pool:  # the workers boot while the data set loads
         try:
-            for _ in range(workers):  # start the workers while the data set loads
-                pool.submit(os.getpid)
             prepared = _prepare(ctx)
             # Token lengths in a worker process, beside the image work: loading a tokenizer
             # takes seconds (and importing transformers in a thread races with datasets).
