@@ -77,12 +77,11 @@ def measure_tokens(text_tower: str, tables: dict[str, PromptTable]) -> dict[str,
 
 
 def _token_report(
-    profile: Profile, results: list[SplitResult], measured: dict[str, dict]
+    profile: Profile, results: list[SplitResult], measured: dict[str, Any]
 ) -> dict[str, Any]:
     head = {"tokenizer": profile.model.text}
-    errors = [m["error"] for m in measured.values() if "error" in m]
-    if errors:
-        return head | {"error": errors[0]}
+    if "error" in measured:
+        return head | {"error": measured["error"]}
     kept_lengths: list[int] = []
     for result in results:
         kept = set(result.images)

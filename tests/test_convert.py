@@ -180,3 +180,13 @@ def test_conversion_is_deterministic(tmp_path, demo_root, workers, monkeypatch):
         assert (tmp_path / "run/data" / name).read_bytes() == (
             tmp_path / "run2/data" / name
         ).read_bytes()
+
+
+def test_unloadable_tokenizer_is_reported_not_fatal(tmp_path, demo_root):
+    profile = _profile(tmp_path, demo_root)
+    profile.model.text = str(tmp_path / "no-such-tokenizer")
+    run(profile, tmp_path / "run", lambda e: None)
+    report = json.loads((tmp_path / "run/data/convert_report.json").read_text())
+    assert "error" in report["tokens"]
+    text = (tmp_path / "run/data/convert_report.txt").read_text()
+    assert "prompt lengths: not measured" in text
