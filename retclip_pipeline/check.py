@@ -93,15 +93,19 @@ def _writable(path: Path) -> bool:
 
 def _dataset_checks(profile: Profile) -> list[CheckItem]:
     from .convert import split_plan
-    from .hub import open_split
+    from .hub import open_splits
 
     kind, where = profile.dataset_source()
     if kind == "hub":
         return [_hub_reachable(profile, where)]
+    try:
+        sources = open_splits(profile, [split for _, _, split in split_plan(profile)])
+    except UserError as exc:
+        return [CheckItem("data set", False, str(exc))]
     items = []
     for name, csv, split in split_plan(profile):
         try:
-            source = open_split(profile, split)
+            source = sources[split]
             detail = f"{where} [{split}]: {len(source)} rows"
             if source.label_names:
                 detail += f", {len(source.label_names)} classes"

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import convert_report
 from .atomic import atomic_open, concat_files, write_json
-from .hub import SplitSource, open_split, read_image_ref
+from .hub import SplitSource, open_splits, read_image_ref
 from .images import BadImage, convert_one
 from .profile import Profile, file_digest
 from .prompts import PromptTable, read_prompts, stratified_sample
@@ -236,8 +236,9 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
     profile = ctx.profile
     prepared = []
     train_fraction = 1.0
+    sources = open_splits(profile, [split for _, _, split in split_plan(profile)])
     for name, csv, split in split_plan(profile):
-        source = open_split(profile, split)
+        source = sources[split]
         table = read_prompts(profile.resolve(csv), profile.data, len(source))
         for line, reason in table.skipped:
             ctx.emit.warn(f"{table.path.name} line {line}: skipped: {reason}")

@@ -52,13 +52,10 @@ def _split_report(result: SplitResult) -> dict[str, Any]:
 def measure_tokens(text_tower: str, tables: dict[str, PromptTable]) -> dict[str, Any]:
     """Token lengths of every text of each split's prompt table, by CSV line; or the reason
     the tokenizer could not be loaded."""
-    from .model.tokenizer import load_tokenizer, token_lengths
+    from .model.tokenizer import load_fast_tokenizer, token_lengths
 
     try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        tokenizer = load_tokenizer(text_tower)
+        tokenizer = load_fast_tokenizer(text_tower)
     except Exception as exc:  # offline, unknown id: the report says so, conversion goes on
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
     measured: dict[str, Any] = {}

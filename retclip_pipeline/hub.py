@@ -87,19 +87,22 @@ def quiet_datasets() -> None:
     datasets.logging.set_verbosity_error()
 
 
-def open_split(profile: Profile, split: str) -> SplitSource:
+def open_splits(profile: Profile, splits: list[str]) -> dict[str, SplitSource]:
+    """The named splits of the profile's data set, loaded in one call (a local image folder's
+    files are listed once, not once per split)."""
     import datasets
 
     quiet_datasets()
     kind, where = profile.dataset_source()
     token = resolve_token(profile).value if kind == "hub" else None
+    wanted = list(dict.fromkeys(splits))
     try:
-        dataset = datasets.load_dataset(where, split=split, token=token)
+        loaded = datasets.load_dataset(where, split=wanted, token=token)
     except ValueError as exc:
         if "split" in str(exc).lower():
             raise UserError(
-                f"data set {where} has no split {split!r}: set data.train_split / "
-                f"data.test_split to one of its splits"
+                f"data set {where} has no split {', '.join(map(repr, wanted))} among its "
+                f"splits: set data.train_split / data.test_split ({exc})"
             ) from None
         raise UserError(f"cannot read data set {where}: {exc}") from None
     except FileNotFoundError as exc:
@@ -111,17 +114,24 @@ def open_split(profile: Profile, split: str) -> SplitSource:
                 f"cannot open data set {where}: {name}: {exc}; check hub.dataset and your token"
             ) from None
         raise
+    return {
+        split: _source(profile, where, split, dataset)
+        for split, dataset in zip(wanted, loaded, strict=True)
+    }
+
+
+def _source(profile: Profile, where: str, split: str, dataset) -> SplitSource:
+    import datasets
+
     data = profile.data
-    image_columns = (
-        (data.image_column,)
-        if data.eyes == "single"
-        else (data.left_image_column, data.right_image_column)
-    )
-    for column, key in zip(
-        image_columns,
-        ("image_column",) if data.eyes == "single" else ("left_image_column", "right_image_column"),
-        strict=True,
-    ):
+    if data.eyes == "single":
+        columns = {"image_column": data.image_column}
+    else:
+        columns = {
+            "left_image_column": data.left_image_column,
+            "right_image_column": data.right_image_column,
+        }
+    for key, column in columns.items():
         if column not in dataset.column_names:
             raise UserError(
                 f"data set {where} split {split!r} has no column {column!r} "
@@ -135,4 +145,4 @@ def open_split(profile: Profile, split: str) -> SplitSource:
     if label_column:
         feature = dataset.features[label_column]
         label_names = list(getattr(feature, "names", None) or []) or None
-    return SplitSource(split, dataset, image_columns, label_column, label_names)
+    return SplitSource(split, dataset, tuple(columns.values()), label_column, label_names)

@@ -82,6 +82,12 @@ BAD_INPUT = [
         None,
         ["hub.dataset", "no such folder"],
     ),
+    (
+        "unknown split",
+        {"data_extra": 'test_split = "valid"'},
+        None,
+        ["no split 'train', 'valid'", "data.test_split"],
+    ),
     ("malformed TOML", {}, _malformed, ["not valid TOML", "line 2"]),
     ("unknown key", {}, _unknown_key, ["sizing.sample", "did you mean 'samples'"]),
     (
