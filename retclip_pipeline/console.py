@@ -67,20 +67,13 @@ class RichRenderer:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            DownloadColumn,
-            MofNCompleteColumn,
             Progress,
             TaskProgressColumn,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
 
         self.console = Console(stderr=True)
-        self._columns = {
-            "bytes": (DownloadColumn(), TransferSpeedColumn()),
-            "items": (MofNCompleteColumn(), TextColumn("{task.fields[rate]}")),
-        }
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -119,7 +112,7 @@ class RichRenderer:
         done = event.done or 0
         if key not in self.tasks:
             task_id = self.progress.add_task(
-                f"{event.stage}: {event.task}", total=event.total, detail="", rate=""
+                f"{event.stage}: {event.task}", total=event.total, detail=""
             )
             self.tasks[key] = (task_id, time.monotonic(), done)
         task_id, start, first = self.tasks[key]

@@ -1,6 +1,7 @@
 """The shipped demo profiles through every stage from the command line, and kill -9 at
 several moments followed by reruns that end byte-identical to an uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,18 @@ def test_paired_demo_profile_runs_every_stage(tmp_path):
     assert "[lmdb] train: 100 images and 100 pairs" in result.stderr
 
 
+def _demo_command(workdir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "retclip_pipeline",
+        "--profile",
+        "profiles/demo.toml",
+        "--workdir",
+        str(workdir),
+    ]
+
+
 @pytest.mark.slow
 def test_kill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path):
     reference = tmp_path / "reference"
@@ -40,18 +53,10 @@ def test_kill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "[convert] done" in result.stderr and "[lmdb]" in result.stderr
     killed = tmp_path / "killed"
-    command = [
-        sys.executable,
-        "-m",
-        "retclip_pipeline",
-        "--profile",
-        "profiles/demo.toml",
-        "--workdir",
-        str(killed),
-    ]
-    for delay in (1.6, 2.4, 3.2, 4.0, 4.8):
+    cut_off = []  # the stages that were running when a kill landed
+    for delay in (0.7, 1.0, 1.3, 1.6, 1.9, 2.2, 2.5):
         process = subprocess.Popen(
-            command,
+            _demo_command(killed),
             cwd=ROOT,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
@@ -61,6 +66,11 @@ def test_kill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # the pool's workers die too
         process.wait()
+        state = killed / "state.json"
+        if state.exists():
+            stages = json.loads(state.read_text())["stages"]
+            cut_off += [name for name, entry in stages.items() if entry["status"] == "running"]
+    assert cut_off, "no kill landed inside a stage: the test proved nothing"
     final = run_cli("--profile", "profiles/demo.toml", "--workdir", str(killed))
     assert final.returncode == 0, final.stderr
     for name in OUTPUTS:
@@ -71,17 +81,8 @@ def test_kill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path):
 @pytest.mark.parametrize("delay", [0.4, 1.0, 1.6])
 def test_ctrl_c_exits_130_without_traceback_and_resumes(tmp_path, delay):
     """Ctrl-C in a terminal interrupts the whole process group, workers included."""
-    command = [
-        sys.executable,
-        "-m",
-        "retclip_pipeline",
-        "--profile",
-        "profiles/demo.toml",
-        "--workdir",
-        str(tmp_path),
-    ]
     process = subprocess.Popen(
-        command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True
+        _demo_command(tmp_path), cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     time.sleep(delay)
     os.killpg(process.pid, signal.SIGINT)
