@@ -36,7 +36,7 @@ def _existing_parent(path: Path) -> Path:
 
 
 def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
-    from .convert import _plan_counts, split_plan
+    from .convert import plan_counts, split_plan
 
     items = [CheckItem("profile", True, str(profile.source or "built in"))]
     csv_ok = True
@@ -59,7 +59,7 @@ def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
     items.append(_token_check(profile))
     try:
         parent = _existing_parent(workdir)
-        writable = shutil.disk_usage(parent) and _writable(parent)
+        writable = _writable(parent)
         items.append(
             CheckItem(
                 "work directory",
@@ -68,7 +68,7 @@ def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
             )
         )
         if csv_ok:
-            counts = _plan_counts(profile)
+            counts = plan_counts(profile)
             images = sum(split["sampled"] for split in counts.values())
             need = estimate_output_bytes(profile, images)
             free = shutil.disk_usage(parent).free

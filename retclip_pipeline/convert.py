@@ -65,7 +65,7 @@ def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
     return {"csv": digests, "format": 1}
 
 
-def _plan_counts(profile: Profile) -> dict[str, Any]:
+def plan_counts(profile: Profile) -> dict[str, Any]:
     """Rows and sampled images per split, from the CSVs alone."""
     counts: dict[str, Any] = {}
     train_fraction = 1.0
@@ -300,5 +300,5 @@ STAGE = Stage(
     outputs=_outputs,
     scratch=lambda profile, workdir: [workdir / "data" / ".parts"],
     extra_fingerprint=_extra_fingerprint,
-    plan_counts=_plan_counts,
+    plan_counts=plan_counts,
 )

@@ -21,7 +21,8 @@ DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def as_user_error(exc: BaseException, where: str) -> UserError | None:
-    """Translate OS-level failures a user can fix (full disk, no permission) into UserError."""
+    """Translate failures a user can fix (full disk, no permission) into UserError; None for
+    anything else, which is our bug."""
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return UserError(
             f"disk full while writing {where}: free some space and rerun (finished work is kept)"
@@ -29,8 +30,7 @@ def as_user_error(exc: BaseException, where: str) -> UserError | None:
     if isinstance(exc, PermissionError):
         name = exc.filename or where
         return UserError(f"no permission to write {name}: choose a writable work directory")
-    text = str(exc)
-    if "No space left on device" in text or "MDB_MAP_FULL" in text and "disk" in text:
+    if "No space left on device" in str(exc):  # how lmdb reports a full disk
         return UserError(
             f"disk full while writing {where}: free some space and rerun (finished work is kept)"
         )

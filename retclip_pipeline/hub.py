@@ -19,11 +19,6 @@ class Token:
     def __repr__(self) -> str:  # never print the secret
         return f"Token(origin={self.origin!r}, present={self.value is not None})"
 
-    def masked(self) -> str:
-        if not self.value:
-            return "none"
-        return f"{self.value[:3]}…{self.value[-2:]} ({self.origin})"
-
 
 def resolve_token(profile: Profile) -> Token:
     """The profile's environment variable first, then the hub client's stored login."""

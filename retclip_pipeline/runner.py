@@ -225,7 +225,7 @@ def _run_stage(
         state.mark(stage.name, "failed", row.fingerprint, error=str(exc))
         sink(Event(stage.name, "stage_failed", str(exc), level="error"))
         raise
-    except OSError as exc:
+    except Exception as exc:
         user = as_user_error(exc, str(workdir))
         if user is None:
             raise

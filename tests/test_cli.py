@@ -119,14 +119,19 @@ def test_bad_input_is_one_line_and_exit_2(
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.parametrize("kind", ["os", "lmdb"])
 def test_disk_full_is_a_user_error_and_keeps_finished_work(
-    tmp_path, demo_root, capsys, monkeypatch
+    tmp_path, demo_root, capsys, monkeypatch, kind
 ):
     from retclip_pipeline import lmdb_store
 
     profile = _profile(tmp_path, demo_root)
 
     def full(*args, **kwargs):
+        if kind == "lmdb":
+            import lmdb
+
+            raise lmdb.Error("mdb_txn_commit: No space left on device")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(lmdb_store, "build_env", full)
