@@ -78,3 +78,44 @@ def test_dataset_works_in_dataloader_workers(built_demo):
     assert sorted(seen) == list(range(len(dataset)))
     item = dataset[0]
     assert item["same_image"] and item["left"] == (32, 32)
+
+
+def test_reference_style_reader_reads_the_built_lmdb(built_demo):
+    """Read the way the RET-CLIP reference does: plain lmdb, pickle.loads, urlsafe base64."""
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    split = built_demo / "lmdb" / "train"
+    pairs = lmdb.open(
+        str(split / "pairs"),
+        readonly=True,
+        create=False,
+        lock=False,
+        readahead=False,
+        meminit=False,
+    )
+    imgs = lmdb.open(
+        str(split / "imgs"), readonly=True, create=False, lock=False, readahead=False, meminit=False
+    )
+    data = built_demo / "data"
+    texts = [json.loads(line) for line in (data / "train_texts.jsonl").read_text().splitlines()]
+    with pairs.begin(buffers=True) as txn_pairs, imgs.begin(buffers=True) as txn_imgs:
+        samples = int(txn_pairs.get(b"num_samples").tobytes().decode("utf-8"))
+        images = int(txn_imgs.get(b"num_images").tobytes().decode("utf-8"))
+        assert samples == len(texts)
+        assert images == len((data / "train_imgs.tsv").read_text().splitlines())
+        for index in range(samples):
+            patient_id, text_id, text = pickle.loads(txn_pairs.get(str(index).encode()).tobytes())
+            assert (text_id, text, [patient_id]) == (
+                texts[index]["text_id"],
+                texts[index]["text"],
+                texts[index]["image_ids"],
+            )
+            left, right = pickle.loads(txn_imgs.get(str(patient_id).encode()).tobytes())
+            image = Image.open(io.BytesIO(base64.urlsafe_b64decode(left)))
+            assert image.size == (32, 32) and left == right
+    pairs.close()
+    imgs.close()
