@@ -17,18 +17,25 @@ SEEDS = ROOT / "seeds"
 
 
 def build_tiny_tokenizer(csv_paths: list[Path]) -> None:
-    """A small lower-cased WordPiece vocabulary learned from the demo prompts, offline."""
-    from tokenizers import BertWordPieceTokenizer
+    """A small lower-cased WordPiece vocabulary from the demo prompts, built offline and the
+    same every time: the specials, every character (alone and as a ##piece), every word."""
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
 
-    texts = []
+    normalizer, splitter = BertNormalizer(lowercase=True), BertPreTokenizer()
+    words: set[str] = set()
     for path in csv_paths:
         with open(path, newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                texts += [v for k, v in row.items() if k.startswith("prompt")]
-    tokenizer = BertWordPieceTokenizer(lowercase=True)
-    tokenizer.train_from_iterator(texts, vocab_size=1200, min_frequency=1)
+                for key, text in row.items():
+                    if key.startswith("prompt"):
+                        normalized = normalizer.normalize_str(text)
+                        words.update(w for w, _ in splitter.pre_tokenize_str(normalized))
+    chars = sorted({c for word in words for c in word})
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = special + chars + [f"##{c}" for c in chars] + sorted(words - set(chars))
     TINY_TOKENIZER_DIR.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_model(str(TINY_TOKENIZER_DIR))
+    (TINY_TOKENIZER_DIR / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     (TINY_TOKENIZER_DIR / "tokenizer_config.json").write_text(
         '{"do_lower_case": true, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}\n'
     )
