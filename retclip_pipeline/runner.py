@@ -195,6 +195,9 @@ def run(
     except StageInterrupted:
         emit_all(Event("run", "run_finished", "interrupted: rerun to resume", level="warning"))
         raise
+    except UserError as exc:  # followers of events.jsonl learn that the run has ended
+        emit_all(Event("run", "run_finished", f"failed: {exc}", level="error"))
+        raise
     finally:
         writer.close()
     return summaries

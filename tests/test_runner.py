@@ -135,3 +135,5 @@ def test_stage_needing_unfinished_upstream_says_what_to_run(demo_profile):
     profile = profiles.load(demo_profile)
     with pytest.raises(UserError, match=r"needs convert.*--stages convert,lmdb"):
         run(profile, profile.workdir_path(), lambda e: None, selected=["lmdb"])
+    last = list(read_events(profile.workdir_path() / "events.jsonl"))[-1]
+    assert last.kind == "run_finished" and last.level == "error"
