@@ -19,6 +19,7 @@ from typing import Any
 
 from . import convert_report
 from .atomic import atomic_open, concat_files, write_json
+from .errors import UserError
 from .hub import SplitSource, open_splits, read_image_ref
 from .images import BadImage, convert_one
 from .profile import Profile, file_digest
@@ -192,6 +193,12 @@ def _convert_split(
         ctx.emit.progress(task, done, total, "images")
     for index, reason in sorted(result.bad.items()):
         ctx.emit.warn(f"{result.name}: skipped image at index {index}: {reason}")
+    if result.selected and not result.images:
+        index, reason = next(iter(sorted(result.bad.items())))
+        raise UserError(
+            f"no image of the {result.name} split could be read (index {index}: "
+            f"{reason}): check hub.dataset and data.image_column"
+        )
     data_dir = ctx.path("data")
     concat_files(
         [parts / f"{n:05d}.tsv" for n in range(len(chunks))], data_dir / f"{result.name}_imgs.tsv"

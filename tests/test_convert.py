@@ -190,3 +190,12 @@ def test_unloadable_tokenizer_is_reported_not_fatal(tmp_path, demo_root):
     assert "error" in report["tokens"]
     text = (tmp_path / "run/data/convert_report.txt").read_text()
     assert "prompt lengths: not measured" in text
+
+
+def test_a_split_with_no_readable_image_is_a_user_error(tmp_path, demo_profile):
+    from retclip_pipeline.errors import UserError
+
+    for image in (demo_profile.parent / "set" / "test").rglob("*.jpg"):
+        image.write_bytes(b"garbage")
+    with pytest.raises(UserError, match="no image of the test split could be read"):
+        run(profiles.load(demo_profile), demo_profile.parent / "run", lambda e: None)
