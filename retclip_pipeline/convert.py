@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -292,8 +293,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
 
 def _clear_parts(parts: Path) -> None:
-    import shutil
-
     shutil.rmtree(parts, ignore_errors=True)
 
 

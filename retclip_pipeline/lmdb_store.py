@@ -17,6 +17,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,6 @@ def build_env(
     finally:
         env.close()
     replace_dir(finished, dest)
-    import shutil
-
     shutil.rmtree(building, ignore_errors=True)
     if on_progress:
         on_progress(source_bytes)
@@ -149,8 +148,6 @@ def _rewrite(source, target: Path) -> None:
     """Copy every record, in key order, into a fresh environment. Its bytes depend only on the
     content: the building environment's pages carry stale bytes from its history (an
     interruption, a grown map), a fresh one written the same way every time does not."""
-    import shutil
-
     import lmdb
 
     if target.exists():

@@ -4,6 +4,7 @@ what a changed setting made stale, and records it all in state.json and events.j
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -242,8 +243,6 @@ def _run_stage(
 
 
 def _remove(paths: list[Path]) -> None:
-    import shutil
-
     for path in paths:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
