@@ -87,3 +87,16 @@ def token_lengths(tokenizer, texts: list[str]) -> list[int]:
             encoded = tokenizer(batch, add_special_tokens=True, truncation=False)["input_ids"]
             lengths += [len(ids) for ids in encoded]
     return lengths
+
+
+def encode_texts(tokenizer, texts: list[str], context_length: int):
+    """Token ids and attention mask as tensors: [CLS] ids [SEP], truncated to the context
+    length and padded with [PAD], lower-cased as the reference does."""
+    batch = tokenizer(
+        [preprocess_text(t) for t in texts],
+        max_length=context_length,
+        truncation=True,
+        padding="max_length",
+        return_tensors="pt",
+    )
+    return batch["input_ids"], batch["attention_mask"]

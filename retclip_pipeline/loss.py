@@ -1,0 +1,26 @@
+"""RET-CLIP's training loss: three symmetric InfoNCE losses (patient, left, right), 1:1:1."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from .model.retclip import RetClipOutput
+
+
+def info_nce(images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy over scaled cosine similarities; pair i matches pair i."""
+    logits = scale * images @ texts.t()
+    labels = torch.arange(images.shape[0], device=images.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+
+
+def retclip_loss(out: RetClipOutput) -> tuple[torch.Tensor, dict[str, float]]:
+    """The summed loss and its parts (for logging)."""
+    parts = {
+        "patient": info_nce(out.image, out.text, out.scale),
+        "left": info_nce(out.left, out.text_left, out.scale_left),
+        "right": info_nce(out.right, out.text_right, out.scale_right),
+    }
+    total = parts["patient"] + parts["left"] + parts["right"]
+    return total, {name: float(value.detach()) for name, value in parts.items()}
