@@ -108,6 +108,54 @@ class ModelSection:
     context_length: int = opt(
         100, "text tokens per prompt, [CLS] and [SEP] included", min=8, max=512
     )
+    init: str = opt(
+        "",
+        "start from a RET-CLIP or Chinese-CLIP checkpoint (empty: the towers' pretrained weights)",
+        file=True,
+    )
+    freeze: str = opt(
+        "none",
+        "towers kept fixed: none, vision, text, or both (train the heads)",
+        choices=("none", "vision", "text", "both"),
+    )
+
+
+@dataclass
+class TrainSection:
+    batch_size: int = opt(
+        128, "pairs per optimizer step on each device (before accumulation)", min=2
+    )
+    accumulation: int = opt(1, "batches accumulated per optimizer step", min=1)
+    epochs: int = opt(10, "passes over the train split", min=1)
+    lr: float = opt(3e-5, "peak learning rate", min=0.0)
+    weight_decay: float = opt(
+        0.001, "AdamW weight decay (not on norms, biases, temperatures)", min=0.0
+    )
+    warmup_steps: int = opt(50, "optimizer steps of linear warm-up before the cosine decay", min=0)
+    precision: str = opt(
+        "auto",
+        "auto: bf16 on a GPU that has it, else fp16; fp32 on the CPU",
+        choices=("auto", "bf16", "fp16", "fp32"),
+    )
+    grad_checkpointing: bool = opt(False, "recompute activations to save GPU memory")
+    clip_grad_norm: float = opt(0.0, "clip the gradient norm at this value (0: off)", min=0.0)
+    augment: bool = opt(False, "random resized crop, colour jitter and random erasing")
+    hflip: bool = opt(False, "random horizontal flips (they mirror the optic disc side)")
+    save_every: int = opt(2, "keep epoch{N}.pt every this many epochs", min=1)
+    save_every_steps: int = opt(
+        0, "also write epoch_latest.pt every this many steps (0: off)", min=0
+    )
+    early_stop: str = opt(
+        "",
+        "stop when this validation figure stops improving (empty: off)",
+        choices=("", "val_loss", "val_i2t", "val_t2i", "val_i2t_class"),
+    )
+    patience: int = opt(3, "epochs without improvement before early stopping", min=1)
+    seed: int = opt(0, "seed of initialisation, data order and augmentation", min=0)
+    workers: int = opt(2, "data loader worker processes", min=0)
+    device: str = opt(
+        "auto", "auto: the GPU when there is one; cpu; cuda", choices=("auto", "cpu", "cuda")
+    )
 
 
 SMOKE_SAMPLES = 100
@@ -121,6 +169,7 @@ class Profile:
     data: DataSection = field(default_factory=DataSection)
     sizing: SizingSection = field(default_factory=SizingSection)
     model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)
     # Where the profile was read from; relative paths resolve against its folder.
     source: Path | None = field(default=None, compare=False, repr=False)
 
@@ -164,6 +213,7 @@ SECTION_CLASSES = {
     "data": DataSection,
     "sizing": SizingSection,
     "model": ModelSection,
+    "train": TrainSection,
 }
 
 

@@ -26,9 +26,9 @@ HEARTBEAT_EVERY_S = 2.0
 
 
 def all_stages() -> list[Stage]:
-    from . import convert, lmdb_store
+    from . import convert, lmdb_store, train
 
-    return [convert.STAGE, lmdb_store.STAGE]
+    return [convert.STAGE, lmdb_store.STAGE, train.STAGE]
 
 
 def stage_names() -> list[str]:

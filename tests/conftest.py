@@ -64,8 +64,13 @@ train_csv = "{data}/prompts_train.csv"
 test_csv = "{data}/prompts_test.csv"
 image_size = 32
 [model]
+vision = "tiny"
 text = "tiny"
 context_length = 24
+[train]
+batch_size = 16
+epochs = 1
+workers = 0
 """,
     )
 
@@ -104,5 +109,5 @@ image_size = 32
 text = "tiny"
 """,
     )
-    run(profiles.load(path), folder / "run", lambda event: None)
+    run(profiles.load(path), folder / "run", lambda event: None, selected=["convert", "lmdb"])
     return folder / "run"

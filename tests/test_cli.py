@@ -32,7 +32,12 @@ test_csv = {values["test_csv"]}
 image_size = 32
 {values.get("data_extra", "")}
 [model]
+vision = {values.get("vision", '"tiny"')}
 text = "tiny"
+[train]
+batch_size = 16
+epochs = 1
+workers = 0
 """,
     )
 
@@ -97,6 +102,12 @@ BAD_INPUT = [
         ["cannot write to the work directory", "--workdir"],
     ),
     ("unknown stage", {}, None, ["unknown stage 'train-it'"]),
+    (
+        "tower not available offline",
+        {"vision": '"vit-b-16"'},
+        None,
+        ["cannot load the towers model.vision = 'vit-b-16'", "offline"],
+    ),
 ]
 
 

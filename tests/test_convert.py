@@ -14,6 +14,8 @@ from retclip_pipeline.runner import run
 
 from .conftest import write_profile
 
+DATA_STAGES = ["convert", "lmdb"]
+
 
 def _read_tsv(path: Path) -> list[list[str]]:
     return [line.rstrip("\n").split("\t") for line in path.open(encoding="utf-8")]
@@ -75,7 +77,12 @@ train_csv = "{root}/prompts_train.csv"
 test_csv = "{root}/prompts_test.csv"
 image_size = 32
 [model]
+vision = "tiny"
 text = "tiny"
+[train]
+batch_size = 8
+epochs = 1
+workers = 0
 {extra}
 """,
             name,
@@ -87,7 +94,7 @@ def test_smoke_sizing_is_stratified_and_keeps_all_texts(tmp_path, demo_root):
     profile = _profile(
         tmp_path, demo_root, "[sizing]\nmode = 'custom'\nsamples = 20\ntest_samples = 10\nseed = 3"
     )
-    run(profile, tmp_path / "run", lambda e: None)
+    run(profile, tmp_path / "run", lambda e: None, selected=DATA_STAGES)
     data = tmp_path / "run" / "data"
     images = _read_jsonl(data / "train_images.jsonl")
     assert len(images) == 20
@@ -104,7 +111,12 @@ def test_corrupt_image_is_skipped_counted_and_named(tmp_path, demo_profile):
     victim = sorted((root / "train" / "Glaucoma").glob("*.jpg"))[1]
     victim.write_bytes(victim.read_bytes()[:200])  # truncated
     events = []
-    run(profiles.load(demo_profile), demo_profile.parent / "run", events.append)
+    run(
+        profiles.load(demo_profile),
+        demo_profile.parent / "run",
+        events.append,
+        selected=DATA_STAGES,
+    )
     report = json.loads((demo_profile.parent / "run" / "data" / "convert_report.json").read_text())
     skipped = report["splits"]["train"]["images_skipped"]
     assert len(skipped) == 1
@@ -121,7 +133,12 @@ def test_label_disagreement_is_reported(tmp_path, demo_profile):
     lines = csv_path.read_text().splitlines()
     lines[1] = lines[1].replace("Central Serous Chorioretinopathy [Color Fundus]", "Glaucoma", 1)
     csv_path.write_text("\n".join(lines) + "\n")
-    run(profiles.load(demo_profile), demo_profile.parent / "run", lambda e: None)
+    run(
+        profiles.load(demo_profile),
+        demo_profile.parent / "run",
+        lambda e: None,
+        selected=DATA_STAGES,
+    )
     report = json.loads((demo_profile.parent / "run/data/convert_report.json").read_text())
     disagreement = report["splits"]["test"]["label_disagreements"]
     assert disagreement["count"] == 1
@@ -147,11 +164,16 @@ left_text_column = "prompt_left"
 right_text_column = "prompt_right"
 image_size = 32
 [model]
+vision = "tiny"
 text = "tiny"
+[train]
+batch_size = 8
+epochs = 1
+workers = 0
 {extra}
 """,
     )
-    run(profiles.load(path), tmp_path / "run", lambda e: None)
+    run(profiles.load(path), tmp_path / "run", lambda e: None, selected=DATA_STAGES)
     lines = _read_tsv(tmp_path / "run/data/train_imgs.tsv")
     assert len(lines) == 24
     assert sum(left != right for _, left, right in lines) > 20  # two real eyes
@@ -170,12 +192,12 @@ def test_conversion_is_deterministic(tmp_path, demo_root, workers, monkeypatch):
     from retclip_pipeline import convert
 
     first = _profile(tmp_path, demo_root, name="a.toml")
-    run(first, tmp_path / "run", lambda e: None)
+    run(first, tmp_path / "run", lambda e: None, selected=DATA_STAGES)
     original = convert.make_pool
     monkeypatch.setattr(convert, "make_pool", lambda n=None: original(workers))
     again = _profile(tmp_path, demo_root, name="b.toml")
     again.workdir = str(tmp_path / "run2")
-    run(again, tmp_path / "run2", lambda e: None)
+    run(again, tmp_path / "run2", lambda e: None, selected=DATA_STAGES)
     for name in ("train_imgs.tsv", "train_texts.jsonl", "test_imgs.tsv"):
         assert (tmp_path / "run/data" / name).read_bytes() == (
             tmp_path / "run2/data" / name
@@ -185,7 +207,7 @@ def test_conversion_is_deterministic(tmp_path, demo_root, workers, monkeypatch):
 def test_unloadable_tokenizer_is_reported_not_fatal(tmp_path, demo_root):
     profile = _profile(tmp_path, demo_root)
     profile.model.text = str(tmp_path / "no-such-tokenizer")
-    run(profile, tmp_path / "run", lambda e: None)
+    run(profile, tmp_path / "run", lambda e: None, selected=DATA_STAGES)
     report = json.loads((tmp_path / "run/data/convert_report.json").read_text())
     assert "error" in report["tokens"]
     text = (tmp_path / "run/data/convert_report.txt").read_text()
@@ -198,4 +220,9 @@ def test_a_split_with_no_readable_image_is_a_user_error(tmp_path, demo_profile):
     for image in (demo_profile.parent / "set" / "test").rglob("*.jpg"):
         image.write_bytes(b"garbage")
     with pytest.raises(UserError, match="no image of the test split could be read"):
-        run(profiles.load(demo_profile), demo_profile.parent / "run", lambda e: None)
+        run(
+            profiles.load(demo_profile),
+            demo_profile.parent / "run",
+            lambda e: None,
+            selected=DATA_STAGES,
+        )

@@ -27,11 +27,29 @@ OUTPUTS = [
 
 
 @pytest.mark.slow
+def test_demo_profile_runs_every_stage_and_learns(tmp_path):
+    result = run_cli("--profile", "profiles/demo.toml", "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    history = [
+        json.loads(line) for line in (tmp_path / "logs/demo/metrics.jsonl").read_text().splitlines()
+    ]
+    final = history[-1]
+    # In-batch retrieval: chance is 1/batch; prompts describe classes, so several texts of a
+    # batch fit an image and the class-level figure is the meaningful one (chance about 0.1).
+    assert final["val_i2t"] > 3 * final["val_chance"], final
+    assert final["val_i2t_class"] > 0.3, final
+    assert final["val_loss"] < history[0]["val_loss"] - 1.0, history
+
+
+@pytest.mark.slow
 def test_paired_demo_profile_runs_every_stage(tmp_path):
     result = run_cli("--profile", "profiles/demo_paired.toml", "--workdir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "lmdb/train/eye_texts/data.mdb").exists()
     assert "[lmdb] train: 100 images and 100 pairs" in result.stderr
+
+
+DATA_STAGES = ("--stages", "convert,lmdb")
 
 
 def _demo_command(workdir: Path) -> list[str]:
@@ -43,13 +61,14 @@ def _demo_command(workdir: Path) -> list[str]:
         "profiles/demo.toml",
         "--workdir",
         str(workdir),
+        *DATA_STAGES,
     ]
 
 
 @pytest.mark.slow
 def test_kill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path):
     reference = tmp_path / "reference"
-    result = run_cli("--profile", "profiles/demo.toml", "--workdir", str(reference))
+    result = run_cli("--profile", "profiles/demo.toml", "--workdir", str(reference), *DATA_STAGES)
     assert result.returncode == 0, result.stderr
     assert "[convert] done" in result.stderr and "[lmdb]" in result.stderr
     killed = tmp_path / "killed"
@@ -71,7 +90,7 @@ def test_kill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path):
             stages = json.loads(state.read_text())["stages"]
             cut_off += [name for name, entry in stages.items() if entry["status"] == "running"]
     assert cut_off, "no kill landed inside a stage: the test proved nothing"
-    final = run_cli("--profile", "profiles/demo.toml", "--workdir", str(killed))
+    final = run_cli("--profile", "profiles/demo.toml", "--workdir", str(killed), *DATA_STAGES)
     assert final.returncode == 0, final.stderr
     for name in OUTPUTS:
         assert (reference / name).read_bytes() == (killed / name).read_bytes(), name
@@ -94,7 +113,7 @@ def test_ctrl_c_exits_130_without_traceback_and_resumes(tmp_path, delay):
     # reports that as 130 too.
     assert process.returncode in (130, -signal.SIGINT), err
     assert "rerun the same command to resume" in err
-    again = run_cli("--profile", "profiles/demo.toml", "--workdir", str(tmp_path))
+    again = run_cli("--profile", "profiles/demo.toml", "--workdir", str(tmp_path), *DATA_STAGES)
     assert again.returncode == 0, again.stderr
 
 

@@ -11,6 +11,9 @@ MODEL_CODE = (
     "retclip_pipeline.model.retclip",
     "retclip_pipeline.model.weights",
     "retclip_pipeline.loss",
+    "retclip_pipeline.training.data",
+    "retclip_pipeline.training.optim",
+    "retclip_pipeline.training.checkpoint",
 )
 
 

@@ -38,12 +38,12 @@ def test_heads_match_the_reference(tiny):
     assert model.left_feature_mapping.bias is None and model.right_feature_mapping.bias is None
     for head in (model.text_projection, model.text_projection_left, model.text_projection_right):
         assert [type(m) for m in head] == [nn.Linear, nn.ReLU, nn.Linear]
-    for scale in model.scales():
-        assert math.isclose(float(scale.detach()), 90.0, rel_tol=1e-5)
+    for scale in model.scales():  # the tiny preset trains from scratch: CLIP's 1/0.07
+        assert math.isclose(float(scale.detach()), 1 / 0.07, rel_tol=1e-5)
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
         assert math.isclose(float(model.scales()[0].detach()), 100.0, rel_tol=1e-5)  # clamped
-        model.logit_scale.fill_(math.log(90))
+        model.logit_scale.fill_(math.log(1 / 0.07))
 
 
 def test_same_image_is_encoded_once_with_the_same_result(tiny):
@@ -197,3 +197,4 @@ def test_pretrained_towers_load_from_a_local_folder(tmp_path):
     source = ChineseCLIPModel.from_pretrained(tmp_path / "cnclip")
     assert torch.equal(model.visual_projection.weight, source.visual_projection.weight)
     assert model.global_feature_mapping.weight.shape == (16, 32)
+    assert math.isclose(float(model.scales()[0].detach()), 90.0, rel_tol=1e-5)  # RET-CLIP's

@@ -7,6 +7,7 @@ import pytest
 from retclip_pipeline import profile as profiles
 from retclip_pipeline.errors import StageInterrupted, UserError
 from retclip_pipeline.events import read_events
+from retclip_pipeline.profile import TrainSection
 from retclip_pipeline.runner import plan, run
 
 
@@ -17,15 +18,18 @@ def _statuses(profile, workdir):
 def test_plan_follows_the_run(demo_profile):
     profile = profiles.load(demo_profile)
     workdir = profile.workdir_path()
-    assert _statuses(profile, workdir) == {"convert": "to run", "lmdb": "to run"}
+    assert _statuses(profile, workdir) == {"convert": "to run", "lmdb": "to run", "train": "to run"}
     assert not workdir.exists()  # planning changes nothing
     run(profile, workdir, lambda e: None)
-    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done"}
+    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done", "train": "done"}
+    profile.train.lr = 0.01
+    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done", "train": "stale"}
+    profile.train.lr = TrainSection().lr
     profile.data.jpeg_quality = 90
-    assert _statuses(profile, workdir) == {"convert": "stale", "lmdb": "stale"}
+    assert _statuses(profile, workdir) == {"convert": "stale", "lmdb": "stale", "train": "stale"}
     profile.data.jpeg_quality = 95
     profile.hub.token_env = "OTHER"  # not something the outputs depend on
-    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done"}
+    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done", "train": "done"}
 
 
 def test_rerun_skips_done_work_and_redoes_stale(demo_profile):
@@ -36,7 +40,7 @@ def test_rerun_skips_done_work_and_redoes_stale(demo_profile):
     stamp = tsv.stat().st_mtime_ns
     events = []
     run(profile, workdir, events.append)
-    assert [e.kind for e in events if e.stage != "run"] == ["stage_skipped", "stage_skipped"]
+    assert [e.kind for e in events if e.stage != "run"] == ["stage_skipped"] * 3
     assert tsv.stat().st_mtime_ns == stamp
     profile.data.image_size = 24
     run(profile, workdir, lambda e: None)

@@ -88,8 +88,21 @@ def _pretrained_text(name: str):
 
 def build(spec: ModelSpec):
     """(RetClip model, tokenizer) for the spec; towers start from their pretrained weights,
-    the heads from the reference's initialisation."""
-    from .retclip import RetClip
+    the heads from the reference's initialisation. A tower that cannot be had (a wrong name,
+    no network, no access) is a user error naming the key."""
+    try:
+        return _build(spec)
+    except (OSError, ValueError) as exc:  # what transformers and the hub client raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"cannot load the towers model.vision = {spec.vision!r}, model.text = "
+            f"{spec.text!r}: {first}; check the names, your connection and token "
+            f"(offline, only cached models load)"
+        ) from None
+
+
+def _build(spec: ModelSpec):
+    from .retclip import LOGIT_SCALE_INIT, LOGIT_SCALE_SCRATCH, RetClip
 
     tokenizer = load_tokenizer(spec.text)
     if spec.vision == TINY:
@@ -111,6 +124,7 @@ def build(spec: ModelSpec):
         if projection is not None
         else (TINY_EMBED if spec.vision == TINY else 512)
     )
+    from_scratch = spec.vision == TINY and spec.text == TINY
     model = RetClip(
         vision,
         vision.config.hidden_size,
@@ -118,6 +132,7 @@ def build(spec: ModelSpec):
         text.config.hidden_size,
         embed_dim,
         tokenizer.pad_token_id or 0,
+        LOGIT_SCALE_SCRATCH if from_scratch else LOGIT_SCALE_INIT,
     )
     if projection is not None:
         model.visual_projection.load_state_dict(projection.state_dict())

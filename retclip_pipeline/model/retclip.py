@@ -4,7 +4,8 @@ One image tower encodes both eyes; a BERT-style text tower encodes the prompt. H
 the reference: the patient image feature maps concat(left, right) (1024 -> 512, no bias), the
 left and right features map 512 -> 512 (no bias), and three text heads (patient, left, right),
 each Linear -> ReLU -> Linear, read the same [CLS] state. Three learnable temperatures start at
-ln 90 and are clamped at ln 100. Module names follow the reference so that its weights load
+ln 90 and are clamped at ln 100 (towers trained from random weights, as in the tiny preset,
+stall at 90 and start at CLIP's 1/0.07 instead). Module names follow the reference so that its weights load
 with a key mapping only for the towers (see weights.py).
 """
 
@@ -17,7 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-LOGIT_SCALE_INIT = math.log(90)
+LOGIT_SCALE_INIT = math.log(90)  # RET-CLIP's, for fine-tuning pretrained towers
+LOGIT_SCALE_SCRATCH = math.log(1 / 0.07)  # CLIP's, for towers trained from random weights
 LOGIT_SCALE_MAX = math.log(100)
 
 
@@ -53,6 +55,7 @@ class RetClip(nn.Module):
         text_width: int,
         embed_dim: int = 512,
         pad_token_id: int = 0,
+        logit_scale_init: float = LOGIT_SCALE_INIT,
     ):
         super().__init__()
         self.visual = vision  # a transformers CLIP-style vision model: pooler = LN(CLS)
@@ -65,9 +68,9 @@ class RetClip(nn.Module):
         self.global_feature_mapping = nn.Linear(2 * embed_dim, embed_dim, bias=False)
         self.left_feature_mapping = nn.Linear(embed_dim, embed_dim, bias=False)
         self.right_feature_mapping = nn.Linear(embed_dim, embed_dim, bias=False)
-        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
-        self.logit_scale_left = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
-        self.logit_scale_right = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+        self.logit_scale = nn.Parameter(torch.tensor(logit_scale_init))
+        self.logit_scale_left = nn.Parameter(torch.tensor(logit_scale_init))
+        self.logit_scale_right = nn.Parameter(torch.tensor(logit_scale_init))
 
     def encode_eye(self, pixels: torch.Tensor) -> torch.Tensor:
         """The raw single-eye feature (the tower's projected CLS), as used by linear probes."""

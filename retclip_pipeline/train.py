@@ -1,0 +1,434 @@
+"""The training stage: RET-CLIP on lmdb/train, validated on lmdb/test every epoch.
+
+Checkpoints go to logs/<name>/checkpoints: epoch_latest.pt every epoch (and every
+`save_every_steps` optimizer steps), epoch{N}.pt every `save_every` epochs. epoch_latest.pt
+holds everything a run needs to continue exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_text
+from .errors import UserError
+from .profile import Profile
+from .stage import Stage, StageContext
+
+LOG_EVERY_S = 10.0  # metric events at most this often
+
+
+def run_dir(profile: Profile, workdir: Path) -> Path:
+    return workdir / "logs" / profile.name
+
+
+def _outputs(profile: Profile, workdir: Path) -> list[Path]:
+    folder = run_dir(profile, workdir)
+    return [folder / "checkpoints" / "epoch_latest.pt", folder / "metrics.jsonl"]
+
+
+def _inputs(profile: Profile, workdir: Path) -> list[str]:
+    return [str(workdir / "lmdb" / "train"), str(workdir / "lmdb" / "test")]
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # batches of the current epoch finished
+    step: int = 0  # optimizer steps taken
+    best: float | None = None
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(choice: str, emit) -> Any:
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            'train.device = "cuda" but no GPU is visible: set it to "auto" or '
+            '"cpu", or check the GPU driver'
+        )
+    if choice == "cpu" or not torch.cuda.is_available():
+        if choice == "auto":
+            emit.warn(
+                "no GPU found: training on the CPU, which suits the demo and smoke sizes only"
+            )
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def resolve_precision(choice: str, device) -> Any:
+    """The autocast dtype, or None for fp32."""
+    import torch
+
+    if device.type == "cpu":
+        if choice == "fp16":
+            raise UserError('train.precision = "fp16" needs a GPU: use "auto" or "fp32"')
+        return torch.bfloat16 if choice == "bf16" else None
+    if choice == "fp32":
+        return None
+    if choice == "fp16" or (choice == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def freeze(model, which: str) -> None:
+    towers = {
+        "vision": [model.visual],
+        "text": [model.bert],
+        "both": [model.visual, model.bert],
+        "none": [],
+    }[which]
+    for tower in towers:
+        tower.requires_grad_(False)
+
+
+def forward(model, batch: dict[str, Any], device):
+    """RetClipOutput for a batch; with per-eye texts, each text head reads its own text."""
+    import torch.nn.functional as F
+
+    from .model.retclip import RetClipOutput
+
+    move = {
+        k: v.to(device, non_blocking=True)
+        for k, v in batch.items()
+        if hasattr(v, "to") and k != "text_ids"
+    }
+    if "ids_left" not in move:
+        return model(move["left"], move.get("right"), move["ids"], move["mask"])
+    image, image_left, image_right = model.encode_image(move["left"], move.get("right"))
+    text = model.encode_text(move["ids"], move["mask"])[0]
+    text_left = model.encode_text(move["ids_left"], move["mask_left"])[1]
+    text_right = model.encode_text(move["ids_right"], move["mask_right"])[2]
+    feats = [
+        F.normalize(x, dim=-1)
+        for x in (image, image_left, image_right, text, text_left, text_right)
+    ]
+    return RetClipOutput(*feats, *model.scales())
+
+
+class Trainer:
+    def __init__(self, ctx: StageContext):
+        import torch
+
+        from .model.build import ModelSpec, build, image_size_of
+        from .model.weights import load_reference
+        from .training.data import Collate, TrainPairs, image_transform, text_labels
+        from .training.optim import make_optimizer, make_scheduler
+
+        self.ctx, profile = ctx, ctx.profile
+        self.cfg = cfg = profile.train
+        self.device = resolve_device(cfg.device, ctx.emit)
+        self.dtype = resolve_precision(cfg.precision, self.device)
+        torch.manual_seed(cfg.seed)
+        spec = ModelSpec(
+            profile.model.vision,
+            profile.model.text,
+            profile.model.context_length,
+            profile.data.image_size,
+        )
+        self.model, self.tokenizer = build(spec)
+        if profile.model.init:
+            loaded = load_reference(self.model, profile.resolve(profile.model.init))
+            ctx.emit.log(f"started from {profile.model.init}: {loaded}")
+        freeze(self.model, profile.model.freeze)
+        if cfg.grad_checkpointing:
+            for tower in (self.model.visual, self.model.bert):
+                tower.gradient_checkpointing_enable()
+        self.model.to(self.device)
+        size = image_size_of(spec)
+        lmdb = ctx.path("lmdb")
+        self.train_set = TrainPairs(
+            lmdb / "train", image_transform(size, cfg.augment, cfg.hflip), cfg.seed
+        )
+        self.val_set = (
+            TrainPairs(lmdb / "test", image_transform(size), cfg.seed)
+            if (lmdb / "test" / "pairs" / "data.mdb").exists()
+            else None
+        )
+        self.val_labels = text_labels(ctx.path("data", "test_texts.jsonl"))
+        self.collate = Collate(self.tokenizer, profile.model.context_length)
+        self.batches = len(self.train_set) // cfg.batch_size
+        if self.batches == 0:
+            raise UserError(
+                f"the train split has {len(self.train_set)} pairs, fewer than "
+                f"train.batch_size = {cfg.batch_size}: lower the batch size"
+            )
+        self.steps_per_epoch = math.ceil(self.batches / cfg.accumulation)
+        total = self.steps_per_epoch * cfg.epochs
+        self.optimizer = make_optimizer(self.model, cfg.lr, cfg.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, cfg.warmup_steps, total)
+        fp16 = self.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.folder = run_dir(profile, ctx.workdir)
+        self.checkpoints = self.folder / "checkpoints"
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.progress = Progress()
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        from .training import checkpoint
+
+        checkpoint.save(
+            path,
+            {
+                "epoch": self.progress.epoch,
+                "step": self.progress.step,
+                "name": self.ctx.profile.name,
+                "state_dict": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": checkpoint.rng_state(),
+                "progress": vars(self.progress),
+                "fingerprint": self.ctx.fingerprint,
+            },
+        )
+
+    def resume(self) -> bool:
+        from .training import checkpoint
+
+        latest = self.checkpoints / "epoch_latest.pt"
+        if not latest.exists():
+            return False
+        payload = checkpoint.load(latest)
+        if payload.get("fingerprint") != self.ctx.fingerprint:
+            return False  # another run's: the runner clears it when settings change
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        checkpoint.set_rng_state(payload["rng"])
+        self.progress = Progress(**payload["progress"])
+        self.ctx.emit.log(
+            f"resuming at epoch {self.progress.epoch + 1}, batch "
+            f"{self.progress.batch}, step {self.progress.step}"
+        )
+        return True
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def loader(self, dataset, epoch: int, start: int, batch_size: int):
+        import torch
+
+        from .training.data import EpochBatches
+
+        sampler = EpochBatches(len(dataset), batch_size, self.cfg.seed, epoch, start)
+        # A private generator: making the loader must not draw on the global RNG, or a
+        # resumed run would see other dropout masks than an uninterrupted one.
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=self.cfg.workers,
+            collate_fn=self.collate,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.cfg.seed + epoch),
+        )
+
+    def autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def optimizer_step(self) -> None:
+        import torch
+
+        if self.cfg.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.progress.step += 1
+
+    def train_epoch(self, epoch: int) -> float:
+        import torch
+
+        from .loss import retclip_loss
+
+        cfg, emit, progress = self.cfg, self.ctx.emit, self.progress
+        self.model.train()
+        task = f"epoch {epoch + 1}/{cfg.epochs}"
+        losses: list[float] = []
+        started, last_log, first = time.monotonic(), 0.0, progress.batch
+        for index, batch in enumerate(
+            self.loader(self.train_set, epoch, progress.batch, cfg.batch_size), start=progress.batch
+        ):
+            with self.autocast():
+                loss, parts = retclip_loss(forward(self.model, batch, self.device))
+            if not torch.isfinite(loss):
+                raise UserError(
+                    f"the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {index}: "
+                    f"training stopped; the last good checkpoint is kept in {self.checkpoints}. "
+                    f'Lower train.lr, or use train.precision = "bf16" or "fp32"'
+                )
+            self.scaler.scale(loss / cfg.accumulation).backward()
+            losses.append(float(loss.detach()))
+            if (index + 1) % cfg.accumulation and index + 1 < self.batches:
+                continue
+            self.optimizer_step()
+            progress.batch = index + 1
+            emit.progress(task, progress.batch, self.batches, "batches")
+            now = time.monotonic()
+            if now - last_log >= LOG_EVERY_S or progress.batch == self.batches:
+                last_log = now
+                rate = (index + 1 - first) * cfg.batch_size / (now - started)
+                left = self.batches - progress.batch + (cfg.epochs - epoch - 1) * self.batches
+                emit.metric(
+                    f"step {progress.step}: loss {losses[-1]:.4f}, {rate:.1f} samples/s",
+                    step=progress.step,
+                    loss=losses[-1],
+                    lr=self.scheduler.get_last_lr()[0],
+                    samples_per_s=round(rate, 2),
+                    eta_s=round(left * cfg.batch_size / rate, 1),
+                    **parts,
+                )
+            if cfg.save_every_steps and progress.step % cfg.save_every_steps == 0:
+                self.save(self.checkpoints / "epoch_latest.pt")
+        return sum(losses) / max(1, len(losses))
+
+    def validate(self) -> dict[str, float]:
+        """Loss and in-batch accuracy (image->text, text->image, and class-level: the text
+        picked for an image has the image's label) on the test split, in a fixed order."""
+        import torch
+
+        from .loss import retclip_loss
+
+        if self.val_set is None or len(self.val_set) < 2:
+            return {}
+        size = min(self.cfg.batch_size, len(self.val_set))
+        totals = {"val_loss": 0.0, "val_i2t": 0.0, "val_t2i": 0.0, "val_i2t_class": 0.0}
+        batches = labelled = 0
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            for batch in self.loader(self.val_set, 0, 0, size):
+                out = forward(self.model, batch, self.device)
+                loss, _ = retclip_loss(out)
+                sims = (out.image @ out.text.t()).float()
+                truth = torch.arange(sims.shape[0], device=sims.device)
+                totals["val_loss"] += float(loss)
+                totals["val_i2t"] += float((sims.argmax(1) == truth).float().mean())
+                totals["val_t2i"] += float((sims.argmax(0) == truth).float().mean())
+                ids = batch["text_ids"].tolist()
+                if all(i in self.val_labels for i in ids):
+                    names = [self.val_labels[i] for i in ids]
+                    picked = sims.argmax(1).tolist()
+                    totals["val_i2t_class"] += sum(
+                        names[p] == names[i] for i, p in enumerate(picked)
+                    ) / len(ids)
+                    labelled += 1
+                batches += 1
+        result = {k: v / batches for k, v in totals.items() if k != "val_i2t_class"}
+        if labelled:
+            result["val_i2t_class"] = totals["val_i2t_class"] / labelled
+        result["val_chance"] = 1 / size
+        return {k: round(v, 5) for k, v in result.items()}
+
+    def improved(self, metrics: dict[str, float]) -> bool:
+        name = self.cfg.early_stop
+        if not name or name not in metrics:
+            return True
+        value = -metrics[name] if name == "val_loss" else metrics[name]
+        if self.progress.best is None or value > self.progress.best:
+            self.progress.best, self.progress.bad_epochs = value, 0
+            return True
+        self.progress.bad_epochs += 1
+        return False
+
+    def run(self) -> dict[str, Any]:
+        cfg, emit, progress = self.cfg, self.ctx.emit, self.progress
+        self.resume()
+        progress = self.progress
+        params = json.dumps(
+            {
+                "model": vars(self.ctx.profile.model),
+                "train": vars(cfg),
+                "device": str(self.device),
+                "precision": str(self.dtype or "fp32"),
+                "pairs": len(self.train_set),
+                "batches_per_epoch": self.batches,
+            },
+            indent=2,
+            default=str,
+        )
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        (self.folder / f"params_{stamp}.txt").write_text(params + "\n", encoding="utf-8")
+        for epoch in range(progress.epoch, cfg.epochs):
+            train_loss = self.train_epoch(epoch)
+            metrics = {
+                "epoch": epoch + 1,
+                "step": progress.step,
+                "train_loss": round(train_loss, 5),
+                "lr": self.scheduler.get_last_lr()[0],
+            } | self.validate()
+            progress.epoch, progress.batch = epoch + 1, 0
+            progress.history.append(metrics)
+            emit.metric(", ".join(f"{k} {v}" for k, v in metrics.items()), **metrics)
+            with open(self.folder / f"out_{stamp}.log", "a", encoding="utf-8") as log:
+                log.write(json.dumps(metrics) + "\n")
+            keep_going = self.improved(metrics)
+            latest = self.checkpoints / "epoch_latest.pt"
+            self.save(latest)
+            # Rewritten from the history the checkpoint holds, so a kill between the two
+            # writes can neither lose nor repeat an epoch's line.
+            write_text(
+                self.folder / "metrics.jsonl",
+                "".join(json.dumps(m) + "\n" for m in progress.history),
+            )
+            last = epoch + 1 == cfg.epochs or not keep_going and progress.bad_epochs >= cfg.patience
+            if (epoch + 1) % cfg.save_every == 0 or last:
+                shutil.copyfile(latest, self.checkpoints / f"epoch{epoch + 1}.pt")
+            if not keep_going and progress.bad_epochs >= cfg.patience:
+                emit.log(
+                    f"early stop: {cfg.early_stop} has not improved for "
+                    f"{progress.bad_epochs} epochs"
+                )
+                break
+        final = progress.history[-1] if progress.history else {}
+        return {
+            "epochs": progress.epoch,
+            "steps": progress.step,
+            **{k: v for k, v in final.items() if k.startswith(("val_", "train_"))},
+        }
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    import torch
+
+    try:
+        return Trainer(ctx).run()
+    except torch.cuda.OutOfMemoryError:
+        cfg = ctx.profile.train
+        half = max(1, cfg.batch_size // 2)
+        raise UserError(
+            f"out of GPU memory at train.batch_size = {cfg.batch_size}: set "
+            f"batch_size = {half} and accumulation = {cfg.accumulation * 2} (the same "
+            f"global batch), or grad_checkpointing = true; the last checkpoint is "
+            f"kept"
+        ) from None
+
+
+STAGE = Stage(
+    name="train",
+    description="RET-CLIP training",
+    sections=("data.image_size", "model", "train"),
+    needs=("lmdb",),
+    run=run,
+    inputs=_inputs,
+    outputs=_outputs,
+    scratch=lambda profile, workdir: [run_dir(profile, workdir)],
+)

@@ -1,0 +1,1 @@
+"""The training stage: data, optimisation, checkpoints with exact resume."""

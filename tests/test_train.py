@@ -1,0 +1,178 @@
+"""The training stage on the small demo set with the tiny model, on the CPU."""
+
+import json
+
+import pytest
+import torch
+
+from retclip_pipeline import profile as profiles
+from retclip_pipeline.errors import StageInterrupted, UserError
+from retclip_pipeline.runner import run
+
+from .conftest import write_profile
+
+TRAIN = {"batch_size": 16, "epochs": 3, "lr": 0.0005, "warmup_steps": 2, "workers": 0}
+
+
+def _toml(value):
+    return json.dumps(value) if isinstance(value, str) else str(value).lower()
+
+
+def _profile(tmp_path, root, train=None, name="p.toml", workdir="run", paired=False):
+    settings = "\n".join(f"{k} = {_toml(v)}" for k, v in (TRAIN | (train or {})).items())
+    data = (
+        """eyes = "paired"
+index_column = "patient_id"
+label_column = ""
+text_column = "prompt_patient"
+left_text_column = "prompt_left"
+right_text_column = "prompt_right"
+"""
+        if paired
+        else ""
+    )
+    return profiles.load(
+        write_profile(
+            tmp_path,
+            f"""
+name = "t"
+workdir = "{workdir}"
+[hub]
+dataset = "{root}"
+[data]
+train_csv = "{root}/prompts_train.csv"
+test_csv = "{root}/prompts_test.csv"
+image_size = 32
+{data}
+[model]
+vision = "tiny"
+text = "tiny"
+context_length = 24
+[train]
+{settings}
+""",
+            name,
+        )
+    )
+
+
+def _weights(workdir):
+    state = torch.load(workdir / "logs/t/checkpoints/epoch_latest.pt", weights_only=True)
+    return state["state_dict"], state
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"save_every_steps": 2},
+        {"save_every_steps": 2, "augment": True, "hflip": True, "workers": 2, "accumulation": 2},
+    ],
+)
+def test_a_resumed_run_ends_with_the_same_weights(tmp_path, demo_root, monkeypatch, extra):
+    from retclip_pipeline import train
+
+    whole = _profile(tmp_path, demo_root, extra, "whole.toml", "whole")
+    run(whole, whole.workdir_path(), lambda e: None)
+    expected, _ = _weights(whole.workdir_path())
+
+    cut = _profile(tmp_path, demo_root, extra, "cut.toml", "cut")
+    original = train.Trainer.optimizer_step
+
+    def stop_after_five(self):
+        original(self)
+        if self.progress.step == 5:  # after the step-4 checkpoint, before the next
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.Trainer, "optimizer_step", stop_after_five)
+    with pytest.raises(StageInterrupted):
+        run(cut, cut.workdir_path(), lambda e: None)
+    _, saved = _weights(cut.workdir_path())
+    assert saved["step"] == 4
+    monkeypatch.setattr(train.Trainer, "optimizer_step", original)
+    events = []
+    run(cut, cut.workdir_path(), events.append)
+    assert any("resuming at epoch" in e.message for e in events)
+    resumed, final = _weights(cut.workdir_path())
+    assert final["step"] == _weights(whole.workdir_path())[1]["step"]
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+    history = [
+        json.loads(line)
+        for line in (cut.workdir_path() / "logs/t/metrics.jsonl").read_text().splitlines()
+    ]
+    assert [m["epoch"] for m in history] == [1, 2, 3]
+
+
+def test_outputs_and_validation_figures(tmp_path, demo_root):
+    profile = _profile(tmp_path, demo_root, {"save_every": 2})
+    summaries = run(profile, profile.workdir_path(), lambda e: None)
+    folder = profile.workdir_path() / "logs/t"
+    names = sorted(p.name for p in (folder / "checkpoints").iterdir())
+    assert names == ["epoch2.pt", "epoch3.pt", "epoch_latest.pt"]
+    assert list(folder.glob("params_*.txt")) and list(folder.glob("out_*.log"))
+    metrics = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"train_loss", "val_loss", "val_i2t", "val_t2i", "val_i2t_class"} <= set(metrics)
+    checkpoint = torch.load(folder / "checkpoints/epoch3.pt", weights_only=True)
+    assert {"epoch", "step", "name", "state_dict", "optimizer"} <= set(checkpoint)
+    assert summaries["train"]["epochs"] == 3
+
+
+def test_frozen_towers_do_not_move(tmp_path, demo_root):
+    profile = _profile(tmp_path, demo_root, {"epochs": 1})
+    profile.model.freeze = "both"
+    torch.manual_seed(0)
+    from retclip_pipeline.model.build import ModelSpec, build
+
+    before, _ = build(ModelSpec("tiny", "tiny", 24, 32))
+    run(profile, profile.workdir_path(), lambda e: None)
+    after, _ = _weights(profile.workdir_path())
+    for key, value in before.state_dict().items():
+        if key.startswith(("visual.", "bert.")):
+            assert torch.equal(value, after[key]), key
+    assert not torch.equal(
+        before.state_dict()["global_feature_mapping.weight"], after["global_feature_mapping.weight"]
+    )
+
+
+def test_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoint(
+    tmp_path, demo_root, monkeypatch
+):
+    from retclip_pipeline import loss as losses
+
+    profile = _profile(tmp_path, demo_root)
+    original, calls = losses.retclip_loss, []
+
+    def poisoned(out):  # fine through epoch 1 (4 batches) and its validation (2), then NaN
+        calls.append(1)
+        total, parts = original(out)
+        return (total * float("nan"), parts) if len(calls) > 6 else (total, parts)
+
+    monkeypatch.setattr(losses, "retclip_loss", poisoned)
+    with pytest.raises(
+        UserError, match=r"loss became nan at epoch 2.*last good checkpoint is kept"
+    ):
+        run(profile, profile.workdir_path(), lambda e: None)
+    _, saved = _weights(profile.workdir_path())
+    assert saved["epoch"] == 1
+
+
+def test_early_stopping(tmp_path, demo_root):
+    settings = {"epochs": 6, "lr": 0.0, "early_stop": "val_loss", "patience": 1}
+    profile = _profile(tmp_path, demo_root, settings)
+    events = []
+    run(profile, profile.workdir_path(), events.append)
+    assert any(e.message.startswith("early stop") for e in events)
+    _, saved = _weights(profile.workdir_path())
+    assert saved["epoch"] == 2
+
+
+def test_paired_eyes_train_each_text_head_on_its_own_text(tmp_path, paired_root):
+    profile = _profile(tmp_path, paired_root, {"epochs": 1, "batch_size": 8}, paired=True)
+    summaries = run(profile, profile.workdir_path(), lambda e: None)
+    assert summaries["train"]["steps"] == 3
+
+
+def test_batch_larger_than_the_split_is_a_user_error(tmp_path, demo_root):
+    profile = _profile(tmp_path, demo_root, {"batch_size": 512})
+    with pytest.raises(UserError, match="fewer than train.batch_size = 512"):
+        run(profile, profile.workdir_path(), lambda e: None)
