@@ -29,7 +29,11 @@ def run_dir(profile: Profile, workdir: Path) -> Path:
 
 def _outputs(profile: Profile, workdir: Path) -> list[Path]:
     folder = run_dir(profile, workdir)
-    return [folder / "checkpoints" / "epoch_latest.pt", folder / "metrics.jsonl"]
+    return [
+        folder / "checkpoints" / "epoch_latest.pt",
+        folder / "metrics.jsonl",
+        folder / "export" / "retclip_state_dict.pt",
+    ]
 
 
 def _inputs(profile: Profile, workdir: Path) -> list[str]:
@@ -398,6 +402,13 @@ class Trainer:
                     f"{progress.bad_epochs} epochs"
                 )
                 break
+        from .model.export import export
+
+        export(self.model, self.tokenizer, self.folder / "export")
+        emit.log(
+            f"model exported to {self.folder / 'export'} (transformers folders and a "
+            f"RET-CLIP-layout state dict)"
+        )
         final = progress.history[-1] if progress.history else {}
         return {
             "epochs": progress.epoch,

@@ -10,6 +10,7 @@ HEAVY = ("textual", "torch", "transformers", "datasets", "lmdb")
 MODEL_CODE = (
     "retclip_pipeline.model.retclip",
     "retclip_pipeline.model.weights",
+    "retclip_pipeline.model.export",
     "retclip_pipeline.loss",
     "retclip_pipeline.training.data",
     "retclip_pipeline.training.optim",

@@ -176,3 +176,26 @@ def test_batch_larger_than_the_split_is_a_user_error(tmp_path, demo_root):
     profile = _profile(tmp_path, demo_root, {"batch_size": 512})
     with pytest.raises(UserError, match="fewer than train.batch_size = 512"):
         run(profile, profile.workdir_path(), lambda e: None)
+
+
+def test_export_loads_back_with_transformers_and_the_reference_layout(tmp_path, demo_root):
+    from retclip_pipeline.model.export import load_exported
+    from retclip_pipeline.model.tokenizer import encode_texts
+    from retclip_pipeline.model.weights import load_reference
+
+    profile = _profile(tmp_path, demo_root, {"epochs": 1})
+    run(profile, profile.workdir_path(), lambda e: None)
+    folder = profile.workdir_path() / "logs/t/export"
+    trained, _ = _weights(profile.workdir_path())
+    model, tokenizer = load_exported(folder)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    from retclip_pipeline.model.build import ModelSpec, build
+
+    fresh, _ = build(ModelSpec("tiny", "tiny", 24, 32))
+    assert load_reference(fresh, folder / "retclip_state_dict.pt").startswith("RET-CLIP")
+    ids, mask = encode_texts(tokenizer, ["a swollen optic disc"], 24)
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model(images, None, ids, mask), fresh.eval()(images, None, ids, mask)
+    assert torch.allclose(a.image, b.image, atol=1e-6) and torch.allclose(a.text, b.text, atol=1e-6)

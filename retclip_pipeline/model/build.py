@@ -41,7 +41,7 @@ def _tiny_vision(image_size: int):
     return ChineseCLIPVisionModel(config), None
 
 
-def _pretrained_vision(name: str):
+def load_vision_tower(name: str):
     """(vision model, its trained projection or None) from a full CLIP-family checkpoint or
     a vision model alone."""
     from transformers import AutoConfig, AutoModel
@@ -73,7 +73,7 @@ def _tiny_text(vocab_size: int, context_length: int):
     return BertModel(config, add_pooling_layer=False)
 
 
-def _pretrained_text(name: str):
+def load_text_tower(name: str):
     from transformers import AutoConfig, AutoModel
 
     source = text_source(name)
@@ -108,11 +108,11 @@ def _build(spec: ModelSpec):
     if spec.vision == TINY:
         vision, projection = _tiny_vision(spec.image_size)
     else:
-        vision, projection = _pretrained_vision(spec.vision)
+        vision, projection = load_vision_tower(spec.vision)
     if spec.text == TINY:
         text = _tiny_text(len(tokenizer), spec.context_length)
     else:
-        text = _pretrained_text(spec.text)
+        text = load_text_tower(spec.text)
     limit = getattr(text.config, "max_position_embeddings", None)
     if limit and spec.context_length > limit:
         raise UserError(
