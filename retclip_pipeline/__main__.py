@@ -8,6 +8,7 @@ Exit codes: 0 done, 2 a user error (one line on stderr), 130 interrupted (rerun 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check(profile, workdir)
     if args.dry_run:
         return _dry_run(profile, workdir, selected)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+        return _distributed(profile, workdir, selected)
     from .console import make_renderer
     from .runner import run
 
@@ -94,6 +97,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         if hasattr(renderer, "close"):
             renderer.close()
     print(f"run directory: {workdir}", file=sys.stderr)
+    return 0
+
+
+def _distributed(profile, workdir: Path, selected: list[str] | None) -> int:
+    """Under torchrun every process trains; rank 0 alone runs the runner (state, events)."""
+    if selected != ["train"]:
+        raise UserError(
+            "under torchrun, run only the train stage (--stages train); build the "
+            "data first with: python -m retclip_pipeline --profile P "
+            "--stages convert,lmdb"
+        )
+    if int(os.environ.get("RANK", "0")) == 0:
+        from .console import PlainRenderer
+        from .runner import run
+
+        run(profile, workdir, PlainRenderer(), selected=selected)
+        return 0
+    from .runner import plan
+    from .train import run_worker
+
+    status = {row.stage.name: row.status for row in plan(profile, workdir)}
+    if status["train"] != "done":
+        run_worker(profile, workdir)
     return 0
 
 

@@ -15,8 +15,15 @@ def info_nce(images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> 
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
 
 
-def retclip_loss(out: RetClipOutput) -> tuple[torch.Tensor, dict[str, float]]:
-    """The summed loss and its parts (for logging)."""
+def retclip_loss(out: RetClipOutput, gather=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The summed loss and its parts (for logging). `gather` collects a feature set across
+    processes (local first), so that each loss sees the global batch."""
+    if gather is not None:
+        feats = [
+            gather(x)
+            for x in (out.image, out.left, out.right, out.text, out.text_left, out.text_right)
+        ]
+        out = RetClipOutput(*feats, out.scale, out.scale_left, out.scale_right)
     parts = {
         "patient": info_nce(out.image, out.text, out.scale),
         "left": info_nce(out.left, out.text_left, out.scale_left),

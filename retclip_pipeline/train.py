@@ -96,27 +96,17 @@ def freeze(model, which: str) -> None:
 
 
 def forward(model, batch: dict[str, Any], device):
-    """RetClipOutput for a batch; with per-eye texts, each text head reads its own text."""
-    import torch.nn.functional as F
-
-    from .model.retclip import RetClipOutput
-
+    """RetClipOutput for a batch, through the model's own forward (so DDP sees it); with
+    per-eye texts, each text head reads its own text."""
     move = {
         k: v.to(device, non_blocking=True)
         for k, v in batch.items()
         if hasattr(v, "to") and k != "text_ids"
     }
-    if "ids_left" not in move:
-        return model(move["left"], move.get("right"), move["ids"], move["mask"])
-    image, image_left, image_right = model.encode_image(move["left"], move.get("right"))
-    text = model.encode_text(move["ids"], move["mask"])[0]
-    text_left = model.encode_text(move["ids_left"], move["mask_left"])[1]
-    text_right = model.encode_text(move["ids_right"], move["mask_right"])[2]
-    feats = [
-        F.normalize(x, dim=-1)
-        for x in (image, image_left, image_right, text, text_left, text_right)
-    ]
-    return RetClipOutput(*feats, *model.scales())
+    eye_texts = None
+    if "ids_left" in move:
+        eye_texts = (move["ids_left"], move["mask_left"], move["ids_right"], move["mask_right"])
+    return model(move["left"], move.get("right"), move["ids"], move["mask"], eye_texts)
 
 
 class Trainer:
@@ -125,12 +115,18 @@ class Trainer:
 
         from .model.build import ModelSpec, build, image_size_of
         from .model.weights import load_reference
+        from .training import distributed
         from .training.data import Collate, TrainPairs, image_transform, text_labels
         from .training.optim import make_optimizer, make_scheduler
 
         self.ctx, profile = ctx, ctx.profile
         self.cfg = cfg = profile.train
+        self.world = world = distributed.from_env()
         self.device = resolve_device(cfg.device, ctx.emit)
+        if self.device.type == "cuda" and world.size > 1:
+            self.device = torch.device("cuda", world.local_rank)
+            torch.cuda.set_device(self.device)
+        distributed.start(world, self.device.type)
         self.dtype = resolve_precision(cfg.precision, self.device)
         torch.manual_seed(cfg.seed)
         spec = ModelSpec(
@@ -139,15 +135,23 @@ class Trainer:
             profile.model.context_length,
             profile.data.image_size,
         )
-        self.model, self.tokenizer = build(spec)
+        self.module, self.tokenizer = build(spec)  # the model itself, unwrapped
         if profile.model.init:
-            loaded = load_reference(self.model, profile.resolve(profile.model.init))
+            loaded = load_reference(self.module, profile.resolve(profile.model.init))
             ctx.emit.log(f"started from {profile.model.init}: {loaded}")
-        freeze(self.model, profile.model.freeze)
+        freeze(self.module, profile.model.freeze)
         if cfg.grad_checkpointing:
-            for tower in (self.model.visual, self.model.bert):
+            for tower in (self.module.visual, self.module.bert):
                 tower.gradient_checkpointing_enable()
-        self.model.to(self.device)
+        self.module.to(self.device)
+        self.model = self.module
+        if world.size > 1:
+            torch.manual_seed(cfg.seed + 7919 * world.rank)  # own dropout masks per rank
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
+            )
         size = image_size_of(spec)
         lmdb = ctx.path("lmdb")
         self.train_set = TrainPairs(
@@ -160,15 +164,16 @@ class Trainer:
         )
         self.val_labels = text_labels(ctx.path("data", "test_texts.jsonl"))
         self.collate = Collate(self.tokenizer, profile.model.context_length)
-        self.batches = len(self.train_set) // cfg.batch_size
+        self.batches = len(self.train_set) // (cfg.batch_size * world.size)
         if self.batches == 0:
             raise UserError(
                 f"the train split has {len(self.train_set)} pairs, fewer than "
-                f"train.batch_size = {cfg.batch_size}: lower the batch size"
+                f"train.batch_size = {cfg.batch_size} x {world.size} process(es): lower the "
+                f"batch size"
             )
         self.steps_per_epoch = math.ceil(self.batches / cfg.accumulation)
         total = self.steps_per_epoch * cfg.epochs
-        self.optimizer = make_optimizer(self.model, cfg.lr, cfg.weight_decay)
+        self.optimizer = make_optimizer(self.module, cfg.lr, cfg.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, cfg.warmup_steps, total)
         fp16 = self.dtype == torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
@@ -180,23 +185,27 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        from .training import checkpoint
+        """Called on every rank (the RNG states are gathered); rank 0 writes."""
+        from .training import checkpoint, distributed
 
-        checkpoint.save(
-            path,
-            {
-                "epoch": self.progress.epoch,
-                "step": self.progress.step,
-                "name": self.ctx.profile.name,
-                "state_dict": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": checkpoint.rng_state(),
-                "progress": vars(self.progress),
-                "fingerprint": self.ctx.fingerprint,
-            },
-        )
+        rngs = distributed.gather_objects(checkpoint.rng_state(), self.world)
+        if self.world.main:
+            checkpoint.save(path, self._payload(rngs))
+        distributed.barrier(self.world)
+
+    def _payload(self, rngs: list) -> dict[str, Any]:
+        return {
+            "epoch": self.progress.epoch,
+            "step": self.progress.step,
+            "name": self.ctx.profile.name,
+            "state_dict": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rngs,
+            "progress": vars(self.progress),
+            "fingerprint": self.ctx.fingerprint,
+        }
 
     def resume(self) -> bool:
         from .training import checkpoint
@@ -207,11 +216,12 @@ class Trainer:
         payload = checkpoint.load(latest)
         if payload.get("fingerprint") != self.ctx.fingerprint:
             return False  # another run's: the runner clears it when settings change
-        self.model.load_state_dict(payload["state_dict"])
+        self.module.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
-        checkpoint.set_rng_state(payload["rng"])
+        rngs = payload["rng"]
+        checkpoint.set_rng_state(rngs[self.world.rank] if len(rngs) == self.world.size else rngs[0])
         self.progress = Progress(**payload["progress"])
         self.ctx.emit.log(
             f"resuming at epoch {self.progress.epoch + 1}, batch "
@@ -221,12 +231,13 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def loader(self, dataset, epoch: int, start: int, batch_size: int):
+    def loader(self, dataset, epoch: int, start: int, batch_size: int, shard: bool = True):
         import torch
 
         from .training.data import EpochBatches
 
-        sampler = EpochBatches(len(dataset), batch_size, self.cfg.seed, epoch, start)
+        rank, ranks = (self.world.rank, self.world.size) if shard else (0, 1)
+        sampler = EpochBatches(len(dataset), batch_size, self.cfg.seed, epoch, start, rank, ranks)
         # A private generator: making the loader must not draw on the global RNG, or a
         # resumed run would see other dropout masks than an uninterrupted one.
         return torch.utils.data.DataLoader(
@@ -252,7 +263,7 @@ class Trainer:
 
         if self.cfg.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -260,11 +271,15 @@ class Trainer:
         self.progress.step += 1
 
     def train_epoch(self, epoch: int) -> float:
+        import functools
+
         import torch
 
         from .loss import retclip_loss
+        from .training import distributed
 
-        cfg, emit, progress = self.cfg, self.ctx.emit, self.progress
+        cfg, emit, progress, world = self.cfg, self.ctx.emit, self.progress, self.world
+        gather = functools.partial(distributed.gather, world=world) if world.size > 1 else None
         self.model.train()
         task = f"epoch {epoch + 1}/{cfg.epochs}"
         losses: list[float] = []
@@ -273,14 +288,16 @@ class Trainer:
             self.loader(self.train_set, epoch, progress.batch, cfg.batch_size), start=progress.batch
         ):
             with self.autocast():
-                loss, parts = retclip_loss(forward(self.model, batch, self.device))
+                loss, parts = retclip_loss(forward(self.model, batch, self.device), gather)
             if not torch.isfinite(loss):
                 raise UserError(
                     f"the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {index}: "
                     f"training stopped; the last good checkpoint is kept in {self.checkpoints}. "
                     f'Lower train.lr, or use train.precision = "bf16" or "fp32"'
                 )
-            self.scaler.scale(loss / cfg.accumulation).backward()
+            # Each rank's gradient flows through its own features only and DDP averages the
+            # ranks: scaling by the world size makes the sum the full loss's gradient.
+            self.scaler.scale(loss * world.size / cfg.accumulation).backward()
             losses.append(float(loss.detach()))
             if (index + 1) % cfg.accumulation and index + 1 < self.batches:
                 continue
@@ -290,7 +307,7 @@ class Trainer:
             now = time.monotonic()
             if now - last_log >= LOG_EVERY_S or progress.batch == self.batches:
                 last_log = now
-                rate = (index + 1 - first) * cfg.batch_size / (now - started)
+                rate = (index + 1 - first) * cfg.batch_size * world.size / (now - started)
                 left = self.batches - progress.batch + (cfg.epochs - epoch - 1) * self.batches
                 emit.metric(
                     f"step {progress.step}: loss {losses[-1]:.4f}, {rate:.1f} samples/s",
@@ -298,7 +315,7 @@ class Trainer:
                     loss=losses[-1],
                     lr=self.scheduler.get_last_lr()[0],
                     samples_per_s=round(rate, 2),
-                    eta_s=round(left * cfg.batch_size / rate, 1),
+                    eta_s=round(left * cfg.batch_size * world.size / rate, 1),
                     **parts,
                 )
             if cfg.save_every_steps and progress.step % cfg.save_every_steps == 0:
@@ -306,6 +323,13 @@ class Trainer:
         return sum(losses) / max(1, len(losses))
 
     def validate(self) -> dict[str, float]:
+        """Rank 0's validation figures, shared with every rank (early stopping must agree)."""
+        from .training import distributed
+
+        metrics = self._validate() if self.world.main else {}
+        return distributed.gather_objects(metrics, self.world)[0]
+
+    def _validate(self) -> dict[str, float]:
         """Loss and in-batch accuracy (image->text, text->image, and class-level: the text
         picked for an image has the image's label) on the test split, in a fixed order."""
         import torch
@@ -317,10 +341,10 @@ class Trainer:
         size = min(self.cfg.batch_size, len(self.val_set))
         totals = {"val_loss": 0.0, "val_i2t": 0.0, "val_t2i": 0.0, "val_i2t_class": 0.0}
         batches = labelled = 0
-        self.model.eval()
+        self.module.eval()  # unwrapped: only rank 0 validates, so no DDP collective may run
         with torch.no_grad(), self.autocast():
-            for batch in self.loader(self.val_set, 0, 0, size):
-                out = forward(self.model, batch, self.device)
+            for batch in self.loader(self.val_set, 0, 0, size, shard=False):
+                out = forward(self.module, batch, self.device)
                 loss, _ = retclip_loss(out)
                 sims = (out.image @ out.text.t()).float()
                 truth = torch.arange(sims.shape[0], device=sims.device)
@@ -370,7 +394,9 @@ class Trainer:
             default=str,
         )
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        (self.folder / f"params_{stamp}.txt").write_text(params + "\n", encoding="utf-8")
+        main = self.world.main
+        if main:
+            (self.folder / f"params_{stamp}.txt").write_text(params + "\n", encoding="utf-8")
         for epoch in range(progress.epoch, cfg.epochs):
             train_loss = self.train_epoch(epoch)
             metrics = {
@@ -382,20 +408,21 @@ class Trainer:
             progress.epoch, progress.batch = epoch + 1, 0
             progress.history.append(metrics)
             emit.metric(", ".join(f"{k} {v}" for k, v in metrics.items()), **metrics)
-            with open(self.folder / f"out_{stamp}.log", "a", encoding="utf-8") as log:
-                log.write(json.dumps(metrics) + "\n")
             keep_going = self.improved(metrics)
             latest = self.checkpoints / "epoch_latest.pt"
             self.save(latest)
-            # Rewritten from the history the checkpoint holds, so a kill between the two
-            # writes can neither lose nor repeat an epoch's line.
-            write_text(
-                self.folder / "metrics.jsonl",
-                "".join(json.dumps(m) + "\n" for m in progress.history),
-            )
             last = epoch + 1 == cfg.epochs or not keep_going and progress.bad_epochs >= cfg.patience
-            if (epoch + 1) % cfg.save_every == 0 or last:
-                shutil.copyfile(latest, self.checkpoints / f"epoch{epoch + 1}.pt")
+            if main:
+                with open(self.folder / f"out_{stamp}.log", "a", encoding="utf-8") as log:
+                    log.write(json.dumps(metrics) + "\n")
+                # Rewritten from the history the checkpoint holds, so a kill between the two
+                # writes can neither lose nor repeat an epoch's line.
+                write_text(
+                    self.folder / "metrics.jsonl",
+                    "".join(json.dumps(m) + "\n" for m in progress.history),
+                )
+                if (epoch + 1) % cfg.save_every == 0 or last:
+                    shutil.copyfile(latest, self.checkpoints / f"epoch{epoch + 1}.pt")
             if not keep_going and progress.bad_epochs >= cfg.patience:
                 emit.log(
                     f"early stop: {cfg.early_stop} has not improved for "
@@ -403,12 +430,16 @@ class Trainer:
                 )
                 break
         from .model.export import export
+        from .training import distributed
 
-        export(self.model, self.tokenizer, self.folder / "export")
-        emit.log(
-            f"model exported to {self.folder / 'export'} (transformers folders and a "
-            f"RET-CLIP-layout state dict)"
-        )
+        if main:
+            export(self.module, self.tokenizer, self.folder / "export")
+            emit.log(
+                f"model exported to {self.folder / 'export'} (transformers folders and a "
+                f"RET-CLIP-layout state dict)"
+            )
+        distributed.barrier(self.world)
+        distributed.stop(self.world)
         final = progress.history[-1] if progress.history else {}
         return {
             "epochs": progress.epoch,
@@ -431,6 +462,15 @@ def run(ctx: StageContext) -> dict[str, Any]:
             f"global batch), or grad_checkpointing = true; the last checkpoint is "
             f"kept"
         ) from None
+
+
+def run_worker(profile: Profile, workdir: Path) -> None:
+    """A torchrun process other than rank 0: it trains alongside, with no events or state."""
+    from .events import Emitter
+    from .runner import fingerprints
+
+    fingerprint = fingerprints(profile)["train"]
+    Trainer(StageContext(profile, workdir, Emitter(lambda event: None, "train"), fingerprint)).run()
 
 
 STAGE = Stage(

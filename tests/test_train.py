@@ -142,9 +142,9 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoint(
     profile = _profile(tmp_path, demo_root)
     original, calls = losses.retclip_loss, []
 
-    def poisoned(out):  # fine through epoch 1 (4 batches) and its validation (2), then NaN
-        calls.append(1)
-        total, parts = original(out)
+    def poisoned(out, gather=None):  # fine through epoch 1 (4 batches) and its validation
+        calls.append(1)  # (2 batches), then NaN
+        total, parts = original(out, gather)
         return (total * float("nan"), parts) if len(calls) > 6 else (total, parts)
 
     monkeypatch.setattr(losses, "retclip_loss", poisoned)

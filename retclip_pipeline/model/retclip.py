@@ -115,9 +115,16 @@ class RetClip(nn.Module):
         right: torch.Tensor | None,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        eye_texts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> RetClipOutput:
+        """Normalised features and temperatures. With `eye_texts` (left ids, left mask, right
+        ids, right mask) the left and right text heads read their own eye's text; otherwise
+        all three read the patient text, as in the reference."""
         image, image_left, image_right = self.encode_image(left, right)
         text, text_left, text_right = self.encode_text(input_ids, attention_mask)
+        if eye_texts is not None:
+            text_left = self.encode_text(eye_texts[0], eye_texts[1])[1]
+            text_right = self.encode_text(eye_texts[2], eye_texts[3])[2]
         scale, scale_left, scale_right = self.scales()
         return RetClipOutput(
             F.normalize(image, dim=-1),

@@ -60,32 +60,33 @@ class TrainPairs:
 
 
 class EpochBatches(torch.utils.data.Sampler):
-    """The batches of one epoch: a permutation seeded by (seed, epoch), full batches only,
-    starting at `start` (the first batch a resumed run has not seen)."""
+    """This process's share of the batches of one epoch: a permutation seeded by (seed,
+    epoch), cut into full global batches of batch_size x ranks, of which rank r takes the
+    r-th slice; starting at `start` (the first batch a resumed run has not seen)."""
 
-    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0):
-        self.size, self.batch_size, self.seed, self.epoch, self.start = (
-            size,
-            batch_size,
-            seed,
-            epoch,
-            start,
-        )
-
-    def batches(self) -> list[list[tuple[int, int]]]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
-        full = len(order) // self.batch_size
-        return [
-            [(i, self.epoch) for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
-            for b in range(full)
-        ]
-
-    def __iter__(self):
-        return iter(self.batches()[self.start :])
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        start: int = 0,
+        rank: int = 0,
+        ranks: int = 1,
+    ):
+        self.size, self.batch_size, self.seed, self.epoch = size, batch_size, seed, epoch
+        self.start, self.rank, self.ranks = start, rank, ranks
 
     def __len__(self) -> int:
-        return max(0, self.size // self.batch_size - self.start)
+        return max(0, self.size // (self.batch_size * self.ranks) - self.start)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        step = self.batch_size * self.ranks
+        for number in range(self.start, self.size // step):
+            first = number * step + self.rank * self.batch_size
+            yield [(i, self.epoch) for i in order[first : first + self.batch_size]]
 
 
 @dataclass
