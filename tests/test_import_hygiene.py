@@ -15,6 +15,7 @@ MODEL_CODE = (
     "retclip_pipeline.training.data",
     "retclip_pipeline.training.optim",
     "retclip_pipeline.training.checkpoint",
+    "retclip_pipeline.training.distributed",
 )
 
 
