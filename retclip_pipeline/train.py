@@ -98,11 +98,16 @@ def freeze(model, which: str) -> None:
 def forward(model, batch: dict[str, Any], device):
     """RetClipOutput for a batch, through the model's own forward (so DDP sees it); with
     per-eye texts, each text head reads its own text."""
+    from .training.data import normalize
+
     move = {
         k: v.to(device, non_blocking=True)
         for k, v in batch.items()
         if hasattr(v, "to") and k != "text_ids"
     }
+    for side in ("left", "right"):
+        if side in move:
+            move[side] = normalize(move[side])
     eye_texts = None
     if "ids_left" in move:
         eye_texts = (move["ids_left"], move["mask_left"], move["ids_right"], move["mask_right"])
