@@ -5,13 +5,15 @@ per sample, so neither depends on worker processes or on where a run was cut off
 from __future__ import annotations
 
 import base64
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg
+from PIL import Image
 from torchvision.transforms import v2
 
 from ..lmdb_store import LmdbReader
@@ -71,8 +73,9 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 
 def decode(b64: str) -> torch.Tensor:
     """A base64 JPEG from the LMDB as a 3 x H x W uint8 tensor."""
-    data = bytearray(base64.urlsafe_b64decode(b64))
-    return decode_jpeg(torch.frombuffer(data, dtype=torch.uint8), mode=ImageReadMode.RGB)
+    with Image.open(io.BytesIO(base64.urlsafe_b64decode(b64))) as image:
+        pixels = np.array(image.convert("RGB"))
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 class TrainPairs:
