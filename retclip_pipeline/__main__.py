@@ -135,6 +135,19 @@ def _check(profile, workdir: Path) -> int:
     return 0 if not failed else 2
 
 
+def _train_estimate(profile) -> list[str]:
+    """The estimate's lines, or why there is none (a tower that cannot be had offline)."""
+    from .convert import plan_counts
+    from .estimate import estimate
+
+    train = plan_counts(profile)["train"]
+    pairs = round(train["rows"] * train["sampled"] / max(1, train["images"]))
+    try:
+        return estimate(profile, pairs).lines(profile.train.batch_size)
+    except UserError as exc:
+        return [f"estimate unavailable: {exc}"]
+
+
 def _dry_run(profile, workdir: Path, selected: list[str] | None) -> int:
     from .runner import plan
 
@@ -148,6 +161,9 @@ def _dry_run(profile, workdir: Path, selected: list[str] | None) -> int:
         print(f"           inputs:  {', '.join(stage.inputs(profile, workdir))}")
         outputs = stage.outputs(profile, workdir)
         print(f"           outputs: {', '.join(str(p.relative_to(workdir)) for p in outputs)}")
+        if stage.name == "train":
+            for line in _train_estimate(profile):
+                print(f"           {line}")
         if stage.plan_counts:
             for split, counts in stage.plan_counts(profile).items():
                 print(

@@ -82,7 +82,25 @@ def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
             )
     except OSError as exc:
         items.append(CheckItem("work directory", False, f"{workdir}: {exc}"))
+    if csv_ok:
+        items.append(_train_check(profile))
     return items
+
+
+def _train_check(profile: Profile) -> CheckItem:
+    """Whether the model fits the device at the chosen batch size, and how long it takes."""
+    from .convert import plan_counts
+    from .estimate import estimate
+
+    counts = plan_counts(profile)["train"]
+    pairs = round(counts["rows"] * counts["sampled"] / max(1, counts["images"]))
+    try:
+        result = estimate(profile, pairs)
+    except UserError as exc:
+        return CheckItem("training estimate", False, str(exc))
+    return CheckItem(
+        "training estimate", result.fits, "; ".join(result.lines(profile.train.batch_size))
+    )
 
 
 def _writable(path: Path) -> bool:

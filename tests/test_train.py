@@ -199,3 +199,22 @@ def test_export_loads_back_with_transformers_and_the_reference_layout(tmp_path, 
     with torch.no_grad():
         a, b = model(images, None, ids, mask), fresh.eval()(images, None, ids, mask)
     assert torch.allclose(a.image, b.image, atol=1e-6) and torch.allclose(a.text, b.text, atol=1e-6)
+
+
+def test_estimate_before_a_run(tmp_path, demo_root):
+    from types import SimpleNamespace
+
+    from retclip_pipeline.estimate import _activation_bytes, estimate
+
+    result = estimate(_profile(tmp_path, demo_root), pairs=65)
+    lines = result.lines(16)
+    assert lines[0].startswith("0.22 M parameters")
+    assert "memory at batch 16" in lines[1] and "measured over 3 steps on the CPU" in lines[2]
+    assert result.fits and result.epoch_seconds > 0
+    # ViT-B/16 at 224 px in half precision: 197 tokens x 768 x (34 + 5 x 12 x 197 / 768)
+    # bytes a layer, 12 layers: about 90 MB a sample.
+    vit_b = SimpleNamespace(hidden_size=768, num_attention_heads=12, num_hidden_layers=12)
+    assert _activation_bytes(vit_b, 197, half=True, checkpointing=False) == pytest.approx(
+        89.6e6, rel=0.01
+    )
+    assert _activation_bytes(vit_b, 197, half=True, checkpointing=True) == 12 * 2 * 197 * 768
