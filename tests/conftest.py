@@ -41,6 +41,47 @@ def paired_root(tmp_path_factory) -> Path:
     return root
 
 
+PAIRED_DATA = {
+    "eyes": "paired",
+    "index_column": "patient_id",
+    "label_column": "",
+    "text_column": "prompt_patient",
+    "left_text_column": "prompt_left",
+    "right_text_column": "prompt_right",
+}
+
+
+def demo_toml(
+    root: Path,
+    *,
+    workdir: str = "run",
+    name: str = "t",
+    data: dict | None = None,
+    model: dict | None = None,
+    train: dict | None = None,
+    sizing: dict | None = None,
+) -> str:
+    """A profile over a demo set in `root`: tiny model, 32 px, a short CPU training."""
+    import tomli_w
+
+    profile = {
+        "name": name,
+        "workdir": workdir,
+        "hub": {"dataset": str(root)},
+        "data": {
+            "train_csv": f"{root}/prompts_train.csv",
+            "test_csv": f"{root}/prompts_test.csv",
+            "image_size": 32,
+        }
+        | (data or {}),
+        "model": {"vision": "tiny", "text": "tiny", "context_length": 24} | (model or {}),
+        "train": {"batch_size": 16, "epochs": 1, "workers": 0} | (train or {}),
+    }
+    if sizing:
+        profile["sizing"] = sizing
+    return tomli_w.dumps(profile)
+
+
 def write_profile(folder: Path, text: str, name: str = "profile.toml") -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
@@ -52,27 +93,7 @@ def demo_profile(tmp_path, demo_root) -> Path:
     """A profile over a private copy of the small demo set (tests may damage the copy)."""
     data = tmp_path / "set"
     shutil.copytree(demo_root, data)
-    return write_profile(
-        tmp_path,
-        f"""
-name = "t"
-workdir = "run"
-[hub]
-dataset = "{data}"
-[data]
-train_csv = "{data}/prompts_train.csv"
-test_csv = "{data}/prompts_test.csv"
-image_size = 32
-[model]
-vision = "tiny"
-text = "tiny"
-context_length = 24
-[train]
-batch_size = 16
-epochs = 1
-workers = 0
-""",
-    )
+    return write_profile(tmp_path, demo_toml(data))
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
@@ -95,19 +116,6 @@ def built_demo(tmp_path_factory, demo_root) -> Path:
     from retclip_pipeline.runner import run
 
     folder = tmp_path_factory.mktemp("built")
-    path = write_profile(
-        folder,
-        f"""
-workdir = "run"
-[hub]
-dataset = "{demo_root}"
-[data]
-train_csv = "{demo_root}/prompts_train.csv"
-test_csv = "{demo_root}/prompts_test.csv"
-image_size = 32
-[model]
-text = "tiny"
-""",
-    )
+    path = write_profile(folder, demo_toml(demo_root))
     run(profiles.load(path), folder / "run", lambda event: None, selected=["convert", "lmdb"])
     return folder / "run"

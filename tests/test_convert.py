@@ -12,7 +12,7 @@ from PIL import Image
 from retclip_pipeline import profile as profiles
 from retclip_pipeline.runner import run
 
-from .conftest import write_profile
+from .conftest import PAIRED_DATA, demo_toml, write_profile
 
 DATA_STAGES = ["convert", "lmdb"]
 
@@ -64,36 +64,13 @@ def test_report_counts(built_demo, demo_root):
     assert (built_demo / "data" / "convert_report.txt").read_text().startswith("Conversion report")
 
 
-def _profile(tmp_path, root, extra="", name="p.toml"):
-    return profiles.load(
-        write_profile(
-            tmp_path,
-            f"""
-workdir = "run"
-[hub]
-dataset = "{root}"
-[data]
-train_csv = "{root}/prompts_train.csv"
-test_csv = "{root}/prompts_test.csv"
-image_size = 32
-[model]
-vision = "tiny"
-text = "tiny"
-[train]
-batch_size = 8
-epochs = 1
-workers = 0
-{extra}
-""",
-            name,
-        )
-    )
+def _profile(tmp_path, root, name="p.toml", **sections):
+    return profiles.load(write_profile(tmp_path, demo_toml(root, **sections), name))
 
 
 def test_smoke_sizing_is_stratified_and_keeps_all_texts(tmp_path, demo_root):
-    profile = _profile(
-        tmp_path, demo_root, "[sizing]\nmode = 'custom'\nsamples = 20\ntest_samples = 10\nseed = 3"
-    )
+    sizing = {"mode": "custom", "samples": 20, "test_samples": 10, "seed": 3}
+    profile = _profile(tmp_path, demo_root, sizing=sizing)
     run(profile, tmp_path / "run", lambda e: None, selected=DATA_STAGES)
     data = tmp_path / "run" / "data"
     images = _read_jsonl(data / "train_images.jsonl")
@@ -146,33 +123,7 @@ def test_label_disagreement_is_reported(tmp_path, demo_profile):
 
 
 def test_paired_eyes_keep_left_right_and_patient_texts(tmp_path, paired_root):
-    extra = ""
-    path = write_profile(
-        tmp_path,
-        f"""
-workdir = "run"
-[hub]
-dataset = "{paired_root}"
-[data]
-train_csv = "{paired_root}/prompts_train.csv"
-test_csv = "{paired_root}/prompts_test.csv"
-eyes = "paired"
-index_column = "patient_id"
-label_column = ""
-text_column = "prompt_patient"
-left_text_column = "prompt_left"
-right_text_column = "prompt_right"
-image_size = 32
-[model]
-vision = "tiny"
-text = "tiny"
-[train]
-batch_size = 8
-epochs = 1
-workers = 0
-{extra}
-""",
-    )
+    path = write_profile(tmp_path, demo_toml(paired_root, data=PAIRED_DATA))
     run(profiles.load(path), tmp_path / "run", lambda e: None, selected=DATA_STAGES)
     lines = _read_tsv(tmp_path / "run/data/train_imgs.tsv")
     assert len(lines) == 24
@@ -191,11 +142,11 @@ workers = 0
 def test_conversion_is_deterministic(tmp_path, demo_root, workers, monkeypatch):
     from retclip_pipeline import convert
 
-    first = _profile(tmp_path, demo_root, name="a.toml")
+    first = _profile(tmp_path, demo_root, "a.toml")
     run(first, tmp_path / "run", lambda e: None, selected=DATA_STAGES)
     original = convert.make_pool
     monkeypatch.setattr(convert, "make_pool", lambda n=None: original(workers))
-    again = _profile(tmp_path, demo_root, name="b.toml")
+    again = _profile(tmp_path, demo_root, "b.toml")
     again.workdir = str(tmp_path / "run2")
     run(again, tmp_path / "run2", lambda e: None, selected=DATA_STAGES)
     for name in ("train_imgs.tsv", "train_texts.jsonl", "test_imgs.tsv"):

@@ -14,7 +14,7 @@ from retclip_pipeline.loss import retclip_loss
 from retclip_pipeline.model.retclip import RetClipOutput
 from retclip_pipeline.training.distributed import World, gather
 
-from .conftest import ROOT, write_profile
+from .conftest import ROOT, demo_toml, write_profile
 
 
 def _features(seed: int, n: int = 8, dim: int = 16) -> list[torch.Tensor]:
@@ -58,27 +58,10 @@ def test_two_processes_see_the_loss_of_one_on_the_global_batch():
 @pytest.mark.slow
 def test_torchrun_trains_on_two_cpu_processes(tmp_path, demo_root):
     workdir = tmp_path / "run"
-    profile = write_profile(
-        tmp_path,
-        f"""
-name = "ddp"
-workdir = "{workdir}"
-[hub]
-dataset = "{demo_root}"
-[data]
-train_csv = "{demo_root}/prompts_train.csv"
-test_csv = "{demo_root}/prompts_test.csv"
-image_size = 32
-[model]
-vision = "tiny"
-text = "tiny"
-context_length = 24
-[train]
-batch_size = 8
-epochs = 2
-workers = 0
-""",
+    text = demo_toml(
+        demo_root, workdir=str(workdir), name="ddp", train={"batch_size": 8, "epochs": 2}
     )
+    profile = write_profile(tmp_path, text)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = ["-m", "retclip_pipeline", "--profile", str(profile), "--stages"]
     prepared = subprocess.run(

@@ -9,51 +9,16 @@ from retclip_pipeline import profile as profiles
 from retclip_pipeline.errors import StageInterrupted, UserError
 from retclip_pipeline.runner import run
 
-from .conftest import write_profile
+from .conftest import PAIRED_DATA, demo_toml, write_profile
 
 TRAIN = {"batch_size": 16, "epochs": 3, "lr": 0.0005, "warmup_steps": 2, "workers": 0}
 
 
-def _toml(value):
-    return json.dumps(value) if isinstance(value, str) else str(value).lower()
-
-
 def _profile(tmp_path, root, train=None, name="p.toml", workdir="run", paired=False):
-    settings = "\n".join(f"{k} = {_toml(v)}" for k, v in (TRAIN | (train or {})).items())
-    data = (
-        """eyes = "paired"
-index_column = "patient_id"
-label_column = ""
-text_column = "prompt_patient"
-left_text_column = "prompt_left"
-right_text_column = "prompt_right"
-"""
-        if paired
-        else ""
+    text = demo_toml(
+        root, workdir=workdir, data=PAIRED_DATA if paired else None, train=TRAIN | (train or {})
     )
-    return profiles.load(
-        write_profile(
-            tmp_path,
-            f"""
-name = "t"
-workdir = "{workdir}"
-[hub]
-dataset = "{root}"
-[data]
-train_csv = "{root}/prompts_train.csv"
-test_csv = "{root}/prompts_test.csv"
-image_size = 32
-{data}
-[model]
-vision = "tiny"
-text = "tiny"
-context_length = 24
-[train]
-{settings}
-""",
-            name,
-        )
-    )
+    return profiles.load(write_profile(tmp_path, text, name))
 
 
 def _weights(workdir):
