@@ -138,6 +138,11 @@ class TrainSection:
         choices=("auto", "bf16", "fp16", "fp32"),
     )
     grad_checkpointing: bool = opt(False, "recompute activations to save GPU memory")
+    oom_retry: bool = opt(
+        False,
+        "on a GPU out-of-memory error, retry at the largest batch that "
+        "fits, with the accumulation that keeps the global batch",
+    )
     clip_grad_norm: float = opt(0.0, "clip the gradient norm at this value (0: off)", min=0.0)
     augment: bool = opt(False, "random resized crop, colour jitter and random erasing")
     hflip: bool = opt(False, "random horizontal flips (they mirror the optic disc side)")

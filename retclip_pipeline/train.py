@@ -453,20 +453,73 @@ class Trainer:
         }
 
 
+def fits(profile: Profile, batch_size: int) -> bool:
+    """Whether one training step at this batch size fits the GPU (random data)."""
+    import dataclasses
+
+    import torch
+
+    from .estimate import _measure
+
+    trial = dataclasses.replace(
+        profile, train=dataclasses.replace(profile.train, batch_size=batch_size)
+    )
+    try:
+        _measure(trial, "cuda")
+        return True
+    except (torch.cuda.OutOfMemoryError, UserError):
+        return False
+
+
+def largest_fitting_batch(profile: Profile) -> int:
+    """Halve the batch size until a step fits; 0 when not even one pair does."""
+    batch = profile.train.batch_size // 2
+    while batch >= 1 and not fits(profile, batch):
+        batch //= 2
+    return batch
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
+    import dataclasses
+
     import torch
 
     try:
         return Trainer(ctx).run()
     except torch.cuda.OutOfMemoryError:
-        cfg = ctx.profile.train
-        half = max(1, cfg.batch_size // 2)
+        pass  # leave the except block first: the exception holds the GPU memory
+    torch.cuda.empty_cache()
+    cfg = ctx.profile.train
+    batch = largest_fitting_batch(ctx.profile)
+    if batch == 0:
         raise UserError(
-            f"out of GPU memory at train.batch_size = {cfg.batch_size}: set "
-            f"batch_size = {half} and accumulation = {cfg.accumulation * 2} (the same "
-            f"global batch), or grad_checkpointing = true; the last checkpoint is "
-            f"kept"
+            "out of GPU memory even at train.batch_size = 1: set "
+            "train.grad_checkpointing = true, freeze a tower (model.freeze), or "
+            "use a GPU with more memory"
         ) from None
+    accumulation = math.ceil(cfg.batch_size * cfg.accumulation / batch)
+    advice = (
+        f"train.batch_size = {batch} with train.accumulation = {accumulation} keeps the "
+        f"global batch of {cfg.batch_size * cfg.accumulation}"
+    )
+    if not cfg.oom_retry:
+        raise UserError(
+            f"out of GPU memory at train.batch_size = {cfg.batch_size}: {advice} "
+            f"(or set train.oom_retry = true to let the run do so); the last "
+            f"checkpoint is kept"
+        ) from None
+    ctx.emit.warn(
+        f"out of GPU memory at train.batch_size = {cfg.batch_size}: retrying with {advice}"
+    )
+    # The data order depends on the batch size: the retry starts the training afresh.
+    shutil.rmtree(run_dir(ctx.profile, ctx.workdir) / "checkpoints", ignore_errors=True)
+    retry = dataclasses.replace(
+        ctx.profile,
+        train=dataclasses.replace(
+            cfg, batch_size=batch, accumulation=accumulation, oom_retry=False
+        ),
+    )
+    return run(dataclasses.replace(ctx, profile=retry))
 
 
 def run_worker(profile: Profile, workdir: Path) -> None:

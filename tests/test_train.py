@@ -183,3 +183,31 @@ def test_estimate_before_a_run(tmp_path, demo_root):
         89.6e6, rel=0.01
     )
     assert _activation_bytes(vit_b, 197, half=True, checkpointing=True) == 12 * 2 * 197 * 768
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkeypatch, retry):
+    from retclip_pipeline import train
+
+    original = train.Trainer.run
+
+    def small_gpu(self):  # a GPU with room for 8 pairs, simulated
+        if self.cfg.batch_size > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return original(self)
+
+    monkeypatch.setattr(train.Trainer, "run", small_gpu)
+    monkeypatch.setattr(train, "fits", lambda profile, batch: batch <= 8)
+    profile = _profile(tmp_path, demo_root, {"epochs": 1, "oom_retry": retry})
+    if not retry:
+        with pytest.raises(
+            UserError,
+            match=r"train.batch_size = 8 with train.accumulation = 2 "
+            r"keeps the global batch of 16",
+        ):
+            run(profile, profile.workdir_path(), lambda e: None)
+        return
+    events = []
+    summaries = run(profile, profile.workdir_path(), events.append)
+    assert any("retrying with train.batch_size = 8" in e.message for e in events)
+    assert summaries["train"]["steps"] == 4  # 65 pairs: 8 batches of 8, 2 per step
