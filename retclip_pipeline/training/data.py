@@ -42,6 +42,9 @@ def image_transform(size: int, augment: bool = False, hflip: bool = False) -> v2
     return v2.Compose(steps)
 
 
+GREY = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 luma, as PIL's "L" conversion
+
+
 class ColorJitter:
     """Brightness, contrast and saturation each scaled by a factor in [1-a, 1+a], in random
     order, as torchvision's ColorJitter(a, a, a) does; in one float pass instead of a round
@@ -57,7 +60,7 @@ class ColorJitter:
             if op == 0:  # brightness
                 x.mul_(factors[0])
             else:
-                grey = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+                grey = torch.tensordot(GREY, x, dims=1).unsqueeze(0)
                 anchor = grey.mean() if op == 1 else grey  # contrast, saturation
                 x = (x - anchor).mul_(factors[op]).add_(anchor)
             x.clamp_(0, 255)
@@ -74,7 +77,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 def decode(b64: str) -> torch.Tensor:
     """A base64 JPEG from the LMDB as a 3 x H x W uint8 tensor."""
     with Image.open(io.BytesIO(base64.urlsafe_b64decode(b64))) as image:
-        pixels = np.array(image.convert("RGB"))
+        pixels = np.array(image if image.mode == "RGB" else image.convert("RGB"))
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
