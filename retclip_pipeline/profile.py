@@ -32,9 +32,15 @@ def opt(
     min: float | None = None,
     max: float | None = None,
     file: bool = False,
+    factory: bool = False,
 ) -> Any:
-    """A profile key: its default, a one-line help, and what values it allows."""
+    """A profile key: its default, a one-line help, and what values it allows. Mutable
+    defaults (lists, tables) are copied for each profile (`factory`)."""
     meta = {"help": help, "choices": choices, "min": min, "max": max, "file": file}
+    if factory:
+        import copy
+
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -163,6 +169,35 @@ class TrainSection:
     )
 
 
+DEFAULT_TEMPLATES = [
+    "a colour fundus photograph of {}.",
+    "fundus photograph showing {}.",
+    "retinal image consistent with {}.",
+]
+
+
+@dataclass
+class EvalSection:
+    checkpoint: str = opt(
+        "",
+        'checkpoint to evaluate (empty: the training\'s latest; "init": '
+        "the untrained starting weights, a zero-shot baseline)",
+        file=True,
+    )
+    batch_size: int = opt(256, "images or texts encoded at once", min=1)
+    templates: list[str] = opt(
+        DEFAULT_TEMPLATES, "zero-shot prompt templates; {} is the class name", factory=True
+    )
+    class_names: dict[str, str] = opt(
+        {},
+        "how a label reads in a zero-shot prompt (default: "
+        "the label, lower case, bracketed notes dropped)",
+        factory=True,
+    )
+    linear_probe: bool = opt(True, "fit a logistic regression on frozen train image features")
+    examples: int = opt(3, "retrieval examples drawn in the figures", min=0, max=20)
+
+
 SMOKE_SAMPLES = 100
 
 
@@ -175,6 +210,7 @@ class Profile:
     sizing: SizingSection = field(default_factory=SizingSection)
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainSection = field(default_factory=TrainSection)
+    eval: EvalSection = field(default_factory=EvalSection)
     # Where the profile was read from; relative paths resolve against its folder.
     source: Path | None = field(default=None, compare=False, repr=False)
 
@@ -219,6 +255,7 @@ SECTION_CLASSES = {
     "sizing": SizingSection,
     "model": ModelSection,
     "train": TrainSection,
+    "eval": EvalSection,
 }
 
 
@@ -259,15 +296,34 @@ def _key_line(text: str, section: str | None, key: str) -> int | None:
 
 
 def _type_name(kind: type) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}[kind]
+    return {
+        str: "a string",
+        int: "an integer",
+        bool: "true or false",
+        float: "a number",
+        list: "a list of strings",
+        dict: "a table of strings",
+    }[kind]
+
+
+KINDS = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "float": float,
+    "list[str]": list,
+    "dict[str, str]": dict,
+}
 
 
 def _check_value(key: str, value: Any, spec: dataclasses.Field) -> str | None:
-    kind = (
-        {"str": str, "int": int, "bool": bool, "float": float}[spec.type]
-        if isinstance(spec.type, str)
-        else spec.type
-    )
+    kind = KINDS[spec.type] if isinstance(spec.type, str) else spec.type
+    if kind is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return f"expected {_type_name(kind)}, got {value!r}"
+    if kind is dict and not (
+        isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    ):
+        return f"expected {_type_name(kind)}, got {value!r}"
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         ok = True
@@ -390,7 +446,7 @@ def to_dict(profile: Profile, minimal: bool = False, resolved: bool = False) -> 
             table = {}
             for sub in dataclasses.fields(value):
                 sub_value = getattr(value, sub.name)
-                if resolved and sub.metadata.get("file") and sub_value:
+                if resolved and sub.metadata.get("file") and sub_value not in ("", "init"):
                     sub_value = str(profile.resolve(sub_value))
                 if not minimal or sub_value != getattr(getattr(defaults, spec.name), sub.name):
                     table[sub.name] = sub_value

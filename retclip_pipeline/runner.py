@@ -26,9 +26,9 @@ HEARTBEAT_EVERY_S = 2.0
 
 
 def all_stages() -> list[Stage]:
-    from . import convert, lmdb_store, train
+    from . import convert, evaluate, lmdb_store, train
 
-    return [convert.STAGE, lmdb_store.STAGE, train.STAGE]
+    return [convert.STAGE, lmdb_store.STAGE, train.STAGE, evaluate.STAGE]
 
 
 def stage_names() -> list[str]:
@@ -185,6 +185,10 @@ def run(
                 _needs_met(stage, rows, selected)
                 row = rows[stage.name]
                 if row.status == "done":
+                    # Judged again now: a stage run earlier in this call may have changed
+                    # what this one's fingerprint covers (a new checkpoint to evaluate).
+                    row = {r.stage.name: r for r in plan(profile, workdir)}[stage.name]
+                if row.status == "done":
                     emit_all(Event(stage.name, "stage_skipped", "done and current"))
                     summaries[stage.name] = state.stages[stage.name].get("summary", {})
                     continue
@@ -214,6 +218,8 @@ def _run_stage(
 ) -> dict[str, Any]:
     if row.status in ("stale", "to run") and row.reason != "outputs missing":
         _remove(stage.scratch(profile, workdir))
+    # Taken now, not at planning: earlier stages of this call may have changed its inputs.
+    row.fingerprint = fingerprints(profile)[stage.name]
     state.mark(stage.name, "running", row.fingerprint)
     note = " (resuming)" if row.status == "resume" else ""
     sink(Event(stage.name, "stage_started", f"{stage.description}{note}"))

@@ -62,9 +62,7 @@ def resolve_device(choice: str, emit) -> Any:
         )
     if choice == "cpu" or not torch.cuda.is_available():
         if choice == "auto":
-            emit.warn(
-                "no GPU found: training on the CPU, which suits the demo and smoke sizes only"
-            )
+            emit.warn("no GPU found: running on the CPU, which suits the demo and smoke sizes only")
         return torch.device("cpu")
     return torch.device("cuda")
 

@@ -16,6 +16,8 @@ MODEL_CODE = (
     "retclip_pipeline.training.optim",
     "retclip_pipeline.training.checkpoint",
     "retclip_pipeline.training.distributed",
+    "retclip_pipeline.evaluation.features",
+    "retclip_pipeline.evaluation.metrics",
 )
 
 

@@ -18,18 +18,29 @@ def _statuses(profile, workdir):
 def test_plan_follows_the_run(demo_profile):
     profile = profiles.load(demo_profile)
     workdir = profile.workdir_path()
-    assert _statuses(profile, workdir) == {"convert": "to run", "lmdb": "to run", "train": "to run"}
+    assert _statuses(profile, workdir) == {
+        "convert": "to run",
+        "lmdb": "to run",
+        "train": "to run",
+        "evaluate": "to run",
+    }
     assert not workdir.exists()  # planning changes nothing
     run(profile, workdir, lambda e: None)
-    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done", "train": "done"}
+    done = {"convert": "done", "lmdb": "done", "train": "done", "evaluate": "done"}
+    assert _statuses(profile, workdir) == done
     profile.train.lr = 0.01
-    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done", "train": "stale"}
+    assert _statuses(profile, workdir) == done | {"train": "stale"}
     profile.train.lr = TrainSection().lr
     profile.data.jpeg_quality = 90
-    assert _statuses(profile, workdir) == {"convert": "stale", "lmdb": "stale", "train": "stale"}
+    assert _statuses(profile, workdir) == {
+        "convert": "stale",
+        "lmdb": "stale",
+        "train": "stale",
+        "evaluate": "stale",
+    }
     profile.data.jpeg_quality = 95
     profile.hub.token_env = "OTHER"  # not something the outputs depend on
-    assert _statuses(profile, workdir) == {"convert": "done", "lmdb": "done", "train": "done"}
+    assert _statuses(profile, workdir) == done
 
 
 def test_rerun_skips_done_work_and_redoes_stale(demo_profile):
@@ -40,7 +51,7 @@ def test_rerun_skips_done_work_and_redoes_stale(demo_profile):
     stamp = tsv.stat().st_mtime_ns
     events = []
     run(profile, workdir, events.append)
-    assert [e.kind for e in events if e.stage != "run"] == ["stage_skipped"] * 3
+    assert [e.kind for e in events if e.stage != "run"] == ["stage_skipped"] * 4
     assert tsv.stat().st_mtime_ns == stamp
     profile.data.image_size = 24
     run(profile, workdir, lambda e: None)

@@ -1,0 +1,1 @@
+"""Evaluation: features of a checkpoint, retrieval, zero-shot, linear probe, figures, report."""

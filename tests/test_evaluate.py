@@ -1,0 +1,128 @@
+"""Evaluation: metrics checked by hand and recomputed independently from the saved features."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from retclip_pipeline import profile as profiles
+from retclip_pipeline.errors import UserError
+from retclip_pipeline.evaluation import metrics
+from retclip_pipeline.runner import run
+
+from .conftest import demo_toml, write_profile
+
+
+def test_retrieval_by_hand():
+    # Image i points along axis i. Texts: t0, t1 belong to image 0 (class A), t2 to image 1
+    # (A), t3 to image 2 (B). t1 points at image 1 instead of image 0.
+    images = torch.eye(3)
+    texts = torch.tensor([[1.0, 0, 0], [0, 1.0, 0.1], [0.3, 0.9, 0], [0, 0, 1.0]])
+    result = metrics.retrieval(
+        images,
+        texts,
+        ["a", "b", "c"],
+        [["a"], ["a"], ["b"], ["c"]],
+        ["A", "A", "B"],
+        ["A", "A", "A", "B"],
+    )
+    # image->text top 1: image a -> t0 (hit), image b -> t1 (owned by a: miss), c -> t3 (hit)
+    assert result["instance"]["image_to_text"]["R@1"] == pytest.approx(2 / 3, abs=1e-4)
+    # class-level: image b (class A) -> t1 (class A): a hit, so every image hits
+    assert result["class"]["image_to_text"]["R@1"] == 1.0
+    # text->image top 1: t0 -> a (hit), t1 -> b (miss), t2 -> b (hit), t3 -> c (hit)
+    assert result["instance"]["text_to_image"]["R@1"] == 0.75
+    # the ceiling: class A has 2 images and 3 texts, B 1 and 1
+    assert result["instance_ceiling"]["text_to_image"]["R@1"] == pytest.approx(
+        (0.5 * 3 + 1) / 4, abs=1e-4
+    )
+
+
+def test_classification_by_hand():
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    result = metrics.classification([0, 1, 1, 1], scores, ["x", "y"])
+    assert result["accuracy"] == 0.75
+    assert result["balanced_accuracy"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-4)
+    assert result["confusion_matrix"] == [[1, 0], [1, 2]]
+    assert result["per_class"]["x"] == {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "support": 1}
+    assert result["auc_ovr"]["per_class"]["y"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, demo_root):
+    folder = tmp_path_factory.mktemp("eval")
+    profile = profiles.load(write_profile(folder, demo_toml(demo_root, train={"epochs": 2})))
+    run(profile, profile.workdir_path(), lambda e: None)
+    return profile.workdir_path()
+
+
+def _independent_recall(images, texts, image_ids, text_owners, k):
+    """Recall@k image->text, written plainly: any owned text among the k most similar."""
+    images = images / images.norm(dim=1, keepdim=True)
+    texts = texts / texts.norm(dim=1, keepdim=True)
+    hits = 0
+    for row, image_id in enumerate(image_ids):
+        order = sorted(range(len(texts)), key=lambda c: -float(images[row] @ texts[c]))
+        hits += any(image_id in text_owners[c] for c in order[:k])
+    return hits / len(image_ids)
+
+
+def test_results_recomputed_from_saved_features(evaluated):
+    folder = evaluated / "evaluation"
+    results = json.loads((folder / "evaluation_results.json").read_text())
+    images = torch.load(folder / "test_imgs_features.pt", weights_only=True)
+    texts = torch.load(folder / "test_texts_features.pt", weights_only=True)
+    for k in (1, 5):
+        expected = _independent_recall(
+            images["patient"], texts["patient"], images["ids"], texts["image_ids"], k
+        )
+        assert results["retrieval"]["instance"]["image_to_text"][f"R@{k}"] == pytest.approx(
+            expected, abs=1e-4
+        )
+    assert images["eye"].shape == images["patient"].shape
+    assert set(results) >= {
+        "schema_version",
+        "run",
+        "checkpoint",
+        "fingerprint",
+        "sizes",
+        "retrieval",
+        "zero_shot",
+        "linear_probe",
+        "caveats",
+    }
+    zero_shot = results["zero_shot"]["templates"]
+    assert len(zero_shot["confusion_matrix"]) == 10 and "auc_ovr" in zero_shot
+    assert "train_prompts" in results["zero_shot"]
+    report = (folder / "report.md").read_text()
+    assert "| instance-level | image to text |" in report and "## Caveats" in report
+    for name in (
+        "confusion_templates.png",
+        "per_class_f1_templates.png",
+        "training_curves.png",
+        "example_text_query_1.png",
+        "example_image_query_1.png",
+    ):
+        assert (folder / name).stat().st_size > 1000, name
+
+
+def test_untrained_baseline_and_a_missing_checkpoint(tmp_path, demo_root):
+    text = demo_toml(demo_root, train={"epochs": 1})
+    profile = profiles.load(write_profile(tmp_path, text))
+    with pytest.raises(UserError, match="needs train|no checkpoint"):
+        run(
+            profile,
+            profile.workdir_path(),
+            lambda e: None,
+            selected=["convert", "lmdb", "evaluate"],
+        )
+    profile.eval.checkpoint = "init"
+    summaries = run(
+        profile, profile.workdir_path(), lambda e: None, selected=["convert", "lmdb", "evaluate"]
+    )
+    assert "zero_shot_accuracy" in summaries["evaluate"]
+    results = json.loads(
+        (profile.workdir_path() / "evaluation/evaluation_results.json").read_text()
+    )
+    assert results["checkpoint"].startswith("untrained")
