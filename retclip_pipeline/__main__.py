@@ -18,15 +18,20 @@ from .errors import StageInterrupted, UserError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m retclip_pipeline",
-        description="Run the RET-CLIP pipeline headless: convert, lmdb (train and evaluate "
-        "follow). A rerun skips what is done, resumes what was cut off, and redoes "
-        "what a changed setting made stale.",
+        description="Run the RET-CLIP pipeline headless: convert, lmdb, train, evaluate. A "
+        "rerun skips what is done, resumes what was cut off, and redoes what a changed "
+        "setting made stale. Also: `python -m retclip_pipeline compare RUN_DIR...`.",
     )
     parser.add_argument("--profile", required=True, type=Path, help="the run's TOML profile")
     parser.add_argument(
         "--stages", help="comma-separated stages to run, in pipeline order (default: all)"
     )
     parser.add_argument("--workdir", type=Path, help="run directory (overrides the profile's)")
+    parser.add_argument(
+        "--checkpoint",
+        help="checkpoint the evaluate stage reads (overrides "
+        'eval.checkpoint; "init": the untrained starting weights)',
+    )
     parser.add_argument(
         "--restart",
         action="store_true",
@@ -60,6 +65,15 @@ def _selected(value: str | None) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "compare":
+            from . import compare
+
+            return compare.main(argv[1:])
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -79,6 +93,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     profile = profiles.load(args.profile, check_files=not args.check)
     if args.workdir:
         profile.workdir = str(args.workdir.expanduser().resolve())
+    if args.checkpoint:
+        checkpoint = args.checkpoint
+        profile.eval.checkpoint = (
+            checkpoint if checkpoint == "init" else str(Path(checkpoint).expanduser().resolve())
+        )
     workdir = profile.workdir_path()
     selected = _selected(args.stages)
     if args.check:

@@ -126,3 +126,18 @@ def test_untrained_baseline_and_a_missing_checkpoint(tmp_path, demo_root):
         (profile.workdir_path() / "evaluation/evaluation_results.json").read_text()
     )
     assert results["checkpoint"].startswith("untrained")
+
+
+def test_compare_prints_and_saves_one_table(evaluated, tmp_path, capsys):
+    from retclip_pipeline.__main__ import main
+
+    out = tmp_path / "table"
+    assert main(["compare", str(evaluated), str(evaluated), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "class i2t mean" in printed and printed.count("tiny + tiny") == 2
+    rows = json.loads(out.with_suffix(".json").read_text())
+    results = json.loads((evaluated / "evaluation/evaluation_results.json").read_text())
+    assert rows[0]["zero-shot acc"] == results["zero_shot"]["templates"]["accuracy"]
+    assert out.with_suffix(".md").read_text().startswith("| run |")
+    assert main(["compare", str(tmp_path)]) == 2  # no evaluation there: one line, exit 2
+    assert "has no evaluation" in capsys.readouterr().err

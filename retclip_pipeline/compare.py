@@ -1,0 +1,97 @@
+"""`python -m retclip_pipeline compare RUN_DIR...`: one table across runs' evaluations (for
+example the same data with different text towers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_json, write_text
+from .errors import UserError
+
+COLUMNS = [
+    ("run", "run"),
+    ("towers", "towers"),
+    ("checkpoint", "checkpoint"),
+    ("inst. i2t R@1", "instance.image_to_text.R@1"),
+    ("inst. i2t mean", "instance.image_to_text.mean_recall"),
+    ("class i2t mean", "class.image_to_text.mean_recall"),
+    ("class t2i mean", "class.text_to_image.mean_recall"),
+    ("zero-shot acc", "zero_shot.templates.accuracy"),
+    ("zero-shot bal.", "zero_shot.templates.balanced_accuracy"),
+    ("zero-shot F1", "zero_shot.templates.macro_f1"),
+    ("prompt-proto acc", "zero_shot.train_prompts.accuracy"),
+    ("probe acc", "linear_probe.accuracy"),
+]
+
+
+def _dig(data: dict[str, Any], dotted: str) -> Any:
+    value: Any = data
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return ""
+        value = value[part]
+    return value
+
+
+def row(run_dir: Path) -> dict[str, Any]:
+    results_path = run_dir / "evaluation" / "evaluation_results.json"
+    if not results_path.exists():
+        raise UserError(
+            f"{run_dir} has no evaluation/evaluation_results.json: run its evaluate stage first"
+        )
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    flat = {
+        "run": results.get("run", run_dir.name),
+        "checkpoint": Path(str(results.get("checkpoint", ""))).name.split(" ")[0],
+    }
+    profile_path = run_dir / "profile.resolved.toml"
+    if profile_path.exists():
+        model = tomllib.loads(profile_path.read_text(encoding="utf-8")).get("model", {})
+        flat["towers"] = f"{model.get('vision', '?')} + {model.get('text', '?')}"
+    retrieval = results.get("retrieval", {})
+    for title, key in COLUMNS[3:]:
+        source = retrieval if key.startswith(("instance", "class")) else results
+        flat[title] = _dig(source, key)
+    return flat
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    titles = [title for title, _ in COLUMNS]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    lines += ["| " + " | ".join(str(r.get(t, "")) for t in titles) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plain(rows: list[dict[str, Any]]) -> str:
+    titles = [title for title, _ in COLUMNS]
+    widths = [max(len(t), *(len(str(r.get(t, ""))) for r in rows)) for t in titles]
+    lines = ["  ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True))]
+    lines += [
+        "  ".join(str(r.get(t, "")).ljust(w) for t, w in zip(titles, widths, strict=True))
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m retclip_pipeline compare", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("comparison"),
+        help="where to save the table (.md and .json added)",
+    )
+    args = parser.parse_args(argv)
+    rows = [row(run.expanduser().resolve()) for run in args.runs]
+    print(plain(rows), end="")
+    write_text(args.out.with_suffix(".md"), markdown(rows))
+    write_json(args.out.with_suffix(".json"), rows)
+    print(f"saved {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")
+    return 0
