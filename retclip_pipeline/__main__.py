@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m retclip_pipeline",
         description="Run the RET-CLIP pipeline headless: convert, lmdb, train, evaluate. A "
         "rerun skips what is done, resumes what was cut off, and redoes what a changed "
-        "setting made stale. Also: `python -m retclip_pipeline compare RUN_DIR...`.",
+        "setting made stale. Also: `compare RUN_DIR...`, `embed --run RUN_DIR (--images DIR | "
+        "--texts FILE)`, `query --run RUN_DIR TEXT | --image PATH`.",
     )
     parser.add_argument("--profile", required=True, type=Path, help="the run's TOML profile")
     parser.add_argument(
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import compare
 
             return compare.main(argv[1:])
+        if argv and argv[0] in ("embed", "query"):
+            from . import use
+
+            return getattr(use, argv[0])(argv[1:])
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -141,3 +141,34 @@ def test_compare_prints_and_saves_one_table(evaluated, tmp_path, capsys):
     assert out.with_suffix(".md").read_text().startswith("| run |")
     assert main(["compare", str(tmp_path)]) == 2  # no evaluation there: one line, exit 2
     assert "has no evaluation" in capsys.readouterr().err
+
+
+def test_embed_query_and_the_python_api(evaluated, demo_root, tmp_path, capsys):
+    from retclip_pipeline import api
+    from retclip_pipeline.__main__ import main
+
+    images = sorted((demo_root / "test" / "Myopia").glob("*.jpg"))
+    run = api.load(evaluated)
+    features = run.encode_images(images)
+    assert features.shape[0] == len(images)
+    assert torch.allclose(features.norm(dim=1), torch.ones(len(images)), atol=1e-5)
+    top = run.classify(images[:2], top=3)
+    assert len(top) == 2 and len(top[0]) == 3
+    probabilities = [p for _, p in top[0]]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+
+    out = tmp_path / "emb.pt"
+    assert (
+        main(
+            ["embed", "--run", str(evaluated), "--images", str(images[0].parent), "--out", str(out)]
+        )
+        == 0
+    )
+    saved = torch.load(out, weights_only=True)
+    assert saved["patient"].shape[0] == len(images) and len(saved["paths"]) == len(images)
+    assert main(["query", "--run", str(evaluated), "a tessellated fundus", "--k", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "1. image" in printed and "2. image" in printed
+    assert main(["query", "--run", str(evaluated), "--image", str(images[0])]) == 0
+    assert "classes: " in capsys.readouterr().out
+    assert main(["query", "--run", str(tmp_path)]) == 2

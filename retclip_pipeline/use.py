@@ -1,0 +1,104 @@
+"""`embed` and `query`: the trained model from the command line.
+
+python -m retclip_pipeline embed --run RUN_DIR (--images DIR | --texts FILE) [--out F]
+python -m retclip_pipeline query --run RUN_DIR "text"          top images of the test split
+python -m retclip_pipeline query --run RUN_DIR --image PATH    top texts and classes
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def embed(argv: list[str]) -> int:
+    import torch
+
+    from . import api
+    from .atomic import atomic_open
+
+    parser = argparse.ArgumentParser(prog="python -m retclip_pipeline embed")
+    parser.add_argument("--run", required=True, type=Path, help="run directory")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, help="a folder of images (searched recursively)")
+    source.add_argument("--texts", type=Path, help="a text file, one text a line")
+    parser.add_argument("--out", type=Path, help="output .pt (default: embeddings_*.pt here)")
+    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
+    args = parser.parse_args(argv)
+    run = api.load(args.run, args.checkpoint)
+    if args.images:
+        paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {args.images}")
+        data = {
+            "paths": [str(p) for p in paths],
+            "patient": run.encode_images(paths),
+            "eye": run.encode_images(paths, eye=True),
+        }
+        out = args.out or Path("embeddings_images.pt")
+    else:
+        if not args.texts.is_file():
+            raise UserError(f"text file not found: {args.texts}")
+        texts = [
+            line.strip()
+            for line in args.texts.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        data = {"texts": texts, "patient": run.encode_texts(texts)}
+        out = args.out or Path("embeddings_texts.pt")
+    with atomic_open(out, "wb") as handle:
+        torch.save(data, handle)
+    print(f"{len(data['patient'])} embeddings ({run.description}) written to {out}")
+    return 0
+
+
+def query(argv: list[str]) -> int:
+    import torch
+
+    from . import api
+    from .evaluation.features import split_texts
+
+    parser = argparse.ArgumentParser(prog="python -m retclip_pipeline query")
+    parser.add_argument("--run", required=True, type=Path, help="run directory")
+    parser.add_argument("text", nargs="?", help="a text: its top images of the test split")
+    parser.add_argument("--image", type=Path, help="an image: its top texts and classes")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
+    args = parser.parse_args(argv)
+    if bool(args.text) == bool(args.image):
+        raise UserError("give either a text or --image PATH")
+    run = api.load(args.run, args.checkpoint)
+    features = run.folder / "evaluation" / "test_imgs_features.pt"
+    if args.text:
+        if not features.exists():
+            raise UserError(f"{features} is missing: run the evaluate stage first")
+        images = torch.load(features, weights_only=True)
+        scores = (
+            torch.nn.functional.normalize(images["patient"], dim=-1)
+            @ run.encode_texts([args.text])[0]
+        )
+        best = scores.topk(min(args.k, len(scores)))
+        print(f"top images of the test split for: {args.text}")
+        for rank, (score, index) in enumerate(zip(best.values, best.indices, strict=True), 1):
+            print(
+                f"{rank}. image {images['ids'][index]} ({images['labels'][index]}), "
+                f"similarity {float(score):.3f}"
+            )
+        return 0
+    texts = split_texts(run.folder, "test")
+    vectors = run.encode_texts([t["text"] for t in texts])
+    image = run.encode_images([args.image])[0]
+    best = (vectors @ image).topk(min(args.k, len(texts)))
+    print(f"top texts of the test split for {args.image}:")
+    for rank, (score, index) in enumerate(zip(best.values, best.indices, strict=True), 1):
+        record = texts[int(index)]
+        print(f"{rank}. [{record.get('label', '')}] {record['text'][:150]} ({float(score):.3f})")
+    print(
+        "classes: "
+        + ", ".join(f"{label} {p:.2f}" for label, p in run.classify([args.image], top=args.k)[0])
+    )
+    return 0
