@@ -88,8 +88,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
     def progress(task: str):
         return lambda done, total: emit.progress(task, done, total, "images")
 
+    workers = profile.train.workers
     test_images = feats.image_features(
-        model, workdir, "test", size, cfg.batch_size, device, dtype, progress("test image features")
+        model,
+        workdir,
+        "test",
+        size,
+        cfg.batch_size,
+        device,
+        dtype,
+        progress("test image features"),
+        workers,
     )
     test_texts = feats.split_texts(workdir, "test")
     text_vectors = feats.text_features(
@@ -175,6 +184,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 device,
                 dtype,
                 progress("train image features"),
+                workers,
             )
             known = [i for i, label in enumerate(train_images["labels"]) if label in index]
             if len({train_images["labels"][i] for i in known}) > 1:

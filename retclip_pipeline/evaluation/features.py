@@ -70,43 +70,74 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+class SplitImages:
+    """The images of a split by position in data/<split>_images.jsonl, as uint8 tensors."""
+
+    def __init__(self, split_dir: Path, ids: list, transform):
+        from ..lmdb_store import LmdbReader
+
+        self.reader, self.ids, self.transform = LmdbReader(split_dir), ids, transform
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        from ..training.data import decode
+
+        pair = self.reader.images_b64(self.ids[index])
+        if pair is None:
+            raise UserError(
+                f"{self.reader.split_dir} lacks image {self.ids[index]} that the "
+                f"conversion listed: rerun with --restart --stages lmdb"
+            )
+        left = self.transform(decode(pair[0]))
+        same = pair[0] == pair[1]
+        return left, left if same else self.transform(decode(pair[1])), same
+
+
 @torch.no_grad()
 def image_features(
-    model, workdir: Path, split: str, size: int, batch_size: int, device, dtype, on_progress=None
+    model,
+    workdir: Path,
+    split: str,
+    size: int,
+    batch_size: int,
+    device,
+    dtype,
+    on_progress=None,
+    workers: int = 2,
 ) -> dict[str, Any]:
-    from ..lmdb_store import LmdbReader
-    from ..training.data import decode, image_transform, normalize
+    """Each image's raw single-eye feature (`eye`, the left eye) and the three mapped ones;
+    decoding runs in worker processes so that the model, not the loader, sets the pace."""
+    from ..training.data import image_transform, normalize
 
     images = _read_jsonl(workdir / "data" / f"{split}_images.jsonl")
-    reader = LmdbReader(workdir / "lmdb" / split)
-    transform = image_transform(size)
+    dataset = SplitImages(
+        workdir / "lmdb" / split, [r["image_id"] for r in images], image_transform(size)
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda"
+    )
     out: dict[str, list] = {"patient": [], "left": [], "right": [], "eye": []}
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        pairs = [reader.images_b64(record["image_id"]) for record in chunk]
-        if any(pair is None for pair in pairs):
-            raise UserError(
-                f"the {split} LMDB lacks images the conversion listed: rerun with "
-                f"--restart --stages lmdb"
-            )
-        left = torch.stack([transform(decode(l_b64)) for l_b64, _ in pairs])
-        same = all(l_b64 == r_b64 for l_b64, r_b64 in pairs)
-        right = None if same else torch.stack([transform(decode(r_b64)) for _, r_b64 in pairs])
+    done = 0
+    for left, right, same in loader:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            left = normalize(left.to(device))
-            right = None if right is None else normalize(right.to(device))
-            eye = model.encode_eye(left)
-            patient, mapped_left, mapped_right = model.encode_image(left, right)
+            left_raw = model.encode_eye(normalize(left.to(device, non_blocking=True)))
+            right_raw = left_raw
+            if not bool(same.all()):
+                right_raw = model.encode_eye(normalize(right.to(device, non_blocking=True)))
+            patient, mapped_left, mapped_right = model.map_eyes(left_raw, right_raw)
         for name, value in (
             ("patient", patient),
             ("left", mapped_left),
             ("right", mapped_right),
-            ("eye", eye),
+            ("eye", left_raw),
         ):
             out[name].append(value.float().cpu())
+        done += len(left)
         if on_progress:
-            on_progress(min(start + batch_size, len(images)), len(images))
-    reader.close()
+            on_progress(done, len(images))
+    dataset.reader.close()
     return {
         "ids": [r["image_id"] for r in images],
         "labels": [r.get("label") for r in images],

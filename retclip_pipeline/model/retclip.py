@@ -87,6 +87,12 @@ class RetClip(nn.Module):
         else:
             both = self.encode_eye(torch.cat([left, right]))
             left_raw, right_raw = both.split(left.shape[0])
+        return self.map_eyes(left_raw, right_raw)
+
+    def map_eyes(
+        self, left_raw: torch.Tensor, right_raw: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The image heads over raw single-eye features: patient, left, right."""
         patient = self.global_feature_mapping(torch.cat([left_raw, right_raw], dim=-1))
         return patient, self.left_feature_mapping(left_raw), self.right_feature_mapping(right_raw)
 
