@@ -172,3 +172,36 @@ def test_embed_query_and_the_python_api(evaluated, demo_root, tmp_path, capsys):
     assert main(["query", "--run", str(evaluated), "--image", str(images[0])]) == 0
     assert "classes: " in capsys.readouterr().out
     assert main(["query", "--run", str(tmp_path)]) == 2
+
+
+def test_a_run_without_labels_gets_retrieval_only(tmp_path, demo_root):
+    text = demo_toml(demo_root, data={"label_column": "", "dataset_label_column": ""})
+    profile = profiles.load(write_profile(tmp_path, text))
+    run(profile, profile.workdir_path(), lambda e: None)
+    results = json.loads(
+        (profile.workdir_path() / "evaluation/evaluation_results.json").read_text()
+    )
+    assert results["note"].startswith("the test images carry no labels")
+    assert "class" not in results["retrieval"] and "zero_shot" not in results
+    assert (
+        "Note: the test images carry no labels"
+        in (profile.workdir_path() / "evaluation/report.md").read_text()
+    )
+
+
+def test_a_checkpoint_of_other_towers_is_one_clear_error(evaluated, tmp_path, demo_root, capsys):
+    from retclip_pipeline.__main__ import main
+
+    checkpoint = evaluated / "logs/t/checkpoints/epoch_latest.pt"
+    other = write_profile(
+        tmp_path, demo_toml(demo_root, workdir=str(tmp_path / "other"), data={"image_size": 48})
+    )
+    assert main(["--profile", str(other), "--stages", "convert,lmdb"]) == 0
+    capsys.readouterr()
+    assert (
+        main(["--profile", str(other), "--stages", "evaluate", "--checkpoint", str(checkpoint)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "does not fit model.vision/model.text" in err and "position_embedding" in err
+    assert "Traceback" not in err

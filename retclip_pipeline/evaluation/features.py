@@ -52,13 +52,17 @@ def load_model(profile: Profile, checkpoint: str):
     payload = load(path)
     state = payload.get("state_dict") if isinstance(payload, dict) else None
     if isinstance(state, dict) and "visual_projection.weight" in state:
-        problems = model.load_state_dict(state, strict=False)
-        if problems.missing_keys or problems.unexpected_keys:
+        ours = model.state_dict()
+        missing = sorted(set(ours) - set(state))
+        unexpected = sorted(set(state) - set(ours))
+        wrong = sorted(k for k in set(ours) & set(state) if ours[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
             raise UserError(
-                f"{path} does not fit model.vision/model.text: missing "
-                f"{problems.missing_keys[:3]}, unexpected "
-                f"{problems.unexpected_keys[:3]}"
+                f"{path} does not fit model.vision/model.text: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}, of another shape {wrong[:3]}: "
+                f"evaluate it with the profile it was trained with"
             )
+        model.load_state_dict(state)
         epoch = payload.get("epoch")
         return model.eval(), tokenizer, f"{path} (epoch {epoch}, step {payload.get('step')})"
     return model.eval(), tokenizer, f"{path} ({load_reference(model, path)})"
