@@ -143,14 +143,14 @@ def run(ctx: StageContext) -> dict[str, Any]:
             model, tokenizer, prompts, context, cfg.batch_size, device, dtype
         )["patient"]
         image_vectors = torch.nn.functional.normalize(test_images["patient"], dim=-1)
+        # Saved, so that every zero-shot figure can be recomputed from files alone.
+        class_record = {
+            "classes": classes,
+            "templates": metrics.class_embeddings(template_vectors, owners, len(classes)),
+        }
         zero_shot = {
             "templates": metrics.classification(
-                truth,
-                (
-                    image_vectors
-                    @ metrics.class_embeddings(template_vectors, owners, len(classes)).t()
-                ).numpy(),
-                classes,
+                truth, (image_vectors @ class_record["templates"].t()).numpy(), classes
             )
         }
         labelled = [t for t in train_texts if t.get("label") in index]
@@ -167,9 +167,11 @@ def run(ctx: StageContext) -> dict[str, Any]:
             prototypes = metrics.class_embeddings(
                 train_vectors, [index[t["label"]] for t in labelled], len(classes)
             )
+            class_record["train_prompts"] = prototypes
             zero_shot["train_prompts"] = metrics.classification(
                 truth, (image_vectors @ prototypes.t()).numpy(), classes
             )
+        _save_pt(folder / "class_embeddings.pt", class_record)
         results["zero_shot"] = zero_shot | {
             "class_names": dict(zip(classes, names, strict=True)),
             "templates_used": cfg.templates,
@@ -186,6 +188,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 progress("train image features"),
                 workers,
             )
+            _save_pt(folder / "train_imgs_features.pt", train_images)
             known = [i for i, label in enumerate(train_images["labels"]) if label in index]
             if len({train_images["labels"][i] for i in known}) > 1:
                 results["linear_probe"] = metrics.linear_probe(

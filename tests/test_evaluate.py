@@ -81,6 +81,13 @@ def test_results_recomputed_from_saved_features(evaluated):
             expected, abs=1e-4
         )
     assert images["eye"].shape == images["patient"].shape
+    # Zero-shot, recomputed from the saved class embeddings.
+    classes = torch.load(folder / "class_embeddings.pt", weights_only=True)
+    truth = [classes["classes"].index(label) for label in images["labels"]]
+    scores = torch.nn.functional.normalize(images["patient"], dim=-1) @ classes["templates"].t()
+    accuracy = float((scores.argmax(1) == torch.tensor(truth)).float().mean())
+    assert results["zero_shot"]["templates"]["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert (folder / "train_imgs_features.pt").exists()
     assert set(results) >= {
         "schema_version",
         "run",
