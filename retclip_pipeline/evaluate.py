@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_json, write_text
-from .errors import UserError
 from .profile import Profile
 from .stage import Stage, StageContext
 
@@ -288,9 +287,11 @@ def _examples(workdir, folder, images, texts, count: int) -> None:
     from torch.nn import functional as F
 
     from .evaluation import figures
+    from .evaluation.features import split_texts
     from .lmdb_store import LmdbReader
     from .training.data import decode
 
+    words = {t["text_id"]: t["text"] for t in split_texts(workdir, "test")}
     reader = LmdbReader(workdir / "lmdb" / "test")
     sims = F.normalize(images["patient"], dim=-1) @ F.normalize(texts["patient"], dim=-1).t()
     generator = torch.Generator().manual_seed(0)
@@ -302,7 +303,7 @@ def _examples(workdir, folder, images, texts, count: int) -> None:
         ]
         hits = [images["labels"][i] == texts["labels"][query] for i in top]
         figures.text_query(
-            _text_of(workdir, texts["ids"][query]),
+            words[texts["ids"][query]],
             pictures,
             hits,
             folder / f"example_text_query_{number + 1}.png",
@@ -311,20 +312,11 @@ def _examples(workdir, folder, images, texts, count: int) -> None:
         best = sims[image].topk(5).indices.tolist()
         figures.image_query(
             decode(reader.images_b64(images["ids"][image])[0]).permute(1, 2, 0).numpy(),
-            [_text_of(workdir, texts["ids"][i]) for i in best],
+            [words[texts["ids"][i]] for i in best],
             [texts["labels"][i] == images["labels"][image] for i in best],
             folder / f"example_image_query_{number + 1}.png",
         )
     reader.close()
-
-
-def _text_of(workdir: Path, text_id: int) -> str:
-    from .evaluation.features import split_texts
-
-    cache = _text_of.__dict__.setdefault("cache", {})
-    if workdir not in cache:
-        cache[workdir] = {t["text_id"]: t["text"] for t in split_texts(workdir, "test")}
-    return cache[workdir][text_id]
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
@@ -466,6 +458,3 @@ STAGE = Stage(
     scratch=lambda profile, workdir: [out_dir(workdir)],
     extra_fingerprint=_extra_fingerprint,
 )
-
-
-__all__ = ["STAGE", "UserError"]
