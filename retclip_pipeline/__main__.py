@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the RET-CLIP pipeline headless: convert, lmdb, train, evaluate. A "
         "rerun skips what is done, resumes what was cut off, and redoes what a changed "
         "setting made stale. Also: `compare RUN_DIR...`, `embed --run RUN_DIR (--images DIR | "
-        "--texts FILE)`, `query --run RUN_DIR TEXT | --image PATH`.",
+        "--texts FILE)`, `query --run RUN_DIR TEXT | --image PATH`, `token check | login`.",
     )
     parser.add_argument("--profile", required=True, type=Path, help="the run's TOML profile")
     parser.add_argument(
@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import compare
 
             return compare.main(argv[1:])
+        if argv and argv[0] == "token":
+            from . import token_cli
+
+            return token_cli.main(argv[1:])
         if argv and argv[0] in ("embed", "query"):
             from . import use
 

@@ -56,7 +56,7 @@ def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
             csv_ok = False
             items.append(CheckItem(f"{name} CSV", False, str(exc)))
     items += _dataset_checks(profile)
-    items.append(_token_check(profile))
+    items += _token_check(profile)
     try:
         parent = _existing_parent(workdir)
         writable = _writable(parent)
@@ -115,7 +115,7 @@ def _dataset_checks(profile: Profile) -> list[CheckItem]:
 
     kind, where = profile.dataset_source()
     if kind == "hub":
-        return [_hub_reachable(profile, where)]
+        return []  # the token check below reaches the hub for it
     try:
         sources = open_splits(profile, [split for _, _, split in split_plan(profile)])
     except UserError as exc:
@@ -140,34 +140,14 @@ def _dataset_checks(profile: Profile) -> list[CheckItem]:
     return items
 
 
-def _hub_reachable(profile: Profile, repo_id: str) -> CheckItem:
+def _token_check(profile: Profile) -> list[CheckItem]:
+    """The token and, for a hub data set, access to it: the checks of `token check`."""
     from .hub import resolve_token
+    from .token_cli import check
 
-    try:
-        from huggingface_hub import HfApi
-
-        info = HfApi().dataset_info(repo_id, token=resolve_token(profile).value)
-        return CheckItem("data set", True, f"{repo_id} on the hub (revision {info.sha[:8]})")
-    except Exception as exc:  # hub client errors vary by version; name the cause
-        return CheckItem(
-            "data set",
-            False,
-            f"{repo_id}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-        )
-
-
-def _token_check(profile: Profile) -> CheckItem:
-    from .hub import resolve_token
-
-    kind, _ = profile.dataset_source()
+    kind, where = profile.dataset_source()
     if kind == "local":
-        return CheckItem("token", True, "not needed for a local data set")
-    token = resolve_token(profile)
-    if token.value:
-        return CheckItem("token", True, f"found ({token.origin}); the value is never shown")
-    return CheckItem(
-        "token",
-        True,
-        f"none (set {profile.hub.token_env} or run `hf auth login`): "
-        "public sets still work, with a lower hub rate limit",
-    )
+        return [CheckItem("token", True, "not needed for a local data set")]
+    findings = check(resolve_token(profile), where)
+    names = ["token", "data set"]
+    return [CheckItem(names[min(n, 1)], f.ok, f.message) for n, f in enumerate(findings)]

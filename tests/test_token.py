@@ -1,0 +1,125 @@
+"""`token check` against a local stand-in for the hub's HTTP API (reached through
+HF_ENDPOINT), with the real huggingface_hub client: each outcome told apart."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from .conftest import ROOT
+
+GOOD = "hf_" + "good" * 9
+BAD = "hf_" + "bad0" * 9
+
+
+class StandIn(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _reply(self, status, body, error_code=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if error_code:
+            self.send_header("X-Error-Code", error_code)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.path.startswith("/api/whoami"):
+            if token == GOOD:
+                return self._reply(200, {"name": "tester", "type": "user"})
+            return self._reply(401, {"error": "Invalid credentials in Authorization header"})
+        if self.path.startswith("/api/datasets/org/public"):
+            return self._reply(
+                200,
+                {
+                    "id": "org/public",
+                    "sha": "abc",
+                    "private": False,
+                    "gated": False,
+                    "siblings": [],
+                },
+            )
+        if self.path.startswith("/api/datasets/org/gated"):
+            return self._reply(403, {"error": "Access to this dataset is restricted."}, "GatedRepo")
+        return self._reply(404, {"error": "Repository not found"}, "RepoNotFound")
+
+
+@pytest.fixture(scope="module")
+def hub():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _check(endpoint, token, dataset, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN")}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
+    if token:
+        env["HF_TOKEN"] = token
+    args = [sys.executable, "-m", "retclip_pipeline", "token", "check"]
+    if dataset:
+        args += ["--dataset", dataset]
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "token,dataset,code,words",
+    [
+        (GOOD, "org/public", 0, ["valid (user tester)", "org/public is readable"]),
+        (None, "org/public", 0, ["no token: public data sets still work", "5,000"]),
+        (BAD, "org/public", 2, ["invalid or revoked", "token login"]),
+        (
+            GOOD,
+            "org/gated",
+            2,
+            ["gated", "accept its terms at https://huggingface.co/datasets/org/gated"],
+        ),
+        (GOOD, "org/missing", 2, ["not found, or it is private"]),
+    ],
+)
+def test_token_check_tells_each_case_apart(hub, tmp_path, token, dataset, code, words):
+    result = _check(hub, token, dataset, tmp_path)
+    assert result.returncode == code, result.stdout + result.stderr
+    for word in words:
+        assert word in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr
+    for secret in (GOOD, BAD):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_unreachable_hub(tmp_path):
+    result = _check("http://127.0.0.1:9", GOOD, "org/public", tmp_path)
+    assert result.returncode == 2
+    assert "the hub is unreachable at http://127.0.0.1:9" in result.stdout
+    assert GOOD not in result.stdout + result.stderr
+
+
+def test_preflight_runs_the_same_check(hub, tmp_path, demo_root):
+    from .conftest import demo_toml, write_profile
+
+    text = demo_toml(demo_root).replace(f'dataset = "{demo_root}"', 'dataset = "org/gated"')
+    profile = write_profile(tmp_path, text)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN")}
+    env.update(HF_ENDPOINT=hub, HF_HOME=str(tmp_path / "hf"), HF_TOKEN=GOOD)
+    result = subprocess.run(
+        [sys.executable, "-m", "retclip_pipeline", "--profile", str(profile), "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "[ok  ] token: token from HF_TOKEN is valid" in result.stdout
+    assert "[FAIL] data set: org/gated is gated" in result.stdout
+    assert GOOD not in result.stdout + result.stderr
