@@ -20,6 +20,9 @@ CONFIG = "retclip_config.json"
 
 def export(model: RetClip, tokenizer, folder: Path) -> None:
     """Write the export folder whole, then move it into place."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our events report the stage; no bars of its own
     building = folder.with_name(f".{folder.name}.building")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
