@@ -165,13 +165,11 @@ def _check(profile, workdir: Path) -> int:
 
 def _train_estimate(profile) -> list[str]:
     """The estimate's lines, or why there is none (a tower that cannot be had offline)."""
-    from .convert import plan_counts
+    from .convert import train_pairs
     from .estimate import estimate
 
-    train = plan_counts(profile)["train"]
-    pairs = round(train["rows"] * train["sampled"] / max(1, train["images"]))
     try:
-        return estimate(profile, pairs).lines(profile.train.batch_size)
+        return estimate(profile, train_pairs(profile)).lines(profile.train.batch_size)
     except UserError as exc:
         return [f"estimate unavailable: {exc}"]
 

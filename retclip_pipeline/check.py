@@ -89,13 +89,11 @@ def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
 
 def _train_check(profile: Profile) -> CheckItem:
     """Whether the model fits the device at the chosen batch size, and how long it takes."""
-    from .convert import plan_counts
+    from .convert import train_pairs
     from .estimate import estimate
 
-    counts = plan_counts(profile)["train"]
-    pairs = round(counts["rows"] * counts["sampled"] / max(1, counts["images"]))
     try:
-        result = estimate(profile, pairs)
+        result = estimate(profile, train_pairs(profile))
     except UserError as exc:
         return CheckItem("training estimate", False, str(exc))
     return CheckItem(

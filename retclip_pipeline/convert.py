@@ -67,20 +67,31 @@ def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
     return {"csv": digests, "format": 1}
 
 
+def sample_size(profile: Profile, name: str, available: int, train: tuple[int, int] | None) -> int:
+    """Images to convert from a split: the sizing for train; for test, its own count or the
+    fraction train took (`train` = (sampled, available) of the train split)."""
+    if name == "train":
+        return profile.train_samples(available)
+    return profile.test_samples(available, train[0] / train[1] if train else 1.0)
+
+
 def plan_counts(profile: Profile) -> dict[str, Any]:
     """Rows and sampled images per split, from the CSVs alone."""
     counts: dict[str, Any] = {}
-    train_fraction = 1.0
+    train = None
     for name, csv, _ in split_plan(profile):
         table = read_prompts(profile.resolve(csv), profile.data, None)
         groups = table.by_index()
-        if name == "train":
-            count = profile.train_samples(len(groups))
-            train_fraction = count / len(groups)
-        else:
-            count = profile.test_samples(len(groups), train_fraction)
+        count = sample_size(profile, name, len(groups), train)
+        train = train or (count, len(groups))
         counts[name] = {"rows": table.rows_read, "images": len(groups), "sampled": count}
     return counts
+
+
+def train_pairs(profile: Profile) -> int:
+    """Pairs the train split will hold at the profile's sizing (for estimates)."""
+    counts = plan_counts(profile)["train"]
+    return round(counts["rows"] * counts["sampled"] / max(1, counts["images"]))
 
 
 @dataclass
@@ -243,7 +254,7 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
     """Open each split, read its CSV and choose its sample (cheap; no image is touched)."""
     profile = ctx.profile
     prepared = []
-    train_fraction = 1.0
+    train = None
     sources = open_splits(profile, [split for _, _, split in split_plan(profile)])
     for name, csv, split in split_plan(profile):
         source = sources[split]
@@ -251,11 +262,8 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
         for line, reason in table.skipped:
             ctx.emit.warn(f"{table.path.name} line {line}: skipped: {reason}")
         labels = {index: rows[0].label for index, rows in table.by_index().items()}
-        if name == "train":
-            count = profile.train_samples(len(labels))
-            train_fraction = count / len(labels)
-        else:
-            count = profile.test_samples(len(labels), train_fraction)
+        count = sample_size(profile, name, len(labels), train)
+        train = train or (count, len(labels))
         selected = stratified_sample(labels, count, profile.sizing.seed)
         ctx.emit.log(
             f"{name}: {table.rows_read} rows, {len(labels)} distinct images, "
