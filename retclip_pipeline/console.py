@@ -27,6 +27,7 @@ class PlainRenderer:
         self.every_s = every_s
         self.started: dict[str, tuple[float, int]] = {}
         self.last: dict[str, float] = {}
+        self.notes: dict[str, str] = {}  # the note each task's line shows now
 
     def __call__(self, event: Event) -> None:
         if event.kind == "progress":
@@ -45,7 +46,9 @@ class PlainRenderer:
         if key not in self.started:
             self.started[key] = (now, done)
         finished = total is not None and done >= total
-        if not finished and now - self.last.get(key, 0.0) < self.every_s:
+        noted = event.message != self.notes.get(key, "")
+        self.notes[key] = event.message
+        if not finished and not noted and now - self.last.get(key, 0.0) < self.every_s:
             return
         self.last[key] = now
         start, first = self.started[key]
@@ -57,6 +60,8 @@ class PlainRenderer:
             text += f", {_human(rate, event.unit)}/s"
             if total and not finished:
                 text += f", ETA {int((total - done) / rate)} s"
+        if event.message:
+            text += f" ({event.message})"
         print(text, file=self.stream, flush=True)
 
 
@@ -122,6 +127,8 @@ class RichRenderer:
             f"{_human(done, event.unit)}/{_human(event.total or 0, event.unit)}"
             f"  {_human(rate, event.unit)}/s"
         )
+        if event.message:
+            detail += f"  {event.message}"
         self.progress.update(task_id, completed=done, total=event.total, detail=detail)
 
     def close(self) -> None:

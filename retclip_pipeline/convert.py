@@ -255,7 +255,7 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
     profile = ctx.profile
     prepared = []
     train = None
-    sources = open_splits(profile, [split for _, _, split in split_plan(profile)])
+    sources = open_splits(profile, [split for _, _, split in split_plan(profile)], ctx.emit)
     for name, csv, split in split_plan(profile):
         source = sources[split]
         table = read_prompts(profile.resolve(csv), profile.data, len(source))
@@ -264,7 +264,8 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
         labels = {index: rows[0].label for index, rows in table.by_index().items()}
         count = sample_size(profile, name, len(labels), train)
         train = train or (count, len(labels))
-        selected = stratified_sample(labels, count, profile.sizing.seed)
+        smoke = profile.sizing.mode == "smoke"
+        selected = stratified_sample(labels, count, profile.sizing.seed, runs=smoke)
         ctx.emit.log(
             f"{name}: {table.rows_read} rows, {len(labels)} distinct images, "
             f"converting {len(selected)}"

@@ -64,8 +64,11 @@ class Emitter:
     def warn(self, message: str) -> None:
         self.log(message, level="warning")
 
-    def progress(self, task: str, done: int, total: int | None, unit: str = "items") -> None:
-        self.sink(Event(self.stage, "progress", task=task, done=done, total=total, unit=unit))
+    def progress(
+        self, task: str, done: int, total: int | None, unit: str = "items", note: str = ""
+    ) -> None:
+        """`note`: a passing state shown on the progress line (e.g. a wait for the hub)."""
+        self.sink(Event(self.stage, "progress", note, task=task, done=done, total=total, unit=unit))
 
     def metric(self, message: str, **metrics: Any) -> None:
         self.sink(Event(self.stage, "metric", message, metrics=metrics))

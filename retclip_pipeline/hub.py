@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .events import Emitter
 from .profile import Profile
 
 
@@ -82,15 +83,23 @@ def quiet_datasets() -> None:
     datasets.logging.set_verbosity_error()
 
 
-def open_splits(profile: Profile, splits: list[str]) -> dict[str, SplitSource]:
-    """The named splits of the profile's data set, loaded in one call (a local image folder's
-    files are listed once, not once per split)."""
+def open_splits(
+    profile: Profile, splits: list[str], emit: Emitter | None = None, fetch: str | None = None
+) -> dict[str, SplitSource]:
+    """The named splits of the profile's data set. A hub data set is fetched as parquet
+    shards (see fetch.py; `fetch` overrides the profile's mode); a local one is loaded in one
+    `datasets` call (a local image folder's files are listed once, not once per split)."""
+    kind, where = profile.dataset_source()
+    wanted = list(dict.fromkeys(splits))
+    if kind == "hub":
+        from .hub_parquet import open_hub_splits
+
+        emit = emit or Emitter(lambda event: None, "hub")
+        return open_hub_splits(profile, where, wanted, emit, fetch)
     import datasets
 
     quiet_datasets()
-    kind, where = profile.dataset_source()
-    token = resolve_token(profile).value if kind == "hub" else None
-    wanted = list(dict.fromkeys(splits))
+    token = None
     options = {}
     if kind == "local" and all((Path(where) / split).is_dir() for split in wanted):
         # An image folder with one subfolder per split: naming them spares datasets its

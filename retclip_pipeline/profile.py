@@ -53,6 +53,13 @@ class HubSection:
         "HF_TOKEN", "environment variable that holds the token (never the token itself)"
     )
     use_stored_login: bool = opt(True, "fall back to the token stored by `hf auth login`")
+    fetch: str = opt(
+        "auto",
+        "hub data sets: download (whole parquet shards into the hub cache), stream (only "
+        "the row groups holding wanted rows), auto: stream for smoke, download otherwise",
+        choices=("auto", "download", "stream"),
+    )
+    fetch_workers: int = opt(4, "download: shards fetched in parallel", min=1, max=32)
 
 
 @dataclass

@@ -118,9 +118,13 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
     return PromptTable(path, rows, read, bad)
 
 
-def stratified_sample(labels_by_index: dict[int, str | None], count: int, seed: int) -> list[int]:
+def stratified_sample(
+    labels_by_index: dict[int, str | None], count: int, seed: int, runs: bool = False
+) -> list[int]:
     """`count` indices, classes in proportion (each class at least one when count allows),
-    the same for the same seed; sorted."""
+    the same for the same seed; sorted. `runs`: each class's share is one run of
+    consecutive indices from a seeded start, so that a stream of a data set stored in
+    index order reads a row group or two per class instead of one per row (smoke runs)."""
     if count >= len(labels_by_index):
         return sorted(labels_by_index)
     classes: dict[str, list[int]] = defaultdict(list)
@@ -144,5 +148,10 @@ def stratified_sample(labels_by_index: dict[int, str | None], count: int, seed: 
         taken[largest] -= 1
     chosen: list[int] = []
     for c, members in classes.items():
-        chosen += random.Random(f"{seed}:{c}").sample(members, taken[c])
+        rng = random.Random(f"{seed}:{c}")
+        if runs:
+            start = rng.randrange(len(members) - taken[c] + 1)
+            chosen += members[start : start + taken[c]]
+        else:
+            chosen += rng.sample(members, taken[c])
     return sorted(chosen)

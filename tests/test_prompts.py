@@ -77,3 +77,17 @@ def test_stratified_sample_is_proportional_seeded_and_covers_classes():
 def test_stratified_sample_takes_all_when_asked_for_more():
     labels = {i: "a" for i in range(5)}
     assert stratified_sample(labels, 10, seed=0) == [0, 1, 2, 3, 4]
+
+
+def test_smoke_runs_keep_the_class_shares_in_consecutive_indices():
+    labels = {i: ("a" if i < 600 else "b") for i in range(1000)}
+    runs = stratified_sample(labels, 50, seed=3, runs=True)
+    shares = {c: sum(1 for i in runs if labels[i] == c) for c in "ab"}
+    assert shares == {
+        c: sum(1 for i in stratified_sample(labels, 50, 3) if labels[i] == c) for c in "ab"
+    }
+    for c in "ab":
+        mine = [i for i in runs if labels[i] == c]
+        assert mine == list(range(mine[0], mine[0] + len(mine)))
+    assert runs == stratified_sample(labels, 50, seed=3, runs=True)
+    assert runs != stratified_sample(labels, 50, seed=4, runs=True)

@@ -1,0 +1,248 @@
+"""A local stand-in for the Hugging Face Hub's HTTP API, reached through HF_ENDPOINT by the
+real `huggingface_hub` client: who-am-I, data set info, file resolution with HEAD and
+ranges, gated and missing sets, and scripted faults (429 with a reset time, 500, a
+connection dropped mid-file). It counts every request and the bytes it sends.
+
+Used by the tests and by bench/fetch_bench.py."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+GOOD = "hf_" + "good" * 9
+BAD = "hf_" + "bad0" * 9
+
+
+@dataclass
+class Repo:
+    files: dict[str, bytes]
+    sha: str = "a" * 40
+    gated: bool = False
+    conversion: dict[str, bytes] | None = None  # refs/convert/parquet, for loose-image repos
+    conversion_sha: str = "c" * 40
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    status: int
+    sent: int  # body bytes
+    range: str | None = None
+
+
+@dataclass
+class Hub:
+    repos: dict[str, Repo] = field(default_factory=dict)
+    # Faults, each used once by the first request whose path contains its key:
+    # "429" (with a RateLimit reset of `reset_s`), "500", or "drop" (half the body, then close).
+    faults: list[tuple[str, str]] = field(default_factory=list)
+    reset_s: int = 1
+    log: list[Request] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_fault(self, path: str) -> str | None:
+        with self.lock:
+            for i, (key, kind) in enumerate(self.faults):
+                if key in path:
+                    del self.faults[i]
+                    return kind
+        return None
+
+    def record(self, *args, **kwargs) -> None:
+        with self.lock:
+            self.log.append(Request(*args, **kwargs))
+
+    def count(self, method: str | None = None, contains: str = "") -> int:
+        return sum(
+            1 for r in self.log if (method is None or r.method == method) and contains in r.path
+        )
+
+    def bytes_sent(self) -> int:
+        return sum(r.sent for r in self.log)
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Handler(BaseHTTPRequestHandler):
+    hub: Hub  # set on the subclass that serve() makes
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _token(self) -> str:
+        return self.headers.get("Authorization", "").removeprefix("Bearer ")
+
+    def _json(self, status: int, body, error_code: str | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if error_code:
+            self.send_header("X-Error-Code", error_code)
+        self.end_headers()
+        self.wfile.write(data)
+        self.hub.record(self.command, self.path, status, len(data))
+
+    def _fault(self, kind: str) -> bool:
+        if kind == "429":
+            body = json.dumps({"error": "rate limited"}).encode()
+            self.send_response(429)
+            self.send_header("RateLimit", f'"resolvers";r=0;t={self.hub.reset_s}')
+            self.send_header("RateLimit-Policy", '"fixed window";"resolvers";q=3000;w=300')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.hub.record(self.command, self.path, 429, len(body))
+            return True
+        if kind == "500":
+            self._json(500, {"error": "internal error"})
+            return True
+        return False
+
+    def do_GET(self):
+        self._serve(head=False)
+
+    def do_HEAD(self):
+        self._serve(head=True)
+
+    def _serve(self, head: bool) -> None:
+        url = urlsplit(self.path)
+        path, query = unquote(url.path), url.query
+        fault = self.hub.take_fault(path) if not head or "resolve" not in path else None
+        if fault and self._fault(fault):
+            return
+        if path.startswith("/api/whoami"):
+            if self._token() == GOOD:
+                return self._json(200, {"name": "tester", "type": "user"})
+            return self._json(401, {"error": "Invalid credentials in Authorization header"})
+        if path.startswith("/api/datasets/"):
+            return self._info(path.removeprefix("/api/datasets/"), "blobs=true" in query)
+        if path.startswith("/datasets/") and "/resolve/" in path:
+            return self._resolve(path.removeprefix("/datasets/"), head, fault)
+        self._json(404, {"error": "not found"})
+
+    def _repo(self, repo_id: str) -> Repo | None:
+        repo = self.hub.repos.get(repo_id)
+        if repo is None:
+            self._json(404, {"error": "Repository not found"}, "RepoNotFound")
+            return None
+        if repo.gated and self._token() != GOOD:
+            self._json(403, {"error": "Access to this dataset is restricted."}, "GatedRepo")
+            return None
+        return repo
+
+    def _info(self, rest: str, blobs: bool) -> None:
+        repo_id, _, revision = rest.partition("/revision/")
+        repo = self._repo("/".join(repo_id.split("/")[:2]))
+        if repo is None:
+            return
+        files, sha = repo.files, repo.sha
+        if revision == "refs/convert/parquet":
+            if repo.conversion is None:
+                return self._json(404, {"error": "Revision not found"}, "RevisionNotFound")
+            files, sha = repo.conversion, repo.conversion_sha
+        siblings = []
+        for name, data in sorted(files.items()):
+            entry = {"rfilename": name}
+            if blobs:
+                entry.update(size=len(data), blobId=_etag(data)[:40])
+                entry["lfs"] = {"sha256": _etag(data), "size": len(data), "pointerSize": 134}
+            siblings.append(entry)
+        body = {"id": repo_id, "sha": sha, "private": False, "gated": repo.gated}
+        self._json(200, body | {"siblings": siblings})
+
+    def _resolve(self, rest: str, head: bool, fault: str | None) -> None:
+        repo_id, _, tail = rest.partition("/resolve/")
+        repo = self._repo(repo_id)
+        if repo is None:
+            return
+        files, sha = repo.files, repo.sha
+        for revision in ("refs/convert/parquet", repo.conversion_sha):
+            if tail.startswith(revision + "/") and repo.conversion is not None:
+                files, sha = repo.conversion, repo.conversion_sha
+                tail = tail.removeprefix(revision + "/")
+                break
+        else:
+            tail = tail.split("/", 1)[1]  # "main/..." or "<sha>/..."
+        data = files.get(tail)
+        if data is None:
+            return self._json(404, {"error": "Entry not found"}, "EntryNotFound")
+        start, end, status = 0, len(data), 200
+        wanted = self.headers.get("Range")
+        if wanted:
+            first, _, last = wanted.removeprefix("bytes=").partition("-")
+            start = int(first) if first else len(data) - int(last)
+            end = int(last) + 1 if first and last else len(data)
+            status = 206
+        body = data[start:end]
+        self.send_response(status)
+        self.send_header("X-Repo-Commit", sha)
+        self.send_header("ETag", f'"{_etag(data)}"')
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        self.end_headers()
+        if head:
+            self.hub.record("HEAD", self.path, status, 0, wanted)
+            return
+        if fault == "drop":
+            half = body[: len(body) // 2]
+            self.wfile.write(half)
+            self.wfile.flush()
+            self.close_connection = True
+            self.hub.record("GET", self.path, status, len(half), wanted)
+            return
+        self.wfile.write(body)
+        self.hub.record("GET", self.path, status, len(body), wanted)
+
+
+def serve(hub: Hub) -> tuple[str, ThreadingHTTPServer]:
+    handler = type("BoundHandler", (Handler,), {"hub": hub})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def parquet_shards(
+    split: str,
+    images: list[bytes],
+    labels: list[int],
+    names: list[str],
+    shards: int,
+    group_rows: int = 100,
+) -> dict[str, bytes]:
+    """A split as `datasets.push_to_hub` lays it out: data/{split}-0000i-of-0000n.parquet,
+    an `image` struct column and a ClassLabel `label`, 100-row row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features = {
+        "image": {"_type": "Image"},
+        "label": {"names": names, "_type": "ClassLabel"},
+    }
+    meta = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+    out, per = {}, -(-len(images) // shards)
+    for k in range(shards):
+        rows = range(k * per, min(len(images), (k + 1) * per))
+        table = pa.table(
+            {
+                "image": [{"bytes": images[i], "path": f"{i}.jpg"} for i in rows],
+                "label": pa.array([labels[i] for i in rows], pa.int64()),
+            }
+        ).replace_schema_metadata(meta)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, row_group_size=group_rows)
+        out[f"data/{split}-{k:05d}-of-{shards:05d}.parquet"] = buffer.getvalue()
+    return out
