@@ -132,6 +132,21 @@ def open_splits(
 def _source(profile: Profile, where: str, split: str, dataset) -> SplitSource:
     import datasets
 
+    columns, label_column = split_columns(profile, where, split, dataset.column_names)
+    for column in columns:
+        dataset = dataset.cast_column(column, datasets.Image(decode=False))
+    label_names = None
+    if label_column:
+        feature = dataset.features[label_column]
+        label_names = list(getattr(feature, "names", None) or []) or None
+    return SplitSource(split, dataset, columns, label_column, label_names)
+
+
+def split_columns(
+    profile: Profile, where: str, split: str, names: list[str]
+) -> tuple[tuple[str, ...], str | None]:
+    """(the image column of each eye, the label column if the split has it), checked
+    against the split's columns."""
     data = profile.data
     if data.eyes == "single":
         columns = {"image_column": data.image_column}
@@ -141,17 +156,12 @@ def _source(profile: Profile, where: str, split: str, dataset) -> SplitSource:
             "right_image_column": data.right_image_column,
         }
     for key, column in columns.items():
-        if column not in dataset.column_names:
+        if column not in names:
             raise UserError(
                 f"data set {where} split {split!r} has no column {column!r} "
-                f"(columns: {', '.join(dataset.column_names)}): set data.{key}"
+                f"(columns: {', '.join(names)}): set data.{key}"
             )
-        dataset = dataset.cast_column(column, datasets.Image(decode=False))
     label_column = data.dataset_label_column or None
-    if label_column and label_column not in dataset.column_names:
+    if label_column and label_column not in names:
         label_column = None
-    label_names = None
-    if label_column:
-        feature = dataset.features[label_column]
-        label_names = list(getattr(feature, "names", None) or []) or None
-    return SplitSource(split, dataset, tuple(columns.values()), label_column, label_names)
+    return tuple(columns.values()), label_column

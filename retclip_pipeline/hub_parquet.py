@@ -7,7 +7,6 @@ import bisect
 import json
 from collections import OrderedDict
 
-from .errors import UserError
 from .events import Emitter
 from .fetch import (
     Listing,
@@ -151,25 +150,11 @@ def open_hub_splits(
 
 
 def _split(profile: Profile, repo: str, split: str, listing: Listing, files) -> ParquetSplit:
-    data = profile.data
+    from .hub import split_columns
+
     shards = listing.files[split]
     opened = [files[s.path] for s in shards]
-    if data.eyes == "single":
-        columns = {"image_column": data.image_column}
-    else:
-        columns = {
-            "left_image_column": data.left_image_column,
-            "right_image_column": data.right_image_column,
-        }
     names = opened[0].schema_arrow.names
-    for key, column in columns.items():
-        if column not in names:
-            raise UserError(
-                f"data set {repo} split {split!r} has no column {column!r} "
-                f"(columns: {', '.join(names)}): set data.{key}"
-            )
-    label_column = data.dataset_label_column or None
-    if label_column and label_column not in names:
-        label_column = None
+    columns, label_column = split_columns(profile, repo, split, names)
     label_names = _label_names(opened[0], label_column) if label_column else None
-    return ParquetSplit(split, shards, opened, tuple(columns.values()), label_column, label_names)
+    return ParquetSplit(split, shards, opened, columns, label_column, label_names)

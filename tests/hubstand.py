@@ -24,6 +24,7 @@ class Repo:
     files: dict[str, bytes]
     sha: str = "a" * 40
     gated: bool = False
+    granted: tuple[str, ...] = (GOOD,)  # tokens whose accounts accepted a gated set's terms
     conversion: dict[str, bytes] | None = None  # refs/convert/parquet, for loose-image repos
     conversion_sha: str = "c" * 40
 
@@ -61,7 +62,9 @@ class Hub:
 
     def count(self, method: str | None = None, contains: str = "") -> int:
         return sum(
-            1 for r in self.log if (method is None or r.method == method) and contains in r.path
+            1
+            for r in self.log
+            if (method is None or r.method == method) and contains in unquote(r.path)
         )
 
     def bytes_sent(self) -> int:
@@ -136,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         if repo is None:
             self._json(404, {"error": "Repository not found"}, "RepoNotFound")
             return None
-        if repo.gated and self._token() != GOOD:
+        if repo.gated and self._token() not in repo.granted:
             self._json(403, {"error": "Access to this dataset is restricted."}, "GatedRepo")
             return None
         return repo

@@ -231,3 +231,24 @@ def test_token_is_in_no_file_a_run_writes(hub, demo_root, tmp_path, monkeypatch)
     for path in written:
         assert hubstand.GOOD.encode() not in path.read_bytes(), path
     assert hubstand.GOOD not in json.dumps([e.__dict__ for e in events])
+
+
+def test_loose_image_repo_is_read_through_the_parquet_conversion(hub, shards, demo_root, tmp_path):
+    # A repository of JPEG files: the hub serves its parquet conversion on refs/convert/parquet.
+    conversion = {
+        path.replace("data/", "default/").replace("-00000-of-00001", "/0000"): data
+        for path, data in shards.items()
+        if "test" in path
+    }
+    train = [p for p in sorted(shards) if "train" in p]
+    for k, path in enumerate(train):
+        conversion[f"default/train/{k:04d}.parquet"] = shards[path]
+    hub.repos[REPO] = hubstand.Repo(
+        {"train/a.jpg": b"...", "README.md": b"#"}, conversion=conversion
+    )
+    _convert(demo_root, tmp_path / "loose", "stream")
+    assert hub.count("GET", "refs/convert/parquet") == 1  # the listing at that revision
+    assert hub.count("GET", "/default/train/0000.parquet") >= 1
+    hub.repos[REPO] = hubstand.Repo(dict(shards))
+    _convert(demo_root, tmp_path / "parquet", "download")
+    assert _outputs(tmp_path / "loose" / "run") == _outputs(tmp_path / "parquet" / "run")

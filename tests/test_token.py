@@ -1,63 +1,24 @@
 """`token check` against a local stand-in for the hub's HTTP API (reached through
 HF_ENDPOINT), with the real huggingface_hub client: each outcome told apart."""
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from . import hubstand
 from .conftest import ROOT
-
-GOOD = "hf_" + "good" * 9
-BAD = "hf_" + "bad0" * 9
-
-
-class StandIn(BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def _reply(self, status, body, error_code=None):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if error_code:
-            self.send_header("X-Error-Code", error_code)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-        if self.path.startswith("/api/whoami"):
-            if token == GOOD:
-                return self._reply(200, {"name": "tester", "type": "user"})
-            return self._reply(401, {"error": "Invalid credentials in Authorization header"})
-        if self.path.startswith("/api/datasets/org/public"):
-            return self._reply(
-                200,
-                {
-                    "id": "org/public",
-                    "sha": "abc",
-                    "private": False,
-                    "gated": False,
-                    "siblings": [],
-                },
-            )
-        if self.path.startswith("/api/datasets/org/gated"):
-            return self._reply(403, {"error": "Access to this dataset is restricted."}, "GatedRepo")
-        return self._reply(404, {"error": "Repository not found"}, "RepoNotFound")
+from .hubstand import BAD, GOOD
 
 
 @pytest.fixture(scope="module")
 def hub():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    state = hubstand.Hub(
+        {"org/public": hubstand.Repo({}), "org/gated": hubstand.Repo({}, gated=True, granted=())}
+    )
+    url, server = hubstand.serve(state)
+    yield url
     server.shutdown()
 
 
