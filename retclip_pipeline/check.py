@@ -55,7 +55,7 @@ def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
         except UserError as exc:
             csv_ok = False
             items.append(CheckItem(f"{name} CSV", False, str(exc)))
-    items += _dataset_checks(profile)
+    items += dataset_checks(profile)
     items += _token_check(profile)
     try:
         parent = _existing_parent(workdir)
@@ -107,7 +107,7 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
-def _dataset_checks(profile: Profile) -> list[CheckItem]:
+def dataset_checks(profile: Profile) -> list[CheckItem]:
     from .convert import split_plan
     from .hub import open_splits
 

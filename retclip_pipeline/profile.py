@@ -352,9 +352,14 @@ def _unknown(key: str, known: list[str]) -> str:
 
 
 def from_dict(
-    raw: dict[str, Any], source: Path | None = None, text: str = "", check_files: bool = True
+    raw: dict[str, Any],
+    source: Path | None = None,
+    text: str = "",
+    check_files: bool = True,
+    cross: bool = True,
 ) -> Profile:
-    """Build a Profile from parsed TOML, collecting every problem before raising."""
+    """Build a Profile from parsed TOML, collecting every problem before raising.
+    `cross` False leaves out the rules between keys (a wizard fills them in over screens)."""
     problems: list[Problem] = []
     profile = Profile(source=source)
     top_fields = {f.name: f for f in dataclasses.fields(Profile) if f.name != "source"}
@@ -388,13 +393,14 @@ def from_dict(
                 problems.append(Problem(key, error, _key_line(text, None, key)))
             else:
                 setattr(profile, key, value)
-    problems += _cross_checks(profile, text, check_files)
+    if cross:
+        problems += cross_checks(profile, text, check_files)
     if problems:
         raise ProfileError(problems, source)
     return profile
 
 
-def _cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem]:
+def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem]:
     problems = []
 
     def add(section: str, key: str, message: str) -> None:

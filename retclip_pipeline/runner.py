@@ -17,11 +17,10 @@ from . import profile as profiles
 from .atomic import write_text
 from .errors import StageInterrupted, UserError, as_user_error
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
+from .runs import EVENTS_FILE, RESOLVED_PROFILE, run_lock
 from .stage import Stage, StageContext
 from .state import RunState
 
-EVENTS_FILE = "events.jsonl"
-RESOLVED_PROFILE = "profile.resolved.toml"
 HEARTBEAT_EVERY_S = 2.0
 
 
@@ -157,9 +156,13 @@ def run(
     restart: bool = False,
 ) -> dict[str, Any]:
     """Run the selected stages (all by default). Returns each stage's summary."""
-    names = stage_names()
-    selected = selected or names
+    selected = selected or stage_names()
     check_workdir(workdir)
+    with run_lock(workdir):  # one pipeline per run directory, whoever started it
+        return _run_locked(profile, workdir, sink, selected, restart)
+
+
+def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
     state = RunState.load(workdir)
     if restart:
         for stage in all_stages():

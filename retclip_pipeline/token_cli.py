@@ -162,15 +162,10 @@ def main(argv: list[str]) -> int:
     return 0 if all(f.ok for f in findings) else 2
 
 
-def _login() -> int:
-    import getpass
-
+def store_token(token: str) -> None:
+    """Through huggingface_hub's own store (validated by the hub first)."""
     from huggingface_hub import login
 
-    if sys.stdin.isatty():
-        token = getpass.getpass("Hugging Face token (hidden): ").strip()
-    else:
-        token = sys.stdin.readline().strip()
     if not token:
         raise UserError("no token given: paste one from " + TOKENS_PAGE)
     try:
@@ -179,5 +174,15 @@ def _login() -> int:
         raise UserError(
             f"the hub client refused the token ({type(exc).__name__}): check it at {TOKENS_PAGE}"
         ) from None
+
+
+def _login() -> int:
+    import getpass
+
+    if sys.stdin.isatty():
+        token = getpass.getpass("Hugging Face token (hidden): ").strip()
+    else:
+        token = sys.stdin.readline().strip()
+    store_token(token)
     print("token stored by huggingface_hub; profiles find it through hub.use_stored_login")
     return 0

@@ -1,1 +1,2 @@
-"""retclip_tui: the Textual wizard over retclip_pipeline (its screens land with the TUI issue)."""
+"""retclip-tui: a Textual wizard over retclip_pipeline; it calls the core and starts the
+pipeline as a detached process, never doing pipeline work itself."""

@@ -1,0 +1,225 @@
+"""Runs as other processes see them: the lock that keeps one pipeline per run directory,
+starting a run detached from the terminal, finding runs and their state, following a run's
+events. Used by the TUI; nothing here imports Textual or torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+from .events import Event
+from .state import STATE_FILE, RunState
+
+EVENTS_FILE = "events.jsonl"
+RESOLVED_PROFILE = "profile.resolved.toml"
+
+LOCK_FILE = "run.lock"
+LOG_FILE = "pipeline.log"  # the detached pipeline's own stdout and stderr
+STALL_S = 300.0  # a running stage silent this long is flagged as stalled
+
+
+@contextmanager
+def run_lock(workdir: Path) -> Iterator[None]:
+    """Held by the pipeline process for a whole run; the kernel drops it if the process dies,
+    so a killed run never leaves a stale lock."""
+    import fcntl
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = open(workdir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held to the end
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = lock_holder(workdir)
+            raise UserError(
+                f"{workdir} is already being run by process {pid or '?'}: attach to it "
+                f"(retclip-tui --attach {workdir}) or wait for it to end"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def lock_holder(workdir: Path) -> int | None:
+    """The pid of the process running this run directory, or None when none is."""
+    import fcntl
+
+    path = workdir / LOCK_FILE
+    if not path.exists():
+        return None
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def pipeline_command(
+    profile: Path, workdir: Path, stages: list[str] | None = None, restart: bool = False
+) -> list[str]:
+    command = [sys.executable, "-m", "retclip_pipeline", "--profile", str(profile)]
+    command += ["--workdir", str(workdir)]
+    if stages:
+        command += ["--stages", ",".join(stages)]
+    if restart:
+        command.append("--restart")
+    return command
+
+
+def start_detached(
+    profile: Path,
+    workdir: Path,
+    stages: list[str] | None = None,
+    restart: bool = False,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Start the pipeline in its own session, so that closing the terminal (or the TUI)
+    does not end it. `env` adds variables (a token typed in the TUI travels this way, never
+    through a file). Returns its pid."""
+    holder = lock_holder(workdir)
+    if holder:
+        raise UserError(f"{workdir} is already being run by process {holder}: attach to it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            pipeline_command(profile, workdir, stages, restart),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        )
+    return process.pid
+
+
+def stop(workdir: Path) -> bool:
+    """Ask the run to stop as Ctrl-C would: the stage ends cleanly and resumes next time."""
+    pid = lock_holder(workdir)
+    if not pid or pid < 0:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class EventFollower:
+    """New events of a run since the last call; a half-written line waits for its end."""
+
+    def __init__(self, workdir: Path):
+        self.path = workdir / EVENTS_FILE
+        self.offset = 0
+        self.last_time: float | None = None
+
+    def poll(self) -> list[Event]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        events = [Event.from_json(line) for line in data[:end].decode("utf-8").splitlines()]
+        if events:
+            self.last_time = events[-1].time
+        return events
+
+
+@dataclass
+class RunInfo:
+    workdir: Path
+    name: str
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> status
+    pid: int | None = None  # the running pipeline, if any
+    last_event: float | None = None
+    stage_running: str | None = None
+    sizing: str = ""
+
+    @property
+    def running(self) -> bool:
+        return bool(self.pid)
+
+    @property
+    def stalled(self) -> bool:
+        return (
+            self.running and self.last_event is not None and time.time() - self.last_event > STALL_S
+        )
+
+    def summary(self) -> str:
+        if self.running:
+            state = f"running {self.stage_running or ''}".strip()
+            return state + (" (stalled: no event for 5 min)" if self.stalled else "")
+        done = [s for s, status in self.stages.items() if status == "done"]
+        failed = [s for s, status in self.stages.items() if status in ("failed", "interrupted")]
+        if failed:
+            return f"{self.stages[failed[0]]} at {failed[0]}"
+        return f"done: {', '.join(done)}" if done else "not started"
+
+
+def run_info(workdir: Path) -> RunInfo:
+    state = RunState.load(workdir)
+    name, sizing = workdir.name, ""
+    resolved = workdir / RESOLVED_PROFILE
+    if resolved.exists():
+        import tomllib
+
+        try:
+            data = tomllib.loads(resolved.read_text(encoding="utf-8"))
+            name = data.get("name", name)
+            sizing = data.get("sizing", {}).get("mode", "")
+        except tomllib.TOMLDecodeError:
+            pass
+    statuses = {stage: entry.get("status", "?") for stage, entry in state.stages.items()}
+    running = next((s for s, status in statuses.items() if status == "running"), None)
+    return RunInfo(
+        workdir,
+        name,
+        statuses,
+        lock_holder(workdir),
+        _last_event_time(workdir / EVENTS_FILE) or state.heartbeat.get("time"),
+        running,
+        sizing,
+    )
+
+
+def _last_event_time(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 4096))
+        lines = [line for line in handle.read().split(b"\n") if line.strip()]
+    for line in reversed(lines):
+        try:
+            return float(json.loads(line)["time"])
+        except (ValueError, KeyError):
+            continue
+    return None
+
+
+def find_runs(*roots: Path) -> list[RunInfo]:
+    """Run directories (those with a state file) directly under each root, newest first."""
+    found = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for state in root.glob(f"*/{STATE_FILE}"):
+            found[state.parent.resolve()] = state.stat().st_mtime
+    return [run_info(path) for path in sorted(found, key=found.get, reverse=True)]

@@ -1,0 +1,46 @@
+"""The pass/fail checklist after a smoke run: each stage did the one thing that proves the
+full run will work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .state import RunState
+
+
+def checklist(workdir: Path) -> list[tuple[str, bool, str]]:
+    state = RunState.load(workdir)
+
+    def done(stage: str) -> bool:
+        return state.status(stage) == "done"
+
+    tsv = workdir / "data" / "train_imgs.tsv"
+    rows = sum(1 for _ in open(tsv, encoding="utf-8")) if tsv.exists() else 0
+    items = [("data readable", done("convert") and rows > 0, f"{rows} train images converted")]
+    lmdb = state.stages.get("lmdb", {}).get("summary", {})
+    items.append(("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))
+    steps = 0
+    for metrics in workdir.rglob("metrics.jsonl"):
+        lines = metrics.read_text(encoding="utf-8").splitlines()
+        if lines:
+            steps = max(steps, int(json.loads(lines[-1]).get("step", 0)))
+    items.append(("one optimizer step", steps >= 1, f"{steps} steps taken"))
+    checkpoints = sorted(workdir.rglob("checkpoints/*.pt"))
+    results_path = workdir / "evaluation" / "evaluation_results.json"
+    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
+    used = str(results.get("checkpoint", ""))
+    reloaded = any(str(c) in used or c.name in used for c in checkpoints)
+    items.append(
+        (
+            "checkpoint written and reloaded",
+            bool(checkpoints) and reloaded,
+            f"{len(checkpoints)} written; evaluation loaded {Path(used.split(' ')[0]).name or 'none'}",
+        )
+    )
+    items.append(("evaluation produced", bool(results), str(results_path)))
+    return items
+
+
+def _brief(summary: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in list(summary.items())[:4])

@@ -1,0 +1,129 @@
+"""What every wizard screen shares: the step line, Back and Next (buttons and keys), fields
+bound to profile keys with their errors shown in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+from retclip_pipeline.profile import ProfileError
+
+STEPS = ("start", "token", "data", "sizing", "prepare", "train", "evaluate", "save")
+TITLES = {
+    "start": "Start",
+    "token": "Token",
+    "data": "Data",
+    "sizing": "Sizing",
+    "prepare": "Prepare",
+    "train": "Train",
+    "evaluate": "Evaluate",
+    "save": "Save",
+}
+
+
+def field_id(dotted: str) -> str:
+    return "f-" + dotted.replace(".", "--")
+
+
+def dotted_key(widget_id: str) -> str:
+    return widget_id.removeprefix("f-").replace("--", ".")
+
+
+class Field(Vertical):
+    """A label, an input bound to a profile key, and the key's error under it."""
+
+    def __init__(self, dotted: str, label: str, value: Any, password: bool = False, **kw):
+        super().__init__(classes="field", **kw)
+        self.dotted, self.label, self.value, self.password = dotted, label, value, password
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-row"):
+            yield Label(self.label, classes="field-label")
+            yield Input(
+                "" if self.value is None else str(self.value),
+                id=field_id(self.dotted),
+                password=self.password,
+                compact=True,
+            )
+        yield Static("", classes="field-error", id="e-" + field_id(self.dotted))
+
+
+class WizardScreen(Screen):
+    STEP = "start"
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next"),
+        Binding("ctrl+o", "back", "Back"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        number = STEPS.index(self.STEP) + 1
+        steps = " > ".join(f"[{TITLES[s]}]" if s == self.STEP else TITLES[s] for s in STEPS[1:])
+        yield Static(
+            Text.assemble((f" retclip  {number}/{len(STEPS)} ", "bold reverse"), " ", steps),
+            id="steps",
+        )
+        with VerticalScroll(id="body"):
+            yield from self.body()
+        yield Static("", id="error")
+        with Horizontal(id="nav"):
+            yield Button("Back", id="back", compact=True)
+            yield Button("Next", id="next", variant="primary", compact=True)
+        yield Footer()
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def session(self):
+        return self.app.session
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "next":
+            self.action_next()
+        elif event.button.id == "back":
+            self.action_back()
+
+    def action_next(self) -> None:
+        if self.commit():
+            self.app.goto(STEPS[min(STEPS.index(self.STEP) + 1, len(STEPS) - 1)])
+
+    def action_back(self) -> None:
+        if self.STEP != "start":
+            self.app.goto(STEPS[STEPS.index(self.STEP) - 1])
+
+    def commit(self) -> bool:
+        """Apply this screen's fields to the profile; False (errors shown) if they are bad."""
+        return self.apply_fields()
+
+    def field_values(self) -> dict[str, str]:
+        return {
+            dotted_key(i.id): i.value for i in self.query(Input) if i.id and i.id.startswith("f-")
+        }
+
+    def apply_fields(self, extra: dict[str, Any] | None = None) -> bool:
+        for error in self.query(".field-error"):
+            error.update("")
+        self.show_error("")
+        try:
+            self.session.update(self.field_values() | (extra or {}))
+        except ProfileError as exc:
+            shown = []
+            for problem in exc.problems:
+                found = self.query("#e-" + field_id(problem.key))
+                if found:
+                    found.first().update(Text(problem.message, "red"))
+                else:
+                    shown.append(f"{problem.key}: {problem.message}")
+            self.show_error("; ".join(shown) or "fix the fields marked in red")
+            return False
+        return True
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#error", Static).update(Text(message, "bold red") if message else "")

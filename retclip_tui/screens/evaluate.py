@@ -1,0 +1,149 @@
+"""Evaluate: run it, then the metrics, the per-class table, where the figures and report
+are, other runs side by side; after a smoke run, its checklist and one key to go full size."""
+
+from __future__ import annotations
+
+import json
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Label, Static
+
+from retclip_pipeline import runs
+
+from ..session import run_roots
+from .running import RunningScreen
+
+
+class EvaluateScreen(RunningScreen):
+    STEP = "evaluate"
+    STAGES = ("evaluate",)
+    BINDINGS = [*RunningScreen.BINDINGS, Binding("ctrl+l", "full_size", "Full-size run")]
+
+    def body(self) -> ComposeResult:
+        yield self.panel()
+        yield Static("", id="where")
+        yield Label("Metrics", classes="heading")
+        yield DataTable(id="metrics", zebra_stripes=True)
+        yield Label("Per class (zero-shot)", classes="heading")
+        yield DataTable(id="classes", zebra_stripes=True)
+        yield Label("Runs compared", classes="heading")
+        yield DataTable(id="compare", zebra_stripes=True)
+        yield Static("", id="checklist")
+        with Horizontal(classes="buttons"):
+            yield Button("Run at full size (ctrl+l)", id="full", disabled=True, compact=True)
+
+    def on_mount(self) -> None:
+        self.show_results()
+
+    def on_run_panel_finished(self, message) -> None:
+        self.show_results()
+
+    def results(self) -> dict:
+        path = self.session.workdir / "evaluation" / "evaluation_results.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def show_results(self) -> None:
+        results = self.results()
+        if not results:
+            self.query_one("#where", Static).update("no evaluation yet: ctrl+g runs it")
+            return
+        folder = self.session.workdir / "evaluation"
+        self.query_one("#where", Static).update(
+            f"report: {folder / 'report.md'}\nfigures: {folder}/*.png"
+        )
+        table = self.query_one("#metrics", DataTable)
+        table.clear(columns=True)
+        table.add_columns("metric", "value")
+        retrieval = results.get("retrieval", {})
+        for level in ("instance", "class"):
+            for direction, values in retrieval.get(level, {}).items():
+                if isinstance(values, dict):
+                    for key in ("R@1", "R@5", "mean_recall"):
+                        if key in values:
+                            table.add_row(f"{level} {direction} {key}", f"{values[key]:.3f}")
+        for source, result in results.get("zero_shot", {}).items():
+            for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+                if key in result:
+                    table.add_row(f"zero-shot ({source}) {key}", f"{result[key]:.3f}")
+        for key, value in results.get("linear_probe", {}).items():
+            if isinstance(value, float):
+                table.add_row(f"linear probe {key}", f"{value:.3f}")
+        self.show_classes(results)
+        self.show_compare()
+        self.show_checklist()
+
+    def show_classes(self, results: dict) -> None:
+        table = self.query_one("#classes", DataTable)
+        table.clear(columns=True)
+        zero_shot = results.get("zero_shot", {})
+        source = next(iter(zero_shot), None)
+        per_class = zero_shot.get(source, {}).get("per_class", {}) if source else {}
+        if not per_class:
+            return
+        keys = [
+            k
+            for k in next(iter(per_class.values()))
+            if k in ("precision", "recall", "f1", "support")
+        ]
+        table.add_columns("class", *keys)
+        for name, values in per_class.items():
+            table.add_row(name[:30], *[_fmt(values.get(k)) for k in keys])
+
+    def show_compare(self) -> None:
+        from retclip_pipeline.compare import COLUMNS, row
+
+        table = self.query_one("#compare", DataTable)
+        table.clear(columns=True)
+        titles = [t for t, _ in COLUMNS if t not in ("checkpoint", "towers")][:6]
+        table.add_columns(*titles)
+        for info in runs.find_runs(*run_roots(self.session)):
+            if (info.workdir / "evaluation" / "evaluation_results.json").exists():
+                values = row(info.workdir)
+                table.add_row(*[_fmt(values.get(t, "")) for t in titles])
+
+    def show_checklist(self) -> None:
+        from retclip_pipeline.smoke import checklist
+
+        if self.session.profile.sizing.mode != "smoke":
+            return
+        items = checklist(self.session.workdir)
+        text = Text("Smoke run checklist\n", "bold")
+        for name, ok, detail in items:
+            text.append(" pass " if ok else " FAIL ", "bold green" if ok else "bold red")
+            text.append(f" {name}: {detail}\n")
+        passed = all(ok for _, ok, _ in items)
+        text.append(
+            "All passed: ctrl+l reruns at full size with the same settings."
+            if passed
+            else "Fix what failed before a full run.",
+            "green" if passed else "red",
+        )
+        self.query_one("#checklist", Static).update(text)
+        self.query_one("#full", Button).disabled = not passed
+
+    def on_button_pressed(self, event) -> None:
+        if event.button.id == "full":
+            self.action_full_size()
+        else:
+            super().on_button_pressed(event)
+
+    def action_full_size(self) -> None:
+        """The same settings at full size, in a run directory of its own; then convert."""
+        if self.query_one("#full", Button).disabled:
+            return
+        session = self.session
+        name = session.profile.name.removesuffix("-smoke") + "-full"
+        workdir = session.profile.workdir_path().parent / name
+        session.update({"name": name, "workdir": str(workdir), "sizing.mode": "full"})
+        session.run_dir = None
+        session.autostart = True
+        self.app.goto("prepare")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

@@ -1,0 +1,27 @@
+"""Convert and LMDB: the data becomes TSV/JSONL, then the LMDB training reads."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from .running import RunningScreen
+
+
+class PrepareScreen(RunningScreen):
+    STEP = "prepare"
+    STAGES = ("convert", "lmdb")
+
+    def body(self) -> ComposeResult:
+        p = self.session.profile
+        yield Static(
+            f"{p.hub.dataset} -> {self.session.workdir}/data, sizing {p.sizing.mode}. "
+            "The run goes on if you leave; ctrl+g starts or resumes it.",
+            id="what",
+        )
+        yield self.panel()
+
+    def on_run_panel_finished(self, message) -> None:
+        if message.ok:
+            report = self.session.workdir / "data" / "convert_report.txt"
+            self.query_one("#what", Static).update(f"done: the conversion report is {report}")

@@ -1,0 +1,108 @@
+"""Token: use the one found (environment or stored login) or type one, masked; check it
+with the same questions as `token check`; store it through huggingface_hub on request."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Label, Static
+
+from retclip_pipeline.errors import UserError
+from retclip_pipeline.hub import Token, resolve_token
+
+from .base import WizardScreen
+
+
+class TokenScreen(WizardScreen):
+    STEP = "token"
+
+    def body(self) -> ComposeResult:
+        yield Static("", id="token-source")
+        yield Label("Type a token to use instead (hidden; kept in memory only):")
+        yield Input(placeholder="hf_...", password=True, id="token-input", compact=True)
+        with Horizontal(classes="buttons"):
+            yield Button("Check (ctrl+t)", id="check", compact=True)
+            yield Button("Store with huggingface_hub", id="store", compact=True)
+        yield Static("", id="findings")
+
+    BINDINGS = [*WizardScreen.BINDINGS, ("ctrl+t", "check", "Check")]
+
+    def on_mount(self) -> None:
+        self.show_source()
+        self.query_one("#token-input", Input).focus()
+
+    def current(self) -> Token:
+        typed = self.query_one("#token-input", Input).value.strip()
+        if typed:
+            return Token(typed, "the token typed here")
+        if self.session.token:
+            return Token(self.session.token, "the token typed earlier")
+        return resolve_token(self.session.profile)
+
+    def show_source(self) -> None:
+        token = self.current()
+        kind, where = self.session.profile.dataset_source()
+        if token.value is None:
+            text = "No token found (HF_TOKEN unset, no stored login). Public sets still work."
+        else:
+            text = f"Token found: {token.origin}. It is never shown or written to a file."
+        if kind == "local":
+            text += f"\nThe data set is a local folder ({where}): no token is needed."
+        self.query_one("#token-source", Static).update(text)
+
+    def on_button_pressed(self, event) -> None:
+        if event.button.id == "check":
+            self.action_check()
+        elif event.button.id == "store":
+            self.store()
+        else:
+            super().on_button_pressed(event)
+
+    def action_check(self) -> None:
+        token = self.current()
+        kind, where = self.session.profile.dataset_source()
+        self.query_one("#findings", Static).update("asking the hub...")
+
+        def work() -> None:
+            from retclip_pipeline.token_cli import check
+
+            try:
+                findings = check(token, where if kind == "hub" else None)
+                lines = [((" ok  " if f.ok else " FAIL "), f.message) for f in findings]
+            except Exception as exc:  # noqa: BLE001 - any failure is shown, never the token
+                lines = [(" FAIL ", f"check failed: {type(exc).__name__}")]
+            self.app.call_from_thread(self.show_findings, lines)
+
+        self.run_worker(work, thread=True, exclusive=True, group="token")
+
+    def show_findings(self, lines) -> None:
+        text = Text()
+        for mark, message in lines:
+            text.append(mark, "bold green" if "ok" in mark else "bold red")
+            text.append(f" {message}\n")
+        self.query_one("#findings", Static).update(text)
+
+    def store(self) -> None:
+        typed = self.query_one("#token-input", Input).value.strip()
+        if not typed:
+            self.show_findings([(" FAIL ", "type a token first")])
+            return
+
+        def work() -> None:
+            from retclip_pipeline.token_cli import store_token
+
+            try:
+                store_token(typed)
+                lines = [(" ok  ", "stored by huggingface_hub; later runs find it")]
+            except UserError as exc:
+                lines = [(" FAIL ", str(exc))]
+            self.app.call_from_thread(self.show_findings, lines)
+
+        self.run_worker(work, thread=True, exclusive=True, group="token")
+
+    def commit(self) -> bool:
+        typed = self.query_one("#token-input", Input).value.strip()
+        if typed:
+            self.session.token = typed
+        return True

@@ -1,0 +1,110 @@
+"""Train: towers and hyperparameters, the device and the memory/time estimate, then live
+curves (loss, validation), samples/s, ETA and the checkpoints written; stop and resume."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Label, Sparkline, Static
+
+from retclip_pipeline.errors import UserError
+from retclip_pipeline.model.build import VISION_PRESETS
+from retclip_pipeline.model.tokenizer import TEXT_PRESETS
+
+from .base import Field
+from .running import RunningScreen
+
+KNOBS = (
+    ("model.vision", "image tower"),
+    ("model.text", "text tower"),
+    ("model.freeze", "freeze"),
+    ("train.epochs", "epochs"),
+    ("train.batch_size", "batch size"),
+    ("train.lr", "learning rate"),
+)
+
+
+class TrainScreen(RunningScreen):
+    STEP = "train"
+    STAGES = ("train",)
+
+    def body(self) -> ComposeResult:
+        p = self.session.profile
+        yield Static(
+            f"presets: image {', '.join(VISION_PRESETS)}; text {', '.join(TEXT_PRESETS)} "
+            "(or a hub id / local folder)",
+            classes="hint",
+        )
+        for dotted, label in KNOBS:
+            section, key = dotted.split(".")
+            yield Field(dotted, label, getattr(getattr(p, section), key))
+        with Horizontal(classes="buttons"):
+            yield Button("Estimate memory and time", id="estimate", compact=True)
+        yield Static("", id="device")
+        with Horizontal(id="curves"):
+            with Vertical():
+                yield Label("train loss", id="loss-label")
+                yield Sparkline([], id="loss")
+            with Vertical():
+                yield Label("validation loss", id="val-label")
+                yield Sparkline([], id="val")
+        yield Static("", id="live")
+        yield self.panel()
+
+    def on_mount(self) -> None:
+        self.losses: list[float] = []
+        self.vals: list[float] = []
+
+    def on_button_pressed(self, event) -> None:
+        if event.button.id == "estimate":
+            self.estimate()
+        else:
+            super().on_button_pressed(event)
+
+    def estimate(self) -> None:
+        if not self.apply_fields():
+            return
+        profile = self.session.profile
+        self.query_one("#device", Static).update("looking at the device (imports torch)...")
+
+        def work() -> None:
+            try:
+                from retclip_pipeline.convert import train_pairs
+                from retclip_pipeline.estimate import estimate
+
+                result = estimate(profile, train_pairs(profile))
+                text = Text(
+                    f"device: {result.device}\n"
+                    + "\n".join(result.lines(profile.train.batch_size)),
+                    "" if result.fits else "bold red",
+                )
+            except UserError as exc:
+                text = Text(str(exc), "bold red")
+            self.app.call_from_thread(self.query_one("#device", Static).update, text)
+
+        self.run_worker(work, thread=True, exclusive=True, group="estimate")
+
+    def on_run_panel_followed(self, message) -> None:
+        event = message.event
+        metrics = event.metrics or {}
+        if event.kind != "metric" or event.stage != "train":
+            return
+        if "train_loss" in metrics:  # an epoch ended
+            if "val_loss" in metrics:
+                self.vals.append(float(metrics["val_loss"]))
+                self.query_one("#val", Sparkline).data = list(self.vals)
+                self.query_one("#val-label", Label).update(f"validation loss {self.vals[-1]:.3f}")
+            checkpoints = sorted(p.name for p in self.session.workdir.rglob("checkpoints/*.pt"))
+            self.query_one("#live", Static).update(
+                f"epoch {metrics.get('epoch')}: train loss {metrics['train_loss']}; "
+                f"checkpoints: {', '.join(checkpoints[-4:]) or 'none yet'}"
+            )
+        elif "loss" in metrics:
+            self.losses.append(float(metrics["loss"]))
+            self.query_one("#loss", Sparkline).data = self.losses[-200:]
+            eta = metrics.get("eta_s")
+            self.query_one("#loss-label", Label).update(
+                f"train loss {self.losses[-1]:.3f}  {metrics.get('samples_per_s')} samples/s"
+                + (f"  ETA {eta:.0f} s" if eta is not None else "")
+            )

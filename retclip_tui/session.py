@@ -1,0 +1,138 @@
+"""What the wizard knows between screens: the profile being edited, the token typed in
+(memory only), and the run it started or attached to. No Textual here."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retclip_pipeline import profile as profiles
+from retclip_pipeline.atomic import write_text
+from retclip_pipeline.profile import Profile, ProfileError
+
+RUN_PROFILE = "tui-profile.toml"  # the profile the TUI hands a detached pipeline
+DRIVE = Path("/content/drive/MyDrive")
+
+
+@dataclass
+class Session:
+    profile: Profile = field(default_factory=Profile)
+    token: str | None = None  # typed in the Token screen; reaches the pipeline by environment
+    run_dir: Path | None = None  # the run started or attached to
+    pid: int | None = None  # a pipeline this TUI started
+    autostart: bool = False  # the next running step starts at once (the full-size rerun)
+
+    @property
+    def workdir(self) -> Path:
+        return self.run_dir or self.profile.workdir_path()
+
+    def env(self) -> dict[str, str]:
+        return {self.profile.hub.token_env: self.token} if self.token else {}
+
+    def update(self, values: dict[str, Any]) -> Profile:
+        """A copy of the profile with `values` ("section.key" -> value, strings converted to
+        each key's type), checked as a loaded file would be; raises ProfileError."""
+        raw = profiles.to_dict(self.profile)
+        problems = []
+        for dotted, value in values.items():
+            section, _, key = dotted.rpartition(".")
+            target = raw.setdefault(section, {}) if section else raw
+            try:
+                target[key] = convert(self.profile, dotted, value)
+            except ValueError as exc:
+                problems.append(profiles.Problem(dotted, str(exc)))
+        if problems:
+            raise ProfileError(problems, self.profile.source)
+        updated = profiles.from_dict(raw, source=self.profile.source, cross=False)
+        # Rules between keys bind only the keys being set: the train CSV is not yet required
+        # on the screen before the one that asks for it.
+        problems = [p for p in profiles.cross_checks(updated, "", True) if p.key in values]
+        if problems:
+            raise ProfileError(problems, self.profile.source)
+        self.profile = updated
+        return updated
+
+    def write_run_profile(self) -> Path:
+        """The profile, paths absolute, in the run directory for the detached pipeline."""
+        path = self.workdir / RUN_PROFILE
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_text(path, profiles.dumps(self.profile, minimal=True, resolved=True))
+        return path
+
+    def save_text(self, target: Path) -> str:
+        """The TOML a save to `target` writes: only what differs from the defaults, paths
+        relative to the target's folder. Never the token: the profile has no field for it."""
+        data = profiles.to_dict(self.profile, minimal=True)
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                continue
+            specs = {f.name: f for f in dataclasses.fields(getattr(self.profile, section))}
+            for key, value in table.items():
+                local = section == "hub" and key == "dataset"
+                if local and self.profile.dataset_source()[0] != "local":
+                    continue
+                if (specs[key].metadata.get("file") or local) and value not in ("", "init"):
+                    absolute = self.profile.resolve(value)
+                    table[key] = os.path.relpath(absolute, target.parent.resolve())
+        import tomli_w
+
+        return tomli_w.dumps(data)
+
+    def save(self, target: Path) -> None:
+        write_text(target, self.save_text(target))
+        self.profile = profiles.load(target, check_files=False)
+
+
+def convert(profile: Profile, dotted: str, value: Any) -> Any:
+    """A string typed into a field, as the key's type."""
+    if not isinstance(value, str):
+        return value
+    section, _, key = dotted.rpartition(".")
+    holder = getattr(profile, section) if section else profile
+    current = getattr(holder, key)
+    text = value.strip()
+    if isinstance(current, bool):
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ValueError("expected yes or no")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
+    return text
+
+
+def demo_profile() -> Profile:
+    """The shipped demo profile, if this is a checkout; else the built-in defaults."""
+    for folder in (Path.cwd() / "profiles", Path(__file__).resolve().parent.parent / "profiles"):
+        if (folder / "demo.toml").is_file():
+            return profiles.load(folder / "demo.toml", check_files=False)
+    return Profile()
+
+
+def profile_files() -> list[Path]:
+    seen, out = set(), []
+    for folder in (Path.cwd() / "profiles", Path(__file__).resolve().parent.parent / "profiles"):
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                out.append(path)
+    return out
+
+
+def run_roots(session: Session) -> list[Path]:
+    roots = [Path.cwd() / "runs", session.profile.workdir_path().parent]
+    if DRIVE.is_dir():
+        roots.append(DRIVE / "retclip-runs")
+    return roots
