@@ -295,6 +295,8 @@ def _key_line(text: str, section: str | None, key: str) -> int | None:
             current = header.group(1).strip('"')
             if section is not None and key == "" and current == section:
                 return number
+            if section is None and current == key:  # a whole [table] that is the problem
+                return number
             continue
         if current == section and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
             return number

@@ -16,7 +16,7 @@ def checklist(workdir: Path) -> list[tuple[str, bool, str]]:
         return state.status(stage) == "done"
 
     tsv = workdir / "data" / "train_imgs.tsv"
-    rows = sum(1 for _ in open(tsv, encoding="utf-8")) if tsv.exists() else 0
+    rows = len(tsv.read_text(encoding="utf-8").splitlines()) if tsv.exists() else 0
     items = [("data readable", done("convert") and rows > 0, f"{rows} train images converted")]
     lmdb = state.stages.get("lmdb", {}).get("summary", {})
     items.append(("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))

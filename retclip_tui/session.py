@@ -122,13 +122,20 @@ def demo_profile() -> Profile:
 
 
 def profile_files() -> list[Path]:
-    seen, out = set(), []
-    for folder in (Path.cwd() / "profiles", Path(__file__).resolve().parent.parent / "profiles"):
-        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
-                out.append(path)
-    return out
+    """The profiles in ./profiles (a checkout's, or the user's own)."""
+    folder = Path.cwd() / "profiles"
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def shown(path: Path | str | None) -> str:
+    """A path as the screen shows it: relative to the current folder when inside it."""
+    if path is None:
+        return "not saved"
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_roots(session: Session) -> list[Path]:

@@ -60,6 +60,7 @@ class WizardScreen(Screen):
         Binding("ctrl+n", "next", "Next"),
         Binding("ctrl+o", "back", "Back"),
         Binding("escape", "back", "Back", show=False),
+        Binding("ctrl+s", "save_profile", "Save profile"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -96,7 +97,13 @@ class WizardScreen(Screen):
 
     def action_back(self) -> None:
         if self.STEP != "start":
+            self.apply_fields()  # kept if valid; going back is never blocked
             self.app.goto(STEPS[STEPS.index(self.STEP) - 1])
+
+    def action_save_profile(self) -> None:
+        """From any step: this screen's settings, then the Save screen."""
+        if self.STEP != "save" and self.apply_fields():
+            self.app.goto("save")
 
     def commit(self) -> bool:
         """Apply this screen's fields to the profile; False (errors shown) if they are bad."""

@@ -10,6 +10,7 @@ from textual.widgets import Input, RadioButton, RadioSet, Static
 
 from retclip_pipeline.errors import UserError
 
+from ..widgets.run_panel import human
 from .base import Field, WizardScreen, field_id
 
 MODES = ("smoke", "full", "custom")
@@ -66,7 +67,7 @@ class SizingScreen(WizardScreen):
         available = sum(c["images"] for c in counts.values())
         lines = [
             ", ".join(f"{name}: {c['sampled']} of {c['images']}" for name, c in counts.items()),
-            f"disk: about {estimate_output_bytes(trial, images) / 1e9:.2f} GB in the run directory",
+            f"disk: about {human(estimate_output_bytes(trial, images), 'B')} in the run directory",
             f"conversion: about {images / (CONVERT_PER_CORE * (os.cpu_count() or 1)):.0f} s "
             f"on {os.cpu_count()} cores",
         ]
@@ -80,7 +81,7 @@ class SizingScreen(WizardScreen):
                 # Row groups of 100 rows: a smoke run reads about two a class.
                 fetched = min(fetched, images * IMAGE_BYTES * (25 if images <= 200 else 1.1))
             lines.append(
-                f"fetch ({mode}): about {fetched / 1e9:.1f} GB, {fetched / LINK:.0f} s at 50 MB/s "
+                f"fetch ({mode}): about {human(fetched, 'B')}, {fetched / LINK:.0f} s at 50 MB/s "
                 "(nothing if already in the hub cache)"
             )
         else:

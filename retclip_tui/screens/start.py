@@ -13,7 +13,7 @@ from retclip_pipeline import profile as profiles
 from retclip_pipeline import runs
 from retclip_pipeline.errors import UserError
 
-from ..session import DRIVE, profile_files, run_roots
+from ..session import DRIVE, profile_files, run_roots, shown
 from .base import WizardScreen
 
 
@@ -22,7 +22,7 @@ class StartScreen(WizardScreen):
 
     def body(self) -> ComposeResult:
         yield Label("Profile (Enter picks one):", classes="heading")
-        options = [Option(f"{p.stem}  ({p})", id=str(p)) for p in profile_files()]
+        options = [Option(f"{p.stem}  ({shown(p)})", id=str(p)) for p in profile_files()]
         options.append(Option("new: defaults (Peacein/color-fundus-eye, full size)", id="new"))
         yield OptionList(*options, id="profiles")
         yield Input(placeholder="or a profile path, then Enter", id="profile-path", compact=True)
@@ -43,7 +43,7 @@ class StartScreen(WizardScreen):
         table.add_columns("run", "sizing", "state", "directory")
         self.runs = runs.find_runs(*run_roots(self.session))
         for info in self.runs:
-            table.add_row(info.name, info.sizing, info.summary(), str(info.workdir))
+            table.add_row(info.name, info.sizing, info.summary(), shown(info.workdir))
         if not self.runs:
             table.add_row("(none yet)", "", "", "")
         self.query_one("#profiles", OptionList).focus()
@@ -53,11 +53,11 @@ class StartScreen(WizardScreen):
         self.query_one("#current", Static).update(
             Text.assemble(
                 ("profile: ", "bold"),
-                f"{p.name} ({p.source or 'not saved'})\n",
+                f"{p.name} ({shown(p.source)})\n",
                 ("data set: ", "bold"),
                 f"{p.hub.dataset}   ",
                 ("run directory: ", "bold"),
-                str(p.workdir_path()),
+                shown(p.workdir_path()),
             )
         )
 
