@@ -358,7 +358,7 @@ def test_leave_a_run_going_then_attach_to_it_and_stop_it(home):
             await pilot.pause(1.0)
             assert screen_name(app) == "TrainScreen"
             log = "\n".join(str(line) for line in app.screen.query_one("RichLog").lines)
-            assert "[convert]" in log  # the run's history, not only what follows
+            assert "[train]" in log  # the run's history, not only what follows
             app.screen.query_one("RunPanel").start()  # a second start is refused
             assert "already being run" in text_of(app.screen.query_one("#run-status"))
             await pilot.press("ctrl+y")

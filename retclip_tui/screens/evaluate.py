@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Label, Static
 
 from retclip_pipeline import runs
 
-from ..session import run_roots
+from ..session import run_roots, shown
 from .running import RunningScreen
 
 
@@ -52,11 +52,12 @@ class EvaluateScreen(RunningScreen):
             return
         folder = self.session.workdir / "evaluation"
         self.query_one("#where", Static).update(
-            f"report: {folder / 'report.md'}\nfigures: {folder}/*.png"
+            f"report: {shown(folder / 'report.md')}\nfigures: {shown(folder)}/*.png"
         )
         table = self.query_one("#metrics", DataTable)
         table.clear(columns=True)
-        table.add_columns("metric", "value")
+        table.add_column("metric", width=36)
+        table.add_column("value", width=8)
         retrieval = results.get("retrieval", {})
         for level in ("instance", "class"):
             for direction, values in retrieval.get(level, {}).items():
@@ -64,7 +65,7 @@ class EvaluateScreen(RunningScreen):
                     for key in ("R@1", "R@5", "mean_recall"):
                         if key in values:
                             table.add_row(f"{level} {direction} {key}", f"{values[key]:.3f}")
-        for source, result in results.get("zero_shot", {}).items():
+        for source, result in _zero_shot(results).items():
             for key in ("accuracy", "balanced_accuracy", "macro_f1"):
                 if key in result:
                     table.add_row(f"zero-shot ({source}) {key}", f"{result[key]:.3f}")
@@ -78,9 +79,9 @@ class EvaluateScreen(RunningScreen):
     def show_classes(self, results: dict) -> None:
         table = self.query_one("#classes", DataTable)
         table.clear(columns=True)
-        zero_shot = results.get("zero_shot", {})
+        zero_shot = _zero_shot(results)
         source = next(iter(zero_shot), None)
-        per_class = zero_shot.get(source, {}).get("per_class", {}) if source else {}
+        per_class = zero_shot[source].get("per_class", {}) if source else {}
         if not per_class:
             return
         keys = [
@@ -88,7 +89,9 @@ class EvaluateScreen(RunningScreen):
             for k in next(iter(per_class.values()))
             if k in ("precision", "recall", "f1", "support")
         ]
-        table.add_columns("class", *keys)
+        table.add_column(f"class ({source})", width=32)
+        for key in keys:
+            table.add_column(key, width=max(9, len(key)))
         for name, values in per_class.items():
             table.add_row(name[:30], *[_fmt(values.get(k)) for k in keys])
 
@@ -98,7 +101,8 @@ class EvaluateScreen(RunningScreen):
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         titles = [t for t, _ in COLUMNS if t not in ("checkpoint", "towers")][:6]
-        table.add_columns(*titles)
+        for title in titles:
+            table.add_column(title, width=max(len(title), 16 if title == "run" else 6))
         for info in runs.find_runs(*run_roots(self.session)):
             if (info.workdir / "evaluation" / "evaluation_results.json").exists():
                 values = row(info.workdir)
@@ -141,6 +145,12 @@ class EvaluateScreen(RunningScreen):
         session.run_dir = None
         session.autostart = True
         self.app.goto("prepare")
+
+
+def _zero_shot(results: dict) -> dict[str, dict]:
+    """Zero-shot results by class-embedding source (templates, train prompts)."""
+    zero_shot = results.get("zero_shot", {})
+    return {k: v for k, v in zero_shot.items() if isinstance(v, dict) and "accuracy" in v}
 
 
 def _fmt(value) -> str:

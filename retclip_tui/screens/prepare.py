@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from ..session import shown
 from .running import RunningScreen
 
 
@@ -15,7 +16,7 @@ class PrepareScreen(RunningScreen):
     def body(self) -> ComposeResult:
         p = self.session.profile
         yield Static(
-            f"{p.hub.dataset} -> {self.session.workdir}/data, sizing {p.sizing.mode}. "
+            f"{p.hub.dataset} -> {shown(self.session.workdir)}/data, sizing {p.sizing.mode}. "
             "The run goes on if you leave; ctrl+g starts or resumes it.",
             id="what",
         )
@@ -24,4 +25,6 @@ class PrepareScreen(RunningScreen):
     def on_run_panel_finished(self, message) -> None:
         if message.ok:
             report = self.session.workdir / "data" / "convert_report.txt"
-            self.query_one("#what", Static).update(f"done: the conversion report is {report}")
+            self.query_one("#what", Static).update(
+                f"done: the conversion report is {shown(report)}"
+            )

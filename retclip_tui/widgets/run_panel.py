@@ -120,6 +120,10 @@ class RunPanel(Vertical):
         self._status()
 
     def _show(self, event: Event) -> None:
+        if event.kind == "run_finished":
+            self.ended = event.level == "info"
+        if event.stage not in self.stages and event.level != "error":
+            return  # another step's stages: their own screen shows them
         if event.kind == "progress":
             key = f"{event.stage}: {event.task}"
             if key not in self.bars:
@@ -133,8 +137,6 @@ class RunPanel(Vertical):
         if event.message:
             style = {"warning": "yellow", "error": "bold red"}.get(event.level)
             self.query_one(RichLog).write(Text(f"[{event.stage}] {event.message}", style or ""))
-        if event.kind == "run_finished":
-            self.ended = event.level == "info"
 
     def _status(self) -> None:
         info = runs.run_info(self.session.workdir)
