@@ -1,10 +1,11 @@
 # make demo: install, then run the offline demo profile through every stage.
 # make test: install, then lint and run the test suite.
+# make tui: the wizard on the demo profile.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint seeds bench clean
+.PHONY: install demo tui test lint seeds bench clean
 
 install: $(STAMP)
 
@@ -16,6 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(PY) -m retclip_pipeline --profile profiles/demo.toml
+
+tui: install
+	$(VENV)/bin/retclip-tui --profile profiles/demo.toml
 
 lint: install
 	$(PY) -m ruff check .
@@ -29,6 +33,7 @@ seeds: install
 
 bench: install
 	$(PY) bench/convert_bench.py
+	$(PY) bench/fetch_bench.py
 
 clean:
 	rm -rf runs .pytest_cache
