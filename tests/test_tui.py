@@ -283,6 +283,8 @@ def test_snapshot_train_120x40(home, snap_compare):
     async def to_train(pilot):
         pilot.app.goto("train")
         await pilot.pause()
+        await pilot.app.workers.wait_for_complete()  # the device line, found off the UI thread
+        await pilot.pause()
 
     assert snap_compare(make_app(home), terminal_size=(120, 40), run_before=to_train)
 
@@ -384,5 +386,23 @@ def test_colab_drive_is_offered_for_the_run_directory(home, monkeypatch):
             await pilot.press("ctrl+n")
             assert screen_name(app) == "TokenScreen"
             assert app.session.profile.workdir_path() == drive / "retclip-runs" / "tui"
+
+    asyncio.run(walk())
+
+
+def test_buttons_do_what_the_keys_do(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "DataScreen")
+            await pilot.click("#next")
+            await pilot.pause()
+            assert screen_name(app) == "SizingScreen"  # one step, not two
+            await pilot.click("#back")
+            await pilot.pause()
+            assert screen_name(app) == "DataScreen"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert screen_name(app) == "TokenScreen"
 
     asyncio.run(walk())

@@ -85,8 +85,6 @@ class DataScreen(WizardScreen):
             self.action_browse()
         elif event.button.id == "validate":
             self.action_validate()
-        else:
-            super().on_button_pressed(event)
 
     def action_browse(self) -> None:
         focused = self.focused

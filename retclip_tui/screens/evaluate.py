@@ -131,8 +131,6 @@ class EvaluateScreen(RunningScreen):
     def on_button_pressed(self, event) -> None:
         if event.button.id == "full":
             self.action_full_size()
-        else:
-            super().on_button_pressed(event)
 
     def action_full_size(self) -> None:
         """The same settings at full size, in a run directory of its own; then convert."""

@@ -39,8 +39,6 @@ class RunningScreen(WizardScreen):
         if event.button.id == "run-start":
             event.stop()
             self.action_start_run()
-            return
-        super().on_button_pressed(event)
 
     def commit(self) -> bool:
         if not self.apply_fields():

@@ -48,8 +48,6 @@ class SaveScreen(WizardScreen):
     def on_button_pressed(self, event) -> None:
         if event.button.id == "save":
             self.action_save()
-        else:
-            super().on_button_pressed(event)
 
     def action_save(self) -> None:
         target = self.target()

@@ -56,8 +56,6 @@ class TokenScreen(WizardScreen):
             self.action_check()
         elif event.button.id == "store":
             self.store()
-        else:
-            super().on_button_pressed(event)
 
     def action_check(self) -> None:
         token = self.current()

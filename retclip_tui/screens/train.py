@@ -55,12 +55,25 @@ class TrainScreen(RunningScreen):
     def on_mount(self) -> None:
         self.losses: list[float] = []
         self.vals: list[float] = []
+        self.run_worker(self.detect_device, thread=True, group="device")
+
+    def detect_device(self) -> None:
+        """The GPU and its memory, off the UI thread (importing torch takes seconds)."""
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            text = f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB"
+            count = torch.cuda.device_count()
+            text += f" ({count} GPUs: train with torchrun for all of them)" if count > 1 else ""
+        else:
+            text = "device: the CPU (no GPU found): fine for the demo and smoke sizes"
+        text += ". The button estimates memory and time for these settings."
+        self.app.call_from_thread(self.query_one("#device", Static).update, text)
 
     def on_button_pressed(self, event) -> None:
         if event.button.id == "estimate":
             self.estimate()
-        else:
-            super().on_button_pressed(event)
 
     def estimate(self) -> None:
         if not self.apply_fields():
