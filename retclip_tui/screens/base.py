@@ -27,6 +27,12 @@ TITLES = {
 }
 
 
+def set_error(widget: Static, message: str) -> None:
+    """An error line under a field: shown only while there is something to say."""
+    widget.update(Text(message, "red") if message else "")
+    widget.set_class(bool(message), "shown")
+
+
 def field_id(dotted: str) -> str:
     return "f-" + dotted.replace(".", "--")
 
@@ -116,7 +122,7 @@ class WizardScreen(Screen):
 
     def apply_fields(self, extra: dict[str, Any] | None = None) -> bool:
         for error in self.query(".field-error"):
-            error.update("")
+            set_error(error, "")
         self.show_error("")
         try:
             self.session.update(self.field_values() | (extra or {}))
@@ -125,7 +131,7 @@ class WizardScreen(Screen):
             for problem in exc.problems:
                 found = self.query("#e-" + field_id(problem.key))
                 if found:
-                    found.first().update(Text(problem.message, "red"))
+                    set_error(found.first(), problem.message)
                 else:
                     shown.append(f"{problem.key}: {problem.message}")
             self.show_error("; ".join(shown) or "fix the fields marked in red")

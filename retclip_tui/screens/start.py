@@ -14,14 +14,14 @@ from retclip_pipeline import runs
 from retclip_pipeline.errors import UserError
 
 from ..session import DRIVE, profile_files, run_roots, shown
-from .base import WizardScreen
+from .base import WizardScreen, set_error
 
 
 class StartScreen(WizardScreen):
     STEP = "start"
 
     def body(self) -> ComposeResult:
-        yield Label("Profile (Enter picks one):", classes="heading")
+        yield Label("Profile (arrows, Enter picks one):", classes="heading")
         options = [Option(f"{p.stem}  ({shown(p)})", id=str(p)) for p in profile_files()]
         options.append(Option("new: defaults (Peacein/color-fundus-eye, full size)", id="new"))
         yield OptionList(*options, id="profiles")
@@ -34,7 +34,7 @@ class StartScreen(WizardScreen):
                 "recycled runtime",
                 id="drive",
             )
-        yield Label("Runs (Enter attaches):", classes="heading")
+        yield Label("Runs (Tab to the table, Enter attaches):", classes="heading")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -66,9 +66,9 @@ class StartScreen(WizardScreen):
         try:
             loaded = profiles.load(path, check_files=False) if path else profiles.Profile()
         except UserError as exc:
-            error.update(Text(str(exc), "red"))
+            set_error(error, str(exc))
             return
-        error.update("")
+        set_error(error, "")
         self.session.profile = loaded
         self.session.run_dir = None
         self.show_current()

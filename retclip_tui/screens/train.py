@@ -118,6 +118,6 @@ class TrainScreen(RunningScreen):
             self.query_one("#loss", Sparkline).data = self.losses[-200:]
             eta = metrics.get("eta_s")
             self.query_one("#loss-label", Label).update(
-                f"train loss {self.losses[-1]:.3f}  {metrics.get('samples_per_s')} samples/s"
-                + (f"  ETA {eta:.0f} s" if eta is not None else "")
+                f"loss {self.losses[-1]:.3f}, {metrics.get('samples_per_s', 0):.0f}/s"
+                + (f", ETA {eta:.0f} s" if eta is not None else "")
             )
