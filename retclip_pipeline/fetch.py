@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -23,10 +22,10 @@ from pathlib import Path
 
 from .atomic import write_json
 from .errors import UserError
-from .retry import Retrier, library_waits_shown
+from .hub import hub_api, hub_endpoint
+from .retry import Retrier
 
 PARQUET_CONVERSION = "refs/convert/parquet"
-MODES = ("auto", "download", "stream")
 
 
 @dataclass
@@ -59,13 +58,6 @@ def offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _api():
-    from huggingface_hub import HfApi
-
-    # Read at call time, so that HF_ENDPOINT (a mirror, or a test's stand-in) applies.
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
-
-
 def _listing_path(repo: str) -> Path:
     from huggingface_hub import constants
 
@@ -91,7 +83,7 @@ def list_shards(repo: str, splits: list[str], token: str | None, retrier: Retrie
         return _cached_listing(repo, splits)
     from huggingface_hub.errors import RevisionNotFoundError
 
-    api = _api()
+    api = hub_api()
     what = f"listing data set {repo}"
     info = retrier.call(what, lambda: _dataset_info(api, repo, None, token))
     sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
@@ -113,10 +105,7 @@ def list_shards(repo: str, splits: list[str], token: str | None, retrier: Retrie
             f"(files: {', '.join(sorted(sizes)[:8]) or 'none'}): set data.train_split / "
             "data.test_split"
         )
-    listing = Listing(
-        repo, revision, {s: [ShardFile(p, sizes[p]) for p in files[s]] for s in splits}
-    )
-    return listing
+    return Listing(repo, revision, {s: [ShardFile(p, sizes[p]) for p in files[s]] for s in splits})
 
 
 def _dataset_info(api, repo: str, revision: str | None, token: str | None):
@@ -245,7 +234,7 @@ def download(
                 revision=listing.revision,
                 token=token,
                 tqdm_class=counter,
-                endpoint=os.environ.get("HF_ENDPOINT") or None,
+                endpoint=hub_endpoint(),
             )
 
         return retrier.call(f"downloading {shard.path} of {listing.repo}", attempt)
@@ -272,7 +261,6 @@ class RangeFile(io.RawIOBase):
     def __init__(self, url: str, size: int, token: str | None, retrier: Retrier):
         self.url, self.size, self.token, self.retrier = url, size, token, retrier
         self.pos = 0
-        self.requests = 0
         self._tail: tuple[int, bytes] | None = None
 
     def readable(self) -> bool:
@@ -290,12 +278,8 @@ class RangeFile(io.RawIOBase):
         return self.pos
 
     def readinto(self, buffer) -> int:
-        end = min(self.size, self.pos + len(buffer))
-        if end <= self.pos:
-            return 0
-        data = self._read(self.pos, end)
+        data = self.read(len(buffer))
         buffer[: len(data)] = data
-        self.pos += len(data)
         return len(data)
 
     def read(self, size: int = -1) -> bytes:
@@ -323,7 +307,6 @@ class RangeFile(io.RawIOBase):
 
         headers = build_hf_headers(token=self.token)
         headers["Range"] = f"bytes={start}-{end - 1}"
-        self.requests += 1
         response = get_session().get(self.url, headers=headers, follow_redirects=True)
         hf_raise_for_status(response)
         data = response.content
@@ -342,9 +325,5 @@ def remote_url(listing: Listing, shard: ShardFile) -> str:
         shard.path,
         repo_type="dataset",
         revision=listing.revision,
-        endpoint=os.environ.get("HF_ENDPOINT") or None,
+        endpoint=hub_endpoint(),
     )
-
-
-def waits_shown(note: Callable[[str], None]):
-    return library_waits_shown(note)

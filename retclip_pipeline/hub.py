@@ -12,6 +12,18 @@ from .events import Emitter
 from .profile import Profile
 
 
+def hub_endpoint() -> str | None:
+    """HF_ENDPOINT read at call time, so that a mirror (or a test's stand-in hub) set after
+    huggingface_hub was imported still applies; None: the client's default."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def hub_api():
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_endpoint())
+
+
 @dataclass
 class Token:
     value: str | None

@@ -18,10 +18,9 @@ from .fetch import (
     offline,
     remote_url,
     save_listing,
-    waits_shown,
 )
 from .profile import Profile
-from .retry import Retrier
+from .retry import Retrier, library_waits_shown
 
 
 class ParquetSplit:
@@ -126,7 +125,7 @@ def open_hub_splits(
     token = resolve_token(profile).value
     progress = FetchProgress(emit, f"hub {mode}")
     retrier = Retrier(progress.note)
-    with waits_shown(progress.note):
+    with library_waits_shown(progress.note):
         listing = list_shards(repo, splits, token, retrier)
         shards = [s for split in splits for s in listing.files[split]]
         if mode == "download":

@@ -152,6 +152,7 @@ class RunInfo:
     last_event: float | None = None
     stage_running: str | None = None
     sizing: str = ""
+    errors: dict[str, str] = field(default_factory=dict)  # stage -> why it failed
 
     @property
     def running(self) -> bool:
@@ -197,6 +198,7 @@ def run_info(workdir: Path) -> RunInfo:
         _last_event_time(workdir / EVENTS_FILE) or state.heartbeat.get("time"),
         running,
         sizing,
+        {stage: entry["error"] for stage, entry in state.stages.items() if entry.get("error")},
     )
 
 

@@ -9,7 +9,6 @@ printed, logged or written anywhere but the hub client's own store.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,6 @@ TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 class Finding:
     ok: bool
     message: str
-
-
-def _api():
-    from huggingface_hub import HfApi
-
-    # Read at call time, so that HF_ENDPOINT (a mirror, or a test's stand-in) always applies.
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
 UNREACHABLE = {
@@ -53,7 +45,9 @@ def check(token, dataset: str | None) -> list[Finding]:
     """Findings about the token (from hub.resolve_token) and, if named, the data set."""
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-    api, findings = _api(), []
+    from .hub import hub_api
+
+    api, findings = hub_api(), []
     endpoint = api.endpoint
     if token.value is None:
         findings.append(

@@ -19,28 +19,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PROFILE = """\
-name = "demo"
-workdir = "../runs/demo"
-
-[hub]
-dataset = "../seeds/demo"
-
-[data]
-train_csv = "../seeds/demo/prompts_train.csv"
-test_csv = "../seeds/demo/prompts_test.csv"
-image_size = 32
-
-[model]
-vision = "tiny"
-text = "tiny"
-context_length = 24
-
-[train]
-batch_size = 16
-epochs = 3
-workers = 0
-"""
 
 SHOTS = [  # (file, step, size)
     ("start", "start", (80, 24)),
@@ -69,7 +47,7 @@ def main() -> None:
     demo.write_single_eye(home / "seeds" / "demo", per_class={"train": 8, "test": 4})
     (home / "profiles").mkdir()
     path = home / "profiles" / "demo.toml"
-    path.write_text(PROFILE, encoding="utf-8")
+    path.write_text(demo.tiny_profile("demo", epochs=3), encoding="utf-8")
     os.chdir(home)
     run(profiles.load(path), home / "runs" / "demo", lambda event: None)
 

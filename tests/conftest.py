@@ -96,7 +96,7 @@ def demo_profile(tmp_path, demo_root) -> Path:
     return write_profile(tmp_path, demo_toml(data))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
     import subprocess
 
     return subprocess.run(
@@ -105,7 +105,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ.copy(),
+        env=os.environ.copy() if env is None else env,
     )
 
 

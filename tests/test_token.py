@@ -2,13 +2,11 @@
 HF_ENDPOINT), with the real huggingface_hub client: each outcome told apart."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from . import hubstand
-from .conftest import ROOT
+from .conftest import run_cli
 from .hubstand import BAD, GOOD
 
 
@@ -27,10 +25,8 @@ def _check(endpoint, token, dataset, tmp_path):
     env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
     if token:
         env["HF_TOKEN"] = token
-    args = [sys.executable, "-m", "retclip_pipeline", "token", "check"]
-    if dataset:
-        args += ["--dataset", dataset]
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    args = ["token", "check"] + (["--dataset", dataset] if dataset else [])
+    return run_cli(*args, env=env, timeout=120)
 
 
 @pytest.mark.parametrize(
@@ -72,14 +68,7 @@ def test_preflight_runs_the_same_check(hub, tmp_path, demo_root):
     profile = write_profile(tmp_path, text)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN")}
     env.update(HF_ENDPOINT=hub, HF_HOME=str(tmp_path / "hf"), HF_TOKEN=GOOD)
-    result = subprocess.run(
-        [sys.executable, "-m", "retclip_pipeline", "--profile", str(profile), "--check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("--profile", str(profile), "--check", env=env, timeout=120)
     assert result.returncode == 2
     assert "[ok  ] token: token from HF_TOKEN is valid" in result.stdout
     assert "[FAIL] data set: org/gated is gated" in result.stdout

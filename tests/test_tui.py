@@ -14,35 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from retclip_pipeline import runs
+from retclip_pipeline import demo, runs
 
 from .conftest import ROOT
 
 TOKEN = "hf_" + "secretTUI" * 4
-
-PROFILE = """\
-name = "tui"
-workdir = "../runs/tui"
-
-[hub]
-dataset = "../seeds/demo"
-
-[data]
-train_csv = "../seeds/demo/prompts_train.csv"
-test_csv = "../seeds/demo/prompts_test.csv"
-image_size = 32
-
-[model]
-vision = "tiny"
-text = "tiny"
-context_length = 24
-
-[train]
-batch_size = 16
-epochs = {epochs}
-workers = 0
-save_every = 1
-"""
 
 
 @pytest.fixture
@@ -51,7 +27,9 @@ def home(tmp_path, monkeypatch, demo_root) -> Path:
     from it, so that every path on screen is relative and snapshots are the same anywhere."""
     shutil.copytree(demo_root, tmp_path / "seeds" / "demo")
     (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "tui.toml").write_text(PROFILE.format(epochs=1), encoding="utf-8")
+    (tmp_path / "profiles" / "tui.toml").write_text(
+        demo.tiny_profile("tui", epochs=1), encoding="utf-8"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
@@ -329,7 +307,9 @@ def test_whole_wizard_on_the_demo_to_the_evaluation_and_no_file_holds_the_token(
 
 @pytest.mark.slow
 def test_leave_a_run_going_then_attach_to_it_and_stop_it(home):
-    (home / "profiles" / "tui.toml").write_text(PROFILE.format(epochs=400), encoding="utf-8")
+    (home / "profiles" / "tui.toml").write_text(
+        demo.tiny_profile("tui", epochs=400), encoding="utf-8"
+    )
     workdir = home / "runs" / "tui"
 
     async def first():

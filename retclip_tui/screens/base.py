@@ -3,6 +3,7 @@ bound to profile keys with their errors shown in place."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -12,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from retclip_pipeline.errors import UserError
 from retclip_pipeline.profile import ProfileError
 
 STEPS = ("start", "token", "data", "sizing", "prepare", "train", "evaluate", "save")
@@ -137,6 +139,22 @@ class WizardScreen(Screen):
             self.show_error("; ".join(shown) or "fix the fields marked in red")
             return False
         return True
+
+    def show_later(self, selector: str, compute: Callable[[], Any], waiting: str = "") -> None:
+        """Run `compute` off the UI thread (it may import torch or ask the network) and show
+        what it returns in the Static `selector`; a user error shows as its one red line."""
+        target = self.query_one(selector, Static)
+        if waiting:
+            target.update(waiting)
+
+        def work() -> None:
+            try:
+                shown = compute()
+            except UserError as exc:
+                shown = Text(str(exc), "bold red")
+            self.app.call_from_thread(target.update, shown)
+
+        self.run_worker(work, thread=True, exclusive=True, group=selector)
 
     def show_error(self, message: str) -> None:
         self.query_one("#error", Static).update(Text(message, "bold red") if message else "")

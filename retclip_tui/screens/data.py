@@ -103,23 +103,19 @@ class DataScreen(WizardScreen):
         if not self.apply_fields():
             return
         profile = self.session.profile
-        self.query_one("#report", Static).update("checking the CSVs and the data set...")
 
-        def work() -> None:
+        def validate() -> Text:
             from retclip_pipeline.inspect_data import data_report
 
-            try:
-                report = data_report(profile)
-                text = Text("\n".join(report.lines))
-                for problem in report.problems:
-                    text.append("\n" + problem, "bold red")
-                if report.ok:
-                    text.append("\nready to convert", "bold green")
-            except UserError as exc:
-                text = Text(str(exc), "bold red")
-            self.app.call_from_thread(self.query_one("#report", Static).update, text)
+            report = data_report(profile)
+            text = Text("\n".join(report.lines))
+            for problem in report.problems:
+                text.append("\n" + problem, "bold red")
+            if report.ok:
+                text.append("\nready to convert", "bold green")
+            return text
 
-        self.run_worker(work, thread=True, exclusive=True, group="validate")
+        self.show_later("#report", validate, "checking the CSVs and the data set...")
 
     def commit(self) -> bool:
         return self.apply_fields(

@@ -60,47 +60,47 @@ class TokenScreen(WizardScreen):
     def action_check(self) -> None:
         token = self.current()
         kind, where = self.session.profile.dataset_source()
-        self.query_one("#findings", Static).update("asking the hub...")
 
-        def work() -> None:
+        def ask_hub() -> Text:
             from retclip_pipeline.token_cli import check
 
             try:
                 findings = check(token, where if kind == "hub" else None)
-                lines = [((" ok  " if f.ok else " FAIL "), f.message) for f in findings]
+                return findings_text([(f.ok, f.message) for f in findings])
             except Exception as exc:  # noqa: BLE001 - any failure is shown, never the token
-                lines = [(" FAIL ", f"check failed: {type(exc).__name__}")]
-            self.app.call_from_thread(self.show_findings, lines)
+                return findings_text([(False, f"check failed: {type(exc).__name__}")])
 
-        self.run_worker(work, thread=True, exclusive=True, group="token")
-
-    def show_findings(self, lines) -> None:
-        text = Text()
-        for mark, message in lines:
-            text.append(mark, "bold green" if "ok" in mark else "bold red")
-            text.append(f" {message}\n")
-        self.query_one("#findings", Static).update(text)
+        self.show_later("#findings", ask_hub, "asking the hub...")
 
     def store(self) -> None:
         typed = self.query_one("#token-input", Input).value.strip()
         if not typed:
-            self.show_findings([(" FAIL ", "type a token first")])
+            self.query_one("#findings", Static).update(
+                findings_text([(False, "type a token first")])
+            )
             return
 
-        def work() -> None:
+        def store() -> Text:
             from retclip_pipeline.token_cli import store_token
 
             try:
                 store_token(typed)
-                lines = [(" ok  ", "stored by huggingface_hub; later runs find it")]
             except UserError as exc:
-                lines = [(" FAIL ", str(exc))]
-            self.app.call_from_thread(self.show_findings, lines)
+                return findings_text([(False, str(exc))])
+            return findings_text([(True, "stored by huggingface_hub; later runs find it")])
 
-        self.run_worker(work, thread=True, exclusive=True, group="token")
+        self.show_later("#findings", store)
 
     def commit(self) -> bool:
         typed = self.query_one("#token-input", Input).value.strip()
         if typed:
             self.session.token = typed
         return True
+
+
+def findings_text(findings: list[tuple[bool, str]]) -> Text:
+    text = Text()
+    for ok, message in findings:
+        text.append(" ok   " if ok else " FAIL ", "bold green" if ok else "bold red")
+        text.append(f" {message}\n")
+    return text

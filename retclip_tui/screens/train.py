@@ -8,7 +8,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, Sparkline, Static
 
-from retclip_pipeline.errors import UserError
 from retclip_pipeline.model.build import VISION_PRESETS
 from retclip_pipeline.model.tokenizer import TEXT_PRESETS
 
@@ -55,21 +54,7 @@ class TrainScreen(RunningScreen):
     def on_mount(self) -> None:
         self.losses: list[float] = []
         self.vals: list[float] = []
-        self.run_worker(self.detect_device, thread=True, group="device")
-
-    def detect_device(self) -> None:
-        """The GPU and its memory, off the UI thread (importing torch takes seconds)."""
-        import torch
-
-        if torch.cuda.is_available():
-            props = torch.cuda.get_device_properties(0)
-            text = f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB"
-            count = torch.cuda.device_count()
-            text += f" ({count} GPUs: train with torchrun for all of them)" if count > 1 else ""
-        else:
-            text = "device: the CPU (no GPU found): fine for the demo and smoke sizes"
-        text += ". The button estimates memory and time for these settings."
-        self.app.call_from_thread(self.query_one("#device", Static).update, text)
+        self.show_later("#device", detect_device)
 
     def on_button_pressed(self, event) -> None:
         if event.button.id == "estimate":
@@ -79,24 +64,18 @@ class TrainScreen(RunningScreen):
         if not self.apply_fields():
             return
         profile = self.session.profile
-        self.query_one("#device", Static).update("looking at the device (imports torch)...")
 
-        def work() -> None:
-            try:
-                from retclip_pipeline.convert import train_pairs
-                from retclip_pipeline.estimate import estimate
+        def estimated() -> Text:
+            from retclip_pipeline.convert import train_pairs
+            from retclip_pipeline.estimate import estimate
 
-                result = estimate(profile, train_pairs(profile))
-                text = Text(
-                    f"device: {result.device}\n"
-                    + "\n".join(result.lines(profile.train.batch_size)),
-                    "" if result.fits else "bold red",
-                )
-            except UserError as exc:
-                text = Text(str(exc), "bold red")
-            self.app.call_from_thread(self.query_one("#device", Static).update, text)
+            result = estimate(profile, train_pairs(profile))
+            return Text(
+                f"device: {result.device}\n" + "\n".join(result.lines(profile.train.batch_size)),
+                "" if result.fits else "bold red",
+            )
 
-        self.run_worker(work, thread=True, exclusive=True, group="estimate")
+        self.show_later("#device", estimated, "looking at the device (imports torch)...")
 
     def on_run_panel_followed(self, message) -> None:
         event = message.event
@@ -121,3 +100,18 @@ class TrainScreen(RunningScreen):
                 f"loss {self.losses[-1]:.3f}, {metrics.get('samples_per_s', 0):.0f}/s"
                 + (f", ETA {eta:.0f} s" if eta is not None else "")
             )
+
+
+def detect_device() -> str:
+    """The GPU and its memory, off the UI thread (importing torch takes seconds)."""
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        text = f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB"
+        count = torch.cuda.device_count()
+        text += f" ({count} GPUs: train with torchrun for all of them)" if count > 1 else ""
+    else:
+        text = "device: the CPU (no GPU found): fine for the demo and smoke sizes"
+    text += ". The button estimates memory and time for these settings."
+    return text

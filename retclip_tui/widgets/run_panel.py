@@ -149,8 +149,7 @@ class RunPanel(Vertical):
         else:
             for stage, status in mine.items():
                 if status in ("failed", "interrupted"):
-                    error = runs.RunState.load(self.session.workdir).stages[stage].get("error")
-                    reason = error or "stopped"
+                    reason = info.errors.get(stage, "stopped")
                     text.append(f"\n{stage} {status}: {reason}. Fix it, then Start resumes.", "red")
                     break
         self.query_one("#run-status", Static).update(text)
