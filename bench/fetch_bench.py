@@ -31,21 +31,9 @@ from retclip_pipeline import profile as profiles  # noqa: E402
 from retclip_pipeline.events import Emitter  # noqa: E402
 from retclip_pipeline.stage import StageContext  # noqa: E402
 from tests import hubstand  # noqa: E402
+from tests.realsize import CLASS_ROWS as CLASSES  # noqa: E402
 
 REAL_IMAGE_BYTES = 142_000  # 2.3 GB / 16,242 images
-# Distinct images a class in the real prompt CSVs (train scaled up to all 12,989 rows).
-CLASSES = {
-    "Central Serous Chorioretinopathy [Color Fundus]": (489, 122),
-    "Diabetic Retinopathy": (2785, 689),
-    "Disc Edema": (616, 153),
-    "Glaucoma": (2328, 576),
-    "Healthy": (2068, 536),
-    "Macular Scar": (1533, 388),
-    "Myopia": (1810, 451),
-    "Pterygium": (82, 21),
-    "Retinal Detachment": (607, 150),
-    "Retinitis Pigmentosa": (671, 167),
-}
 SHARDS = {"train": 4, "test": 1}
 
 

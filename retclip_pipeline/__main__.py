@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import StageInterrupted, UserError
+from .profile import GPU_CHOICES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the RET-CLIP pipeline headless: convert, lmdb, train, evaluate. A "
         "rerun skips what is done, resumes what was cut off, and redoes what a changed "
         "setting made stale. Also: `compare RUN_DIR...`, `embed --run RUN_DIR (--images DIR | "
-        "--texts FILE)`, `query --run RUN_DIR TEXT | --image PATH`, `token check | login`.",
+        "--texts FILE)`, `query --run RUN_DIR TEXT | --image PATH`, `token check | login`, "
+        "`promote --run SMOKE_RUN_DIR` (the same settings at full size).",
     )
     parser.add_argument("--profile", required=True, type=Path, help="the run's TOML profile")
     parser.add_argument(
@@ -37,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--restart",
         action="store_true",
         help="discard the selected stages' outputs and run them from zero",
+    )
+    parser.add_argument(
+        "--gpu",
+        choices=[g for g in GPU_CHOICES if g],
+        help="with --check or --dry-run: also estimate memory and time per epoch on this GPU "
+        "(overrides train.gpu)",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -67,6 +75,9 @@ def _selected(value: str | None) -> list[str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from .quiet import no_library_bars
+
+    no_library_bars()
     try:
         if argv and argv[0] == "compare":
             from . import compare
@@ -80,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import use
 
             return getattr(use, argv[0])(argv[1:])
+        if argv and argv[0] == "promote":
+            from . import promote
+
+            return promote.main(argv[1:])
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -110,9 +125,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     workdir = profile.workdir_path()
     selected = _selected(args.stages)
     if args.check:
-        return _check(profile, workdir)
+        return _check(profile, workdir, args.gpu)
     if args.dry_run:
-        return _dry_run(profile, workdir, selected)
+        return _dry_run(profile, workdir, selected, args.gpu)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
         return _distributed(profile, workdir, selected)
     from .console import make_renderer
@@ -151,30 +166,32 @@ def _distributed(profile, workdir: Path, selected: list[str] | None) -> int:
     return 0
 
 
-def _check(profile, workdir: Path) -> int:
+def _check(profile, workdir: Path, gpu: str | None) -> int:
     from .check import run_checks
 
-    items = run_checks(profile, workdir)
+    items = run_checks(profile, workdir, gpu)
     for item in items:
-        mark = "ok  " if item.ok else "FAIL"
-        print(f"[{mark}] {item.name}: {item.detail}")
+        print(f"[{item.mark:<4}] {item.name}: {item.detail}")
     failed = [i for i in items if not i.ok]
-    print(f"{len(items) - len(failed)} of {len(items)} checks passed")
+    warned = sum(1 for i in items if i.ok and i.warning)
+    warnings = f" ({warned} with warnings)" if warned else ""
+    print(f"{len(items) - len(failed)} of {len(items)} checks passed{warnings}")
     return 0 if not failed else 2
 
 
-def _train_estimate(profile) -> list[str]:
+def _train_estimate(profile, gpu: str | None) -> list[str]:
     """The estimate's lines, or why there is none (a tower that cannot be had offline)."""
-    from .convert import train_pairs
+    from .convert import split_pairs
     from .estimate import estimate
 
     try:
-        return estimate(profile, train_pairs(profile)).lines(profile.train.batch_size)
+        pairs = split_pairs(profile)
+        return estimate(profile, pairs["train"], gpu, test_pairs=pairs.get("test", 0)).lines()
     except UserError as exc:
         return [f"estimate unavailable: {exc}"]
 
 
-def _dry_run(profile, workdir: Path, selected: list[str] | None) -> int:
+def _dry_run(profile, workdir: Path, selected: list[str] | None, gpu: str | None) -> int:
     from .runner import plan
 
     print(f"plan for {profile.name} in {workdir} (nothing is changed)")
@@ -188,7 +205,7 @@ def _dry_run(profile, workdir: Path, selected: list[str] | None) -> int:
         outputs = stage.outputs(profile, workdir)
         print(f"           outputs: {', '.join(str(p.relative_to(workdir)) for p in outputs)}")
         if stage.name == "train":
-            for line in _train_estimate(profile):
+            for line in _train_estimate(profile, gpu):
                 print(f"           {line}")
         if stage.plan_counts:
             for split, counts in stage.plan_counts(profile).items():

@@ -1,5 +1,8 @@
-"""The preflight (--check): profile, files, CSV columns, data set, token, work directory and
-disk space, as a checklist that passes only if every item does."""
+"""The preflight (--check): a checklist that passes only if the run will not fail on anything
+it could know beforehand. The profile, the CSVs and their columns, the data set and the CSV
+indices against its row counts, the token, the towers and tokenizer, the context length,
+how the tokenizer fits the prompts, the batch against the pairs, the work directory and the
+disk space the kept outputs need, and the memory and time estimate."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .profile import Profile
-from .prompts import check_columns, read_prompts
+from .profile import Profile, train_batch_size
+from .prompts import PromptTable, check_columns, read_prompts
 
 # Bytes per pixel of a 95-quality fundus JPEG, measured on the demo and real-like images.
 JPEG_BYTES_PER_PIXEL = 0.35
@@ -20,13 +23,33 @@ class CheckItem:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # passes, with something the user should look at
+
+    @property
+    def mark(self) -> str:
+        return "FAIL" if not self.ok else ("warn" if self.warning else "ok")
 
 
 def estimate_output_bytes(profile: Profile, images: int) -> int:
-    """TSV and LMDB hold each image base64-encoded (4/3), twice (both eyes), and the LMDB
-    build keeps a working copy until its compacted copy is done."""
+    """Data and LMDB: the TSV and the LMDB hold each image base64-encoded (4/3), twice (both
+    eyes), and the LMDB build keeps a working copy until its compacted copy is done."""
     jpeg = profile.data.image_size**2 * JPEG_BYTES_PER_PIXEL
     return int(images * jpeg * 4 / 3 * 2 * 3 * 1.2)
+
+
+def kept_checkpoints(profile: Profile) -> int:
+    """Checkpoint files on disk at the end of training, at most: epoch_latest.pt (and its
+    replacement while it is written), and epoch{N}.pt every save_every epochs and the last."""
+    cfg = profile.train
+    epoch_files = cfg.epochs // cfg.save_every + (1 if cfg.epochs % cfg.save_every else 0)
+    return 2 + epoch_files
+
+
+def training_output_bytes(profile: Profile, parameters: int, trainable: int) -> int:
+    """Checkpoints (fp32 weights and AdamW's two moments per trained weight) and the export
+    (the transformers folders and the RET-CLIP-layout state dict, fp32)."""
+    checkpoint = 4 * parameters + 8 * trainable
+    return int(kept_checkpoints(profile) * checkpoint * 1.01 + 2 * 4 * parameters)
 
 
 def _existing_parent(path: Path) -> Path:
@@ -35,70 +58,191 @@ def _existing_parent(path: Path) -> Path:
     return path
 
 
-def run_checks(profile: Profile, workdir: Path) -> list[CheckItem]:
-    from .convert import plan_counts, split_plan
+def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[CheckItem]:
+    from .convert import split_plan
 
     items = [CheckItem("profile", True, str(profile.source or "built in"))]
-    csv_ok = True
+    tables: dict[str, PromptTable] = {}
     for name, csv, _ in split_plan(profile):
         path = profile.resolve(csv)
         try:
             check_columns(path, profile.data)
             table = read_prompts(path, profile.data, None)
+            tables[name] = table
+            skipped = f", {len(table.skipped)} bad rows left out" if table.skipped else ""
             items.append(
                 CheckItem(
                     f"{name} CSV",
                     True,
-                    f"{path}: {table.rows_read} rows, {len(table.by_index())} distinct images",
+                    f"{path}: {table.rows_read} rows, {len(table.by_index())} distinct "
+                    f"images{skipped}",
                 )
             )
         except UserError as exc:
-            csv_ok = False
             items.append(CheckItem(f"{name} CSV", False, str(exc)))
-    items += dataset_checks(profile)
-    items += _token_check(profile)
+    csv_ok = all(item.ok for item in items)
+    access = _token_check(profile)
+    items += access
+    if all(item.ok for item in access):  # no row counts from a set we cannot read
+        items += dataset_checks(profile)
+    towers_ok, tower_items = tower_checks(profile)
+    items += tower_items
+    if tables:
+        items.append(_prompt_fit(profile, tables))
+    estimated = None
+    if csv_ok:
+        items.append(_batch_check(profile))
+        estimate_item, estimated = _train_check(profile, gpu, towers_ok)
+        items.append(estimate_item)
+    items += _disk_checks(profile, workdir, csv_ok, estimated)
+    return items
+
+
+def _batch_check(profile: Profile) -> CheckItem:
+    from .convert import train_pairs
+
+    pairs = train_pairs(profile)
+    cfg = profile.train
+    batch, note = train_batch_size(profile, pairs)
+    if pairs < batch:
+        return CheckItem(
+            "batch size",
+            False,
+            f"the train split will hold about {pairs} pairs, fewer than train.batch_size = "
+            f"{batch}: lower train.batch_size to at most {pairs}",
+        )
+    steps = pairs // batch // cfg.accumulation
+    if steps == 0:
+        return CheckItem(
+            "batch size",
+            False,
+            f"{pairs} pairs make {pairs // batch} batches of {batch}, fewer than "
+            f"train.accumulation = {cfg.accumulation}: lower train.accumulation",
+        )
+    detail = f"batches of {batch}, {max(1, steps)} optimizer steps per epoch"
+    return CheckItem("batch size", True, f"{detail}; {note}" if note else detail, bool(note))
+
+
+def _train_check(profile: Profile, gpu: str | None, towers_ok: bool):
+    """The estimate item (memory must fit where the run trains, and on a named GPU), and the
+    estimate itself for the disk check."""
+    from .convert import split_pairs
+    from .estimate import estimate
+
+    if not towers_ok:
+        return CheckItem("training estimate", False, "not computed: the towers cannot be had"), None
+    try:
+        pairs = split_pairs(profile)
+        result = estimate(profile, pairs["train"], gpu, test_pairs=pairs.get("test", 0))
+    except UserError as exc:
+        return CheckItem("training estimate", False, str(exc)), None
+    return CheckItem("training estimate", result.fits, "; ".join(result.lines())), result
+
+
+def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
+    """Each tower's config and weights (not read), the tokenizer, and the context length
+    against the text tower's positions."""
+    from .model.sources import describe_tower, fetch_advice, tokenizer_problem
+    from .model.tokenizer import load_tokenizer
+
+    items, ok = [], True
+    limits: dict = {}
+    for kind in ("vision", "text"):
+        name = getattr(profile.model, kind)
+        try:
+            detail, found = describe_tower(name, kind)
+            limits |= found
+            items.append(CheckItem(f"{kind} tower", True, detail))
+        except UserError as exc:
+            ok = False
+            items.append(CheckItem(f"{kind} tower", False, str(exc)))
+    positions = limits.get("positions")
+    try:
+        tokenizer = load_tokenizer(profile.model.text)
+        problem = tokenizer_problem(tokenizer, limits.get("vocab"))
+        ok = ok and problem is None
+        detail = f"{type(tokenizer).__name__}, {len(tokenizer):,} tokens"
+        items.append(
+            CheckItem(
+                "tokenizer",
+                problem is None,
+                f"model.text = {profile.model.text!r}: {problem}" if problem else detail,
+            )
+        )
+    except (OSError, ValueError) as exc:
+        ok = False
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        items.append(
+            CheckItem(
+                "tokenizer",
+                False,
+                f"model.text = {profile.model.text!r}: {first}; {fetch_advice([profile.model.text])}",
+            )
+        )
+    context = profile.model.context_length
+    if positions and context > positions:
+        ok = False
+        items.append(
+            CheckItem(
+                "context length",
+                False,
+                f"model.context_length = {context} is over the text tower's {positions} "
+                f"positions: set it to at most {positions}",
+            )
+        )
+    elif positions:
+        items.append(CheckItem("context length", True, f"{context} of {positions} positions"))
+    return ok, items
+
+
+def _prompt_fit(profile: Profile, tables: dict[str, PromptTable]) -> CheckItem:
+    from .convert_report import fit_lines, measure_tokens, prompt_fit
+
+    fit = prompt_fit(profile, tables, measure_tokens(profile.model.text, tables))
+    return CheckItem("prompt fit", True, "; ".join(fit_lines(fit)), bool(fit["warnings"]))
+
+
+def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> list[CheckItem]:
+    from .convert import plan_counts
+
     try:
         parent = _existing_parent(workdir)
         writable = _writable(parent)
-        items.append(
+        items = [
             CheckItem(
                 "work directory",
                 writable,
                 f"{workdir}" + ("" if writable else f": {parent} is not writable"),
             )
-        )
-        if csv_ok:
-            counts = plan_counts(profile)
-            images = sum(split["sampled"] for split in counts.values())
-            need = estimate_output_bytes(profile, images)
-            free = shutil.disk_usage(parent).free
-            items.append(
-                CheckItem(
-                    "disk space",
-                    free > need,
-                    f"about {need / 1e9:.2f} GB needed for {images} images, "
-                    f"{free / 1e9:.1f} GB free at {parent}",
-                )
+        ]
+        if not csv_ok:
+            return items
+        counts = plan_counts(profile)
+        images = sum(split["sampled"] for split in counts.values())
+        data = estimate_output_bytes(profile, images)
+        parts = [f"data and LMDB {data / 1e9:.2f} GB for {images} images"]
+        need = data
+        if estimate is not None:
+            kept = training_output_bytes(profile, estimate.parameters, estimate.trainable)
+            need += kept
+            parts.append(
+                f"{kept_checkpoints(profile)} checkpoints and the export {kept / 1e9:.1f} GB"
             )
+        else:
+            parts.append("checkpoints not counted (no estimate)")
+        free = shutil.disk_usage(parent).free
+        verdict = "" if free > need else ": free some space or choose another workdir"
+        items.append(
+            CheckItem(
+                "disk space",
+                free > need,
+                f"about {need / 1e9:.1f} GB needed ({', '.join(parts)}), "
+                f"{free / 1e9:.1f} GB free at {parent}{verdict}",
+            )
+        )
+        return items
     except OSError as exc:
-        items.append(CheckItem("work directory", False, f"{workdir}: {exc}"))
-    if csv_ok:
-        items.append(_train_check(profile))
-    return items
-
-
-def _train_check(profile: Profile) -> CheckItem:
-    """Whether the model fits the device at the chosen batch size, and how long it takes."""
-    from .convert import train_pairs
-    from .estimate import estimate
-
-    try:
-        result = estimate(profile, train_pairs(profile))
-    except UserError as exc:
-        return CheckItem("training estimate", False, str(exc))
-    return CheckItem(
-        "training estimate", result.fits, "; ".join(result.lines(profile.train.batch_size))
-    )
+        return [CheckItem("work directory", False, f"{workdir}: {exc}")]
 
 
 def _writable(path: Path) -> bool:
@@ -108,29 +252,41 @@ def _writable(path: Path) -> bool:
 
 
 def dataset_checks(profile: Profile) -> list[CheckItem]:
+    """The data set's splits, and the CSV indices against their row counts (a hub set's
+    from its parquet footers: no image is downloaded)."""
     from .convert import split_plan
-    from .hub import open_splits
 
     kind, where = profile.dataset_source()
-    if kind == "hub":
-        return []  # the token check below reaches the hub for it
+    splits = [split for _, _, split in split_plan(profile)]
     try:
-        sources = open_splits(profile, [split for _, _, split in split_plan(profile)])
+        if kind == "hub":
+            from .hub_parquet import hub_split_rows
+
+            rows = hub_split_rows(profile, where, splits)
+            classes = {split: None for split in splits}
+        else:
+            from .hub import open_splits
+
+            sources = open_splits(profile, splits)
+            rows = {split: len(source) for split, source in sources.items()}
+            classes = {
+                split: len(s.label_names) if s.label_names else None for split, s in sources.items()
+            }
     except UserError as exc:
-        return [CheckItem("data set", False, str(exc))]
+        return [CheckItem("data set rows", False, str(exc))]
     items = []
     for name, csv, split in split_plan(profile):
+        detail = f"{where} [{split}]: {rows[split]} rows"
+        if classes[split]:
+            detail += f", {classes[split]} classes"
         try:
-            source = sources[split]
-            detail = f"{where} [{split}]: {len(source)} rows"
-            if source.label_names:
-                detail += f", {len(source.label_names)} classes"
-            table = read_prompts(profile.resolve(csv), profile.data, len(source))
+            table = read_prompts(profile.resolve(csv), profile.data, rows[split])
+            left = f", {len(table.skipped)} left out" if table.skipped else ""
             items.append(
                 CheckItem(
                     f"data set {name}",
                     True,
-                    detail + f"; CSV indices in range ({len(table.rows)} rows usable)",
+                    detail + f"; CSV indices in range ({len(table.rows)} rows usable{left})",
                 )
             )
         except UserError as exc:

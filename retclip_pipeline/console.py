@@ -7,26 +7,20 @@ import sys
 import time
 from typing import TextIO
 
+from . import units
 from .events import Event
 
 
-def _human(value: float, unit: str | None) -> str:
-    if unit == "bytes":
-        for suffix in ("B", "KB", "MB", "GB"):
-            if abs(value) < 1024 or suffix == "GB":
-                return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
-            value /= 1024
-    return f"{int(value)}"
-
-
 class PlainRenderer:
-    """One line per event; progress at most every few seconds per task, and at its end."""
+    """One line per event, for a log file or a pipe. A task's progress prints when it starts,
+    when its note changes (a wait for the hub), when it ends, and in between at most once
+    per `every_s` seconds and per 5% of the task, with counts, rate and ETA in human units."""
 
-    def __init__(self, stream: TextIO | None = None, every_s: float = 5.0):
+    def __init__(self, stream: TextIO | None = None, every_s: float = 10.0, step: float = 0.05):
         self.stream = stream or sys.stderr
-        self.every_s = every_s
+        self.every_s, self.step = every_s, step
         self.started: dict[str, tuple[float, int]] = {}
-        self.last: dict[str, float] = {}
+        self.last: dict[str, tuple[float, float]] = {}  # task -> (time, fraction) last shown
         self.notes: dict[str, str] = {}  # the note each task's line shows now
 
     def __call__(self, event: Event) -> None:
@@ -39,27 +33,37 @@ class PlainRenderer:
         if event.message:
             print(f"{prefix} {event.message}", file=self.stream, flush=True)
 
+    def _due(self, key: str, now: float, fraction: float | None, finished: bool) -> bool:
+        if key not in self.last or finished:
+            return True
+        then, shown = self.last[key]
+        if now - then < self.every_s:
+            return False
+        return fraction is None or fraction - shown >= self.step
+
     def _progress(self, event: Event) -> None:
         key = f"{event.stage}/{event.task}"
         now = time.monotonic()
         done, total = event.done or 0, event.total
-        if key not in self.started:
-            self.started[key] = (now, done)
+        self.started.setdefault(key, (now, done))
         finished = total is not None and done >= total
+        fraction = done / total if total else None
         noted = event.message != self.notes.get(key, "")
         self.notes[key] = event.message
-        if not finished and not noted and now - self.last.get(key, 0.0) < self.every_s:
+        if not (noted or self._due(key, now, fraction, finished)):
             return
-        self.last[key] = now
+        if finished and self.last.get(key, (0, None))[1] == 1.0:
+            return  # the end was shown already
+        self.last[key] = (now, 1.0 if finished else (fraction or 0.0))
         start, first = self.started[key]
-        rate = (done - first) / (now - start) if now > start else 0.0
-        text = f"[{event.stage}] {event.task}: {_human(done, event.unit)}"
+        per_second = (done - first) / (now - start) if now > start else 0.0
+        text = f"[{event.stage}] {event.task}: {units.amount(done, event.unit)}"
         if total:
-            text += f"/{_human(total, event.unit)} ({done / total:.0%})"
-        if rate > 0:
-            text += f", {_human(rate, event.unit)}/s"
+            text += f" of {units.amount(total, event.unit)} ({done / total:.0%})"
+        if per_second > 0:
+            text += f", {units.rate(per_second, event.unit)}"
             if total and not finished:
-                text += f", ETA {int((total - done) / rate)} s"
+                text += f", ETA {units.duration((total - done) / per_second)}"
         if event.message:
             text += f" ({event.message})"
         print(text, file=self.stream, flush=True)
@@ -123,10 +127,9 @@ class RichRenderer:
         task_id, start, first = self.tasks[key]
         elapsed = time.monotonic() - start
         rate = (done - first) / elapsed if elapsed > 0 else 0.0
-        detail = (
-            f"{_human(done, event.unit)}/{_human(event.total or 0, event.unit)}"
-            f"  {_human(rate, event.unit)}/s"
-        )
+        detail = f"{units.amount(done, event.unit)}/{units.amount(event.total or 0, event.unit)}"
+        if rate > 0:
+            detail += f"  {units.rate(rate, event.unit)}"
         if event.message:
             detail += f"  {event.message}"
         self.progress.update(task_id, completed=done, total=event.total, detail=detail)

@@ -88,10 +88,16 @@ def plan_counts(profile: Profile) -> dict[str, Any]:
     return counts
 
 
+def split_pairs(profile: Profile) -> dict[str, int]:
+    """Pairs each split will hold at the profile's sizing (for estimates)."""
+    return {
+        name: round(counts["rows"] * counts["sampled"] / max(1, counts["images"]))
+        for name, counts in plan_counts(profile).items()
+    }
+
+
 def train_pairs(profile: Profile) -> int:
-    """Pairs the train split will hold at the profile's sizing (for estimates)."""
-    counts = plan_counts(profile)["train"]
-    return round(counts["rows"] * counts["sampled"] / max(1, counts["images"]))
+    return split_pairs(profile)["train"]
 
 
 @dataclass

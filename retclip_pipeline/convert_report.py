@@ -3,6 +3,7 @@ lengths against the context length, and near-duplicate images across the split."
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -50,14 +51,19 @@ def _split_report(result: SplitResult) -> dict[str, Any]:
 
 
 def measure_tokens(text_tower: str, tables: dict[str, PromptTable]) -> dict[str, Any]:
-    """Token lengths of every text of each split's prompt table, by CSV line; or the reason
-    the tokenizer could not be loaded."""
-    from .model.tokenizer import load_fast_tokenizer, token_lengths
+    """(tokens, unknown tokens) of every text of each split's prompt table, by CSV line, and
+    the vocabulary's language; or why the tokenizer could not be loaded."""
+    from .model.sources import fetch_advice
+    from .model.tokenizer import load_fast_tokenizer, token_counts, vocab_language
 
     try:
         tokenizer = load_fast_tokenizer(text_tower)
     except Exception as exc:  # offline, unknown id: the report says so, conversion goes on
-        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        return {
+            "error": f"{reason[:200]}; {fetch_advice([text_tower])}",
+            "vocab": vocab_language(text_tower),
+        }
     measured: dict[str, Any] = {}
     for name, table in tables.items():
         texts, lines = [], []
@@ -66,38 +72,96 @@ def measure_tokens(text_tower: str, tables: dict[str, PromptTable]) -> dict[str,
                 if text:
                     texts.append(text)
                     lines.append(row.line)
-        by_line: dict[int, list[int]] = defaultdict(list)
-        for line, length in zip(lines, token_lengths(tokenizer, texts), strict=True):
-            by_line[line].append(length)
+        by_line: dict[int, list[list[int]]] = defaultdict(list)
+        for line, counted in zip(lines, token_counts(tokenizer, texts), strict=True):
+            by_line[line].append(list(counted))
         measured[name] = dict(by_line)
-    return {"by_line": measured}
+    return {"by_line": measured, "vocab": vocab_language(text_tower, tokenizer)}
 
 
-def _token_report(
-    profile: Profile, results: list[SplitResult], measured: dict[str, Any]
+def token_fit(
+    profile: Profile, counts: list[list[int]], texts: list[str], measured: dict[str, Any]
 ) -> dict[str, Any]:
-    head = {"tokenizer": profile.model.text}
+    """How the text tower's tokenizer fits the prompts: lengths against the context length,
+    the unknown-token rate, tokens a word, and warnings with what to do."""
+    from .model.tokenizer import ENGLISH_PRESETS, text_language
+
+    name, context = profile.model.text, profile.model.context_length
+    prompts_language = text_language(texts[:2000])
+    head: dict[str, Any] = {
+        "tokenizer": name,
+        "context_length": context,
+        "vocab_language": measured.get("vocab"),
+        "prompt_language": prompts_language,
+        "warnings": [],
+    }
+    english = ", ".join(f'"{p}"' for p in ENGLISH_PRESETS)
+    if prompts_language == "en" and measured.get("vocab") == "zh":
+        head["warnings"].append(
+            f"the prompts are English but model.text = {name!r} has a Chinese vocabulary, "
+            f"which splits English words into pieces: an English text tower fits them "
+            f"(model.text = {english})"
+        )
     if "error" in measured:
         return head | {"error": measured["error"]}
-    kept_lengths: list[int] = []
-    for result in results:
-        kept = set(result.images)
-        by_line = measured["by_line"][result.name]
-        for row in result.table.rows:
-            if row.index in kept:
-                kept_lengths += by_line[row.line]
-    lengths = np.array(kept_lengths, dtype=int)
-    context = profile.model.context_length
+    lengths = np.array([c[0] for c in counts], dtype=int)
+    unknown = int(sum(c[1] for c in counts))
+    words = sum(len(re.findall(r"\w+", text)) for text in texts)
     truncated = int((lengths > context).sum())
-    return head | {
-        "context_length": context,
+    total_tokens = int(lengths.sum()) - 2 * lengths.size  # [CLS] and [SEP] are not text
+    fit = head | {
         "prompts": int(lengths.size),
         "mean": round(float(lengths.mean()), 1) if lengths.size else 0.0,
         "p90": int(np.percentile(lengths, 90)) if lengths.size else 0,
         "max": int(lengths.max()) if lengths.size else 0,
         "truncated": truncated,
         "truncated_share": round(truncated / lengths.size, 4) if lengths.size else 0.0,
+        "unknown_share": round(unknown / max(1, total_tokens), 4),
+        "tokens_per_word": round(total_tokens / max(1, words), 2),
     }
+    if fit["unknown_share"] > 0.01:
+        fit["warnings"].append(
+            f"{fit['unknown_share']:.1%} of the prompts' tokens are unknown to the "
+            f"{name!r} vocabulary: the tower reads them as [UNK]"
+        )
+    if fit["truncated_share"] >= 0.1:
+        fit["warnings"].append(
+            f"{fit['truncated_share']:.0%} of the prompts are longer than model.context_length "
+            f"= {context} tokens and are cut: raise it (up to the tower's positions, often 512)"
+        )
+    return fit
+
+
+def fit_lines(fit: dict[str, Any]) -> list[str]:
+    """The token fit in a few lines: figures first, then each warning."""
+    if "error" in fit:
+        out = [f"prompt lengths: not measured for {fit['tokenizer']!r}: {fit['error']}"]
+    else:
+        out = [
+            f"prompt tokens ({fit['tokenizer']}): mean {fit['mean']}, p90 {fit['p90']}, max "
+            f"{fit['max']}; {fit['truncated']} of {fit['prompts']} ({fit['truncated_share']:.0%}) "
+            f"over the context length {fit['context_length']} and cut; "
+            f"{fit['unknown_share']:.1%} unknown tokens, {fit['tokens_per_word']} tokens a word"
+        ]
+    return out + [f"warning: {w}" for w in fit["warnings"]]
+
+
+def prompt_fit(
+    profile: Profile,
+    tables: dict[str, PromptTable],
+    measured: dict[str, Any],
+    kept: dict[str, set[int]] | None = None,
+) -> dict[str, Any]:
+    """The token fit over the rows of each split's table (only rows of `kept` images)."""
+    counts: list[list[int]] = []
+    texts: list[str] = []
+    for name, table in tables.items():
+        by_line = measured.get("by_line", {}).get(name, {})
+        for row in table.rows:
+            if kept is None or row.index in kept[name]:
+                counts += by_line.get(row.line, [])
+                texts.append(row.text)
+    return token_fit(profile, counts, texts, measured)
 
 
 def _popcount(values: np.ndarray) -> np.ndarray:
@@ -168,7 +232,12 @@ def build(
         "image_size": profile.data.image_size,
         "eyes": profile.data.eyes,
         "splits": {r.name: _split_report(r) for r in results},
-        "tokens": _token_report(profile, results, measured),
+        "tokens": prompt_fit(
+            profile,
+            {r.name: r.table for r in results},
+            measured,
+            {r.name: set(r.images) for r in results},
+        ),
     }
     for result in results:
         report["splits"][result.name]["cross_class_identical_images"] = cross_class_duplicates(
@@ -225,19 +294,7 @@ def render(report: dict[str, Any]) -> str:
             )
         per_class = ", ".join(f"{k}: {v}" for k, v in split["texts_per_class"].items())
         lines.append(f"    texts per class: {per_class}")
-    tokens = report["tokens"]
-    if "error" in tokens:
-        lines.append(
-            f"  prompt lengths: not measured, tokenizer {tokens['tokenizer']!r} could not "
-            f"be loaded ({tokens['error']})"
-        )
-    else:
-        lines.append(
-            f"  prompt lengths ({tokens['tokenizer']}): mean {tokens['mean']}, p90 {tokens['p90']}, "
-            f"max {tokens['max']} tokens; {tokens['truncated']} of {tokens['prompts']} "
-            f"({tokens['truncated_share']:.0%}) exceed the context length {tokens['context_length']} "
-            f"and will be truncated"
-        )
+    lines += [f"  {line}" for line in fit_lines(report["tokens"])]
     duplicates = report.get("near_duplicates")
     if duplicates:
         lines.append(

@@ -157,3 +157,26 @@ def _split(profile: Profile, repo: str, split: str, listing: Listing, files) -> 
     columns, label_column = split_columns(profile, repo, split, names)
     label_names = _label_names(opened[0], label_column) if label_column else None
     return ParquetSplit(split, shards, opened, columns, label_column, label_names)
+
+
+def hub_split_rows(profile: Profile, repo: str, splits: list[str]) -> dict[str, int]:
+    """Rows of each split from its shards' parquet footers: the listing, then one range
+    request per shard not in the hub cache; no image is read."""
+    import pyarrow.parquet as pq
+
+    from .hub import resolve_token
+
+    token = resolve_token(profile).value
+    retrier = Retrier(lambda message: None)
+    listing = list_shards(repo, splits, token, retrier)
+    rows = {}
+    for split in splits:
+        count = 0
+        for shard in listing.files[split]:
+            local = cached_file(listing, shard)
+            if local is None and offline():
+                raise missing_offline(listing, shard)
+            source = local or RangeFile(remote_url(listing, shard), shard.size, token, retrier)
+            count += pq.ParquetFile(source).metadata.num_rows
+        rows[split] = count
+    return rows

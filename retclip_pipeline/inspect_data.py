@@ -116,21 +116,6 @@ def data_report(profile: Profile, tokens: bool = True) -> Report:
 
 
 def _token_lines(profile: Profile, tables) -> list[str]:
-    from .convert_report import measure_tokens
+    from .convert_report import fit_lines, measure_tokens, prompt_fit
 
-    measured = measure_tokens(profile.model.text, tables)
-    if "error" in measured:
-        return [f"prompt lengths: not measured ({measured['error']})"]
-    context = profile.model.context_length
-    out = []
-    for name, by_line in measured["by_line"].items():
-        lengths = sorted(n for values in by_line.values() for n in values)
-        if not lengths:
-            continue
-        over = sum(1 for n in lengths if n > context)
-        out.append(
-            f"{name} prompt tokens: median {lengths[len(lengths) // 2]}, max {lengths[-1]}, "
-            f"{over} of {len(lengths)} over the context length {context}"
-            + (" (raise model.context_length, or they are cut)" if over else "")
-        )
-    return out
+    return fit_lines(prompt_fit(profile, tables, measure_tokens(profile.model.text, tables)))

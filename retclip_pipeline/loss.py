@@ -15,9 +15,10 @@ def info_nce(images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> 
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
 
 
-def retclip_loss(out: RetClipOutput, gather=None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The summed loss and its parts (for logging). `gather` collects a feature set across
-    processes (local first), so that each loss sees the global batch."""
+def retclip_loss(out: RetClipOutput, gather=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The summed loss and its parts (detached, for logging: reading them waits for the
+    device, so callers do it seldom). `gather` collects a feature set across processes
+    (local first), so that each loss sees the global batch."""
     if gather is not None:
         feats = [
             gather(x)
@@ -30,4 +31,4 @@ def retclip_loss(out: RetClipOutput, gather=None) -> tuple[torch.Tensor, dict[st
         "right": info_nce(out.right, out.text_right, out.scale_right),
     }
     total = parts["patient"] + parts["left"] + parts["right"]
-    return total, {name: float(value.detach()) for name, value in parts.items()}
+    return total, {name: value.detach() for name, value in parts.items()}

@@ -32,10 +32,19 @@ def opt(
     max: float | None = None,
     file: bool = False,
     factory: bool = False,
+    neutral: bool = False,
 ) -> Any:
     """A profile key: its default, a one-line help, and what values it allows. Mutable
-    defaults (lists, tables) are copied for each profile (`factory`)."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "file": file}
+    defaults (lists, tables) are copied for each profile (`factory`). A `neutral` key changes
+    how a run goes, never what it produces: it is left out of the stages' fingerprints."""
+    meta = {
+        "help": help,
+        "choices": choices,
+        "min": min,
+        "max": max,
+        "file": file,
+        "neutral": neutral,
+    }
     if factory:
         import copy
 
@@ -132,6 +141,9 @@ class ModelSection:
     )
 
 
+GPU_CHOICES = ("", "a100-40gb", "a100-80gb", "h100", "l4", "t4")
+
+
 @dataclass
 class TrainSection:
     batch_size: int = opt(
@@ -150,6 +162,12 @@ class TrainSection:
         choices=("auto", "bf16", "fp16", "fp32"),
     )
     grad_checkpointing: bool = opt(False, "recompute activations to save GPU memory")
+    compile: bool = opt(
+        False,
+        "torch.compile the model: fused kernels, faster steps on a GPU after a minute or two "
+        "of compiling",
+        neutral=True,
+    )
     oom_retry: bool = opt(
         False,
         "on a GPU out-of-memory error, retry at the largest batch that "
@@ -169,9 +187,16 @@ class TrainSection:
     )
     patience: int = opt(3, "epochs without improvement before early stopping", min=1)
     seed: int = opt(0, "seed of initialisation, data order and augmentation", min=0)
-    workers: int = opt(2, "data loader worker processes", min=0)
+    workers: int = opt(2, "data loader worker processes", min=0, neutral=True)
     device: str = opt(
         "auto", "auto: the GPU when there is one; cpu; cuda", choices=("auto", "cpu", "cuda")
+    )
+    gpu: str = opt(
+        "",
+        "the GPU to estimate memory and time for besides this machine's device (--gpu): "
+        "a100-40gb, a100-80gb, h100, l4 or t4",
+        choices=GPU_CHOICES,
+        neutral=True,
     )
 
 
@@ -253,6 +278,36 @@ class Profile:
         if self.sizing.test_samples:
             return min(self.sizing.test_samples, available)
         return min(available, max(1, round(available * train_fraction)))
+
+
+def train_batch_size(profile: Profile, pairs: int, processes: int = 1) -> tuple[int, str]:
+    """(the batch size training uses, a warning or ""). A smoke run's 100 pairs are fewer
+    than a full run's batch: it trains at the largest power of two that gives at least two
+    steps, so that the smoke run proves the full run's settings. Elsewhere a batch larger
+    than the split is the user's to fix (`--check` says so)."""
+    batch = profile.train.batch_size
+    if profile.sizing.mode != "smoke" or pairs >= 2 * batch * processes:
+        return batch, ""
+    fitted = 2
+    while fitted * 2 * 2 * processes <= pairs:
+        fitted *= 2
+    fitted = min(fitted, batch)
+    if fitted == batch:
+        return batch, ""
+    return fitted, (
+        f"smoke run: {pairs} train pairs, so training uses batches of {fitted} instead of "
+        f"train.batch_size = {batch} (the full run keeps {batch})"
+    )
+
+
+def neutral_keys() -> list[tuple[str, str]]:
+    """(section, key) of every key that changes how a run goes, never what it produces."""
+    return [
+        (section, spec.name)
+        for section, cls in SECTION_CLASSES.items()
+        for spec in dataclasses.fields(cls)
+        if spec.metadata.get("neutral")
+    ]
 
 
 SECTION_CLASSES = {

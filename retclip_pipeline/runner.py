@@ -17,6 +17,7 @@ from . import profile as profiles
 from .atomic import write_text
 from .errors import StageInterrupted, UserError, as_user_error
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
+from .quiet import library_messages
 from .runs import EVENTS_FILE, RESOLVED_PROFILE, run_lock
 from .stage import Stage, StageContext
 from .state import RunState
@@ -37,6 +38,8 @@ def stage_names() -> list[str]:
 def fingerprints(profile: profiles.Profile) -> dict[str, str]:
     """Each stage's fingerprint: its profile sections, extra material, and its upstream's."""
     data = profiles.to_dict(profile, resolved=True)
+    for section, key in profiles.neutral_keys():
+        data.get(section, {}).pop(key, None)
     prints: dict[str, str] = {}
     for stage in all_stages():
         prints[stage.name] = profiles.fingerprint(
@@ -180,11 +183,17 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
             "run", "run_started", f"run {profile.name} in {workdir}", metrics={"stages": selected}
         )
     )
+    current = ["run"]  # the stage a library warning is shown under
+
+    def library_warning(text: str) -> None:
+        emit_all(Event(current[0], "log", text, level="warning"))
+
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), library_messages(library_warning):
             for stage in all_stages():
                 if stage.name not in selected:
                     continue
+                current[0] = stage.name
                 _needs_met(stage, rows, selected)
                 row = rows[stage.name]
                 if row.status == "done":
@@ -199,6 +208,8 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                 for later in rows.values():  # a redone stage makes what reads it run again
                     if stage.name in later.stage.needs and later.status == "done":
                         later.status = "stale"
+        if profile.sizing.mode == "smoke" and "evaluate" in selected:
+            _smoke_checklist(workdir, emit_all)
         emit_all(Event("run", "run_finished", "all stages done"))
     except StageInterrupted:
         emit_all(Event("run", "run_finished", "interrupted: rerun to resume", level="warning"))
@@ -209,6 +220,23 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
     finally:
         writer.close()
     return summaries
+
+
+def _smoke_checklist(workdir: Path, sink: EventSink) -> None:
+    """A finished smoke run says whether the full run can follow, and how."""
+    from .smoke import checklist
+
+    items = checklist(workdir)
+    for item in items:
+        sink(Event("smoke", "log", f"[{'pass' if item.ok else 'FAIL'}] {item.name}: {item.detail}"))
+    if all(item.ok for item in items):
+        message = (
+            "smoke checklist passed: the same settings at full size with "
+            f"`python -m retclip_pipeline promote --run {workdir}`"
+        )
+        sink(Event("smoke", "log", message))
+    else:
+        sink(Event("smoke", "log", "smoke checklist failed: fix it first", level="warning"))
 
 
 def _run_stage(

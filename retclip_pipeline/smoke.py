@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .check import CheckItem
 from .state import RunState
 
 
-def checklist(workdir: Path) -> list[tuple[str, bool, str]]:
+def checklist(workdir: Path) -> list[CheckItem]:
     state = RunState.load(workdir)
 
     def done(stage: str) -> bool:
@@ -17,28 +18,28 @@ def checklist(workdir: Path) -> list[tuple[str, bool, str]]:
 
     tsv = workdir / "data" / "train_imgs.tsv"
     rows = len(tsv.read_text(encoding="utf-8").splitlines()) if tsv.exists() else 0
-    items = [("data readable", done("convert") and rows > 0, f"{rows} train images converted")]
+    items = [CheckItem("data readable", done("convert") and rows > 0, f"{rows} train images")]
     lmdb = state.stages.get("lmdb", {}).get("summary", {})
-    items.append(("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))
+    items.append(CheckItem("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))
     steps = 0
     for metrics in workdir.rglob("metrics.jsonl"):
         lines = metrics.read_text(encoding="utf-8").splitlines()
         if lines:
             steps = max(steps, int(json.loads(lines[-1]).get("step", 0)))
-    items.append(("one optimizer step", steps >= 1, f"{steps} steps taken"))
+    items.append(CheckItem("one optimizer step", steps >= 1, f"{steps} steps taken"))
     checkpoints = sorted(workdir.rglob("checkpoints/*.pt"))
     results_path = workdir / "evaluation" / "evaluation_results.json"
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
     used = str(results.get("checkpoint", ""))
     reloaded = any(str(c) in used or c.name in used for c in checkpoints)
     items.append(
-        (
+        CheckItem(
             "checkpoint written and reloaded",
             bool(checkpoints) and reloaded,
             f"{len(checkpoints)} written; evaluation loaded {Path(used.split(' ')[0]).name or 'none'}",
         )
     )
-    items.append(("evaluation produced", bool(results), str(results_path)))
+    items.append(CheckItem("evaluation produced", bool(results), str(results_path)))
     return items
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .atomic import write_text
 from .errors import UserError
-from .profile import Profile
+from .profile import Profile, train_batch_size
 from .stage import Stage, StageContext
 
 LOG_EVERY_S = 10.0  # metric events at most this often
@@ -50,6 +50,46 @@ class Progress:
     best: float | None = None
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StopRequest:
+    """While training: Ctrl-C or SIGTERM (the wizard's stop) asks for a stop after the
+    current step, which then saves where it is; a second one stops at once."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.asked = False
+        self.previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __enter__(self) -> StopRequest:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self.previous[number] = signal.signal(number, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous.clear()
+
+
+def ignore_interrupts(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the trainer (see StopRequest)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def resolve_device(choice: str, emit) -> Any:
@@ -155,6 +195,8 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 broadcast_buffers=False,
             )
+        if cfg.compile:  # the wrapper trains; self.module keeps the plain names for saving
+            self.model = torch.compile(self.model)
         size = image_size_of(spec)
         lmdb = ctx.path("lmdb")
         self.train_set = TrainPairs(
@@ -167,11 +209,14 @@ class Trainer:
         )
         self.val_labels = text_labels(ctx.path("data", "test_texts.jsonl"))
         self.collate = Collate(self.tokenizer, profile.model.context_length)
-        self.batches = len(self.train_set) // (cfg.batch_size * world.size)
+        self.batch, note = train_batch_size(profile, len(self.train_set), world.size)
+        if note:
+            ctx.emit.warn(note)
+        self.batches = len(self.train_set) // (self.batch * world.size)
         if self.batches == 0:
             raise UserError(
                 f"the train split has {len(self.train_set)} pairs, fewer than "
-                f"train.batch_size = {cfg.batch_size} x {world.size} process(es): lower the "
+                f"train.batch_size = {self.batch} x {world.size} process(es): lower the "
                 f"batch size"
             )
         self.steps_per_epoch = math.ceil(self.batches / cfg.accumulation)
@@ -184,6 +229,8 @@ class Trainer:
         self.checkpoints = self.folder / "checkpoints"
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.progress = Progress()
+        self.stop = StopRequest()
+        self.saved_at: int | None = None  # the optimizer step epoch_latest.pt holds
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -195,6 +242,8 @@ class Trainer:
         if self.world.main:
             checkpoint.save(path, self._payload(rngs))
         distributed.barrier(self.world)
+        if path.name == "epoch_latest.pt":
+            self.saved_at = self.progress.step
 
     def _payload(self, rngs: list) -> dict[str, Any]:
         return {
@@ -226,6 +275,7 @@ class Trainer:
         rngs = payload["rng"]
         checkpoint.set_rng_state(rngs[self.world.rank] if len(rngs) == self.world.size else rngs[0])
         self.progress = Progress(**payload["progress"])
+        self.saved_at = self.progress.step
         self.ctx.emit.log(
             f"resuming at epoch {self.progress.epoch + 1}, batch "
             f"{self.progress.batch}, step {self.progress.step}"
@@ -250,6 +300,10 @@ class Trainer:
             collate_fn=self.collate,
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.cfg.seed + epoch),
+            # Ctrl-C reaches the whole process group: the workers leave it to the trainer,
+            # which stops after the current step (a worker that died of it would break
+            # the step being finished).
+            worker_init_fn=ignore_interrupts,
         )
 
     def autocast(self):
@@ -285,23 +339,32 @@ class Trainer:
         gather = functools.partial(distributed.gather, world=world) if world.size > 1 else None
         self.model.train()
         task = f"epoch {epoch + 1}/{cfg.epochs}"
-        losses: list[float] = []
+        # Losses stay on the device: reading one waits for the GPU, and a wait every step
+        # leaves it idle while the next step is launched. They are read when logged and
+        # before anything is saved; a non-finite one stops the run there.
+        losses: list[Any] = []
         started, last_log, first = time.monotonic(), 0.0, progress.batch
-        for index, batch in enumerate(
-            self.loader(self.train_set, epoch, progress.batch, cfg.batch_size), start=progress.batch
-        ):
-            with self.autocast():
-                loss, parts = retclip_loss(forward(self.model, batch, self.device), gather)
-            if not torch.isfinite(loss):
+
+        def finite_losses() -> list[float]:
+            values = torch.stack(losses).float().tolist() if losses else []
+            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+            if bad is not None:
                 raise UserError(
-                    f"the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {index}: "
+                    f"the loss became {values[bad]} at epoch {epoch + 1}, batch {first + bad}: "
                     f"training stopped; the last good checkpoint is kept in {self.checkpoints}. "
                     f'Lower train.lr, or use train.precision = "bf16" or "fp32"'
                 )
+            return values
+
+        for index, batch in enumerate(
+            self.loader(self.train_set, epoch, progress.batch, self.batch), start=progress.batch
+        ):
+            with self.autocast():
+                loss, parts = retclip_loss(forward(self.model, batch, self.device), gather)
             # Each rank's gradient flows through its own features only and DDP averages the
             # ranks: scaling by the world size makes the sum the full loss's gradient.
             self.scaler.scale(loss * world.size / cfg.accumulation).backward()
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())
             if (index + 1) % cfg.accumulation and index + 1 < self.batches:
                 continue
             self.optimizer_step()
@@ -310,20 +373,41 @@ class Trainer:
             now = time.monotonic()
             if now - last_log >= LOG_EVERY_S or progress.batch == self.batches:
                 last_log = now
-                rate = (index + 1 - first) * cfg.batch_size * world.size / (now - started)
+                latest = finite_losses()[-1]
+                rate = (index + 1 - first) * self.batch * world.size / (now - started)
                 left = self.batches - progress.batch + (cfg.epochs - epoch - 1) * self.batches
                 emit.metric(
-                    f"step {progress.step}: loss {losses[-1]:.4f}, {rate:.1f} samples/s",
+                    f"step {progress.step}: loss {latest:.4f}, {rate:.1f} samples/s",
                     step=progress.step,
-                    loss=losses[-1],
+                    loss=latest,
                     lr=self.scheduler.get_last_lr()[0],
                     samples_per_s=round(rate, 2),
-                    eta_s=round(left * cfg.batch_size * world.size / rate, 1),
-                    **parts,
+                    eta_s=round(left * self.batch * world.size / rate, 1),
+                    **{name: float(value) for name, value in parts.items()},
                 )
             if cfg.save_every_steps and progress.step % cfg.save_every_steps == 0:
+                finite_losses()
                 self.save(self.checkpoints / "epoch_latest.pt")
-        return sum(losses) / max(1, len(losses))
+            if self.stop.asked or world.size > 1:
+                finite_losses()
+                self.stop_if_asked()
+        values = finite_losses()
+        return sum(values) / max(1, len(values))
+
+    def stop_if_asked(self) -> None:
+        """After a step: on Ctrl-C or a stop, save where training is and end the stage
+        (every rank agrees, so that all of them save together)."""
+        from .training import distributed
+
+        if not distributed.any_rank(self.stop.asked, self.world):
+            return
+        if self.saved_at != self.progress.step:
+            self.save(self.checkpoints / "epoch_latest.pt")
+        self.ctx.emit.log(
+            f"stopped at epoch {self.progress.epoch + 1}, batch {self.progress.batch}, step "
+            f"{self.progress.step}: saved in epoch_latest.pt; rerun to resume from there"
+        )
+        raise KeyboardInterrupt
 
     def validate(self) -> dict[str, float]:
         """Rank 0's validation figures, shared with every rank (early stopping must agree)."""
@@ -341,7 +425,7 @@ class Trainer:
 
         if self.val_set is None or len(self.val_set) < 2:
             return {}
-        size = min(self.cfg.batch_size, len(self.val_set))
+        size = min(self.batch, len(self.val_set))
         totals = {"val_loss": 0.0, "val_i2t": 0.0, "val_t2i": 0.0, "val_i2t_class": 0.0}
         batches = labelled = 0
         self.module.eval()  # unwrapped: only rank 0 validates, so no DDP collective may run
@@ -391,6 +475,7 @@ class Trainer:
                 "device": str(self.device),
                 "precision": str(self.dtype or "fp32"),
                 "pairs": len(self.train_set),
+                "batch_size_used": self.batch,
                 "batches_per_epoch": self.batches,
             },
             indent=2,
@@ -400,7 +485,30 @@ class Trainer:
         main = self.world.main
         if main:
             (self.folder / f"params_{stamp}.txt").write_text(params + "\n", encoding="utf-8")
+        with self.stop:
+            self.train_epochs(stamp)
+        from .model.export import export
+        from .training import distributed
+
+        if main:
+            export(self.module, self.tokenizer, self.folder / "export")
+            emit.log(
+                f"model exported to {self.folder / 'export'} (transformers folders and a "
+                f"RET-CLIP-layout state dict)"
+            )
+        distributed.barrier(self.world)
+        distributed.stop(self.world)
+        final = progress.history[-1] if progress.history else {}
+        return {
+            "epochs": progress.epoch,
+            "steps": progress.step,
+            **{k: v for k, v in final.items() if k.startswith(("val_", "train_"))},
+        }
+
+    def train_epochs(self, stamp: str) -> None:
+        cfg, emit, progress, main = self.cfg, self.ctx.emit, self.progress, self.world.main
         for epoch in range(progress.epoch, cfg.epochs):
+            self.stop_if_asked()
             train_loss = self.train_epoch(epoch)
             metrics = {
                 "epoch": epoch + 1,
@@ -432,38 +540,16 @@ class Trainer:
                     f"{progress.bad_epochs} epochs"
                 )
                 break
-        from .model.export import export
-        from .training import distributed
-
-        if main:
-            export(self.module, self.tokenizer, self.folder / "export")
-            emit.log(
-                f"model exported to {self.folder / 'export'} (transformers folders and a "
-                f"RET-CLIP-layout state dict)"
-            )
-        distributed.barrier(self.world)
-        distributed.stop(self.world)
-        final = progress.history[-1] if progress.history else {}
-        return {
-            "epochs": progress.epoch,
-            "steps": progress.step,
-            **{k: v for k, v in final.items() if k.startswith(("val_", "train_"))},
-        }
 
 
 def fits(profile: Profile, batch_size: int) -> bool:
     """Whether one training step at this batch size fits the GPU (random data)."""
-    import dataclasses
-
     import torch
 
-    from .estimate import _measure
+    from .estimate import measure_steps
 
-    trial = dataclasses.replace(
-        profile, train=dataclasses.replace(profile.train, batch_size=batch_size)
-    )
     try:
-        _measure(trial, "cuda")
+        measure_steps(profile, "cuda", batch_size)
         return True
     except (torch.cuda.OutOfMemoryError, UserError):
         return False

@@ -119,3 +119,62 @@ def built_demo(tmp_path_factory, demo_root) -> Path:
     path = write_profile(folder, demo_toml(demo_root))
     run(profiles.load(path), folder / "run", lambda event: None, selected=["convert", "lmdb"])
     return folder / "run"
+
+
+@pytest.fixture(scope="session")
+def real_towers(request) -> dict[str, Path]:
+    """Real-size towers with random weights (ViT-B/16; BERT-base with a Chinese-style
+    vocabulary), built once and kept in pytest's cache folder across runs (about 0.7 GB)."""
+    from . import realsize
+
+    folder = request.config.cache.mkdir("retclip-real-towers-v1")
+    builders = {
+        "vision": ("vit-b-16", realsize.build_vision),
+        "text": ("bert-base-zh", lambda path: realsize.build_text(path, realsize.chinese_vocab())),
+    }
+    towers = {}
+    for key, (name, build) in builders.items():
+        towers[key] = folder / name
+        if not towers[key].is_dir():  # built aside, then renamed: a killed build is redone
+            partial = folder / f".{name}-{os.getpid()}"
+            shutil.rmtree(partial, ignore_errors=True)
+            build(partial)
+            os.replace(partial, towers[key])
+    return towers
+
+
+@pytest.fixture(scope="session")
+def real_data(tmp_path_factory) -> dict[str, Path]:
+    """The real prompt CSVs' shape and a data set in the hub set's layout."""
+    from . import realsize
+
+    root = tmp_path_factory.mktemp("realdata")
+    csvs = realsize.write_prompt_csvs(root / "prompts")
+    return {"set": realsize.write_hub_layout_set(root / "fundus"), **csvs}
+
+
+def shipped_profile(
+    name: str, folder: Path, towers: dict[str, Path], data: dict[str, Path], **extra
+) -> Path:
+    """profiles/<name>.toml as shipped, with the hub set, the CSVs and the towers replaced by
+    local stand-ins and the run folder moved into `folder`; `extra` sets more keys
+    ("train.epochs": 1). Every other line of the shipped file is kept."""
+    import tomllib
+
+    import tomli_w
+
+    data_section = {
+        "train_csv": str(data["train"]),
+        "test_csv": str(data["test"]),
+    }
+    profile = tomllib.loads((ROOT / "profiles" / f"{name}.toml").read_text(encoding="utf-8"))
+    profile["workdir"] = str(folder / "run")
+    profile.setdefault("hub", {})["dataset"] = str(data["set"])
+    profile.setdefault("data", {}).update(data_section)
+    profile.setdefault("model", {}).update(
+        {"vision": str(towers["vision"]), "text": str(towers["text"])}
+    )
+    for dotted, value in extra.items():
+        section, key = dotted.split(".")
+        profile.setdefault(section, {})[key] = value
+    return write_profile(folder, tomli_w.dumps(profile), f"{name}.toml")

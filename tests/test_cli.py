@@ -187,3 +187,29 @@ def test_check_passes_on_good_input_and_fails_on_bad(tmp_path, demo_root, capsys
     assert main(["--profile", str(profile), "--check"]) == 2
     out = capsys.readouterr().out
     assert "[FAIL] train CSV" in out and "checks passed" in out
+
+
+def _resolved_run(tmp_path, demo_root, mode: str):
+    from retclip_pipeline import profile as profiles
+
+    profile = profiles.load(_profile(tmp_path, demo_root))
+    profile.sizing.mode = mode
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "profile.resolved.toml").write_text(profiles.dumps(profile, resolved=True))
+    return run_dir
+
+
+def test_promote_refuses_what_is_not_a_passed_smoke_run(tmp_path, demo_root, capsys):
+    assert main(["promote", "--run", str(tmp_path / "nowhere")]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+    full = _resolved_run(tmp_path, demo_root, "full")
+    assert main(["promote", "--run", str(full)]) == 2
+    assert "is a full run, not a smoke run" in capsys.readouterr().err
+    smoke = _resolved_run(tmp_path, demo_root, "smoke")
+    assert main(["promote", "--run", str(smoke)]) == 2
+    err = capsys.readouterr().err
+    assert "the smoke run's checklist failed (data readable" in err and "--force" in err
+    assert main(["promote", "--run", str(smoke), "--force", "--workdir", str(tmp_path / "f")]) == 0
+    assert "run it with: python -m retclip_pipeline --profile" in capsys.readouterr().err
+    assert (tmp_path / "f" / "profile.toml").is_file()

@@ -252,3 +252,27 @@ def test_loose_image_repo_is_read_through_the_parquet_conversion(hub, shards, de
     hub.repos[REPO] = hubstand.Repo(dict(shards))
     _convert(demo_root, tmp_path / "parquet", "download")
     assert _outputs(tmp_path / "loose" / "run") == _outputs(tmp_path / "parquet" / "run")
+
+
+def test_check_counts_a_hub_splits_rows_from_parquet_footers_alone(
+    hub, demo_root, tmp_path, monkeypatch
+):
+    from retclip_pipeline.check import run_checks
+
+    text = demo_toml(demo_root, workdir=str(tmp_path / "run"))
+    text = text.replace(f'dataset = "{demo_root}"', f'dataset = "{REPO}"')
+    path = write_profile(tmp_path, text)
+    items = {item.name: item for item in run_checks(profiles.load(path), tmp_path / "run")}
+    train = items["data set train"]
+    assert train.ok and "[train]: 60 rows" in train.detail, train.detail
+    # One range request for each shard's footer (64 KiB at most), and no whole file.
+    reads = [r for r in hub.log if r.method == "GET" and ".parquet" in r.path]
+    assert len(reads) == len(hub.repos[REPO].files) and all(r.range for r in reads), reads
+    assert all(r.sent <= 65536 for r in reads)
+    # An index beyond the split's rows is named by its line, before anything is fetched.
+    csv = tmp_path / "prompts_train.csv"
+    csv.write_text((demo_root / "prompts_train.csv").read_text() + "60,Healthy,a healthy fundus\n")
+    path.write_text(text.replace(f"{demo_root}/prompts_train.csv", str(csv)))
+    items = {item.name: item for item in run_checks(profiles.load(path), tmp_path / "run")}
+    train = items["data set train"]
+    assert not train.ok and "60 is outside the split (0..59)" in train.detail

@@ -166,25 +166,6 @@ def test_export_loads_back_with_transformers_and_the_reference_layout(tmp_path, 
     assert torch.allclose(a.image, b.image, atol=1e-6) and torch.allclose(a.text, b.text, atol=1e-6)
 
 
-def test_estimate_before_a_run(tmp_path, demo_root):
-    from types import SimpleNamespace
-
-    from retclip_pipeline.estimate import _activation_bytes, estimate
-
-    result = estimate(_profile(tmp_path, demo_root), pairs=65)
-    lines = result.lines(16)
-    assert lines[0].startswith("0.22 M parameters")
-    assert "memory at batch 16" in lines[1] and "measured over 3 steps on the CPU" in lines[2]
-    assert result.fits and result.epoch_seconds > 0
-    # ViT-B/16 at 224 px in half precision: 197 tokens x 768 x (34 + 5 x 12 x 197 / 768)
-    # bytes a layer, 12 layers: about 90 MB a sample.
-    vit_b = SimpleNamespace(hidden_size=768, num_attention_heads=12, num_hidden_layers=12)
-    assert _activation_bytes(vit_b, 197, half=True, checkpointing=False) == pytest.approx(
-        89.6e6, rel=0.01
-    )
-    assert _activation_bytes(vit_b, 197, half=True, checkpointing=True) == 12 * 2 * 197 * 768
-
-
 @pytest.mark.parametrize("retry", [False, True])
 def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkeypatch, retry):
     from retclip_pipeline import train
@@ -211,3 +192,70 @@ def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkey
     summaries = run(profile, profile.workdir_path(), events.append)
     assert any("retrying with train.batch_size = 8" in e.message for e in events)
     assert summaries["train"]["steps"] == 4  # 65 pairs: 8 batches of 8, 2 per step
+
+
+def test_a_stop_saves_the_step_it_reached_and_resumes_from_it(tmp_path, demo_root, monkeypatch):
+    """Ctrl-C or the wizard's stop costs at most the step under way, with no step saving."""
+    from retclip_pipeline import train
+
+    whole = _profile(tmp_path, demo_root, {"workers": 2}, "whole.toml", "whole")
+    run(whole, whole.workdir_path(), lambda e: None)
+    expected, _ = _weights(whole.workdir_path())
+
+    cut = _profile(tmp_path, demo_root, {"workers": 2}, "cut.toml", "cut")
+    original = train.Trainer.optimizer_step
+
+    def ask_at_step_six(self):  # epoch 2, batch 2 of 4: mid-epoch
+        original(self)
+        if self.progress.step == 6:
+            self.stop._handler(2, None)  # as the SIGINT handler does
+
+    monkeypatch.setattr(train.Trainer, "optimizer_step", ask_at_step_six)
+    events = []
+    with pytest.raises(StageInterrupted):
+        run(cut, cut.workdir_path(), events.append)
+    _, saved = _weights(cut.workdir_path())
+    assert (saved["step"], saved["progress"]["batch"]) == (6, 2)
+    assert any("stopped at epoch 2, batch 2, step 6" in e.message for e in events)
+    monkeypatch.setattr(train.Trainer, "optimizer_step", original)
+    events = []
+    run(cut, cut.workdir_path(), events.append)
+    assert any("resuming at epoch 2, batch 2, step 6" in e.message for e in events)
+    resumed, _ = _weights(cut.workdir_path())
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_saves_and_a_rerun_resumes_mid_epoch(tmp_path, demo_root):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    profile = _profile(tmp_path, demo_root, {"epochs": 6, "workers": 2, "batch_size": 4})
+    command = [sys.executable, "-m", "retclip_pipeline", "--profile", str(profile.source)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    events = profile.workdir_path() / "events.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:  # until epoch 2 trains
+        if events.exists() and '"task": "epoch 2/6"' in events.read_text():
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: workers get it too
+    _, err = process.communicate(timeout=300)
+    assert process.returncode in (130, -signal.SIGINT), err
+    _, saved = _weights(profile.workdir_path())
+    epoch, batch = saved["epoch"] + 1, saved["progress"]["batch"]
+    assert "Traceback" not in err and f"stopped at epoch {epoch}, batch {batch}" in err
+    assert batch > 0  # mid-epoch: 16 batches an epoch
+    again = subprocess.run(
+        command + ["--stages", "train"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"resuming at epoch {epoch}, batch {batch}" in again.stderr

@@ -19,8 +19,46 @@ TEXT_PRESETS = {
 }
 
 
+# The language each preset's vocabulary was made for.
+ENGLISH_PRESETS = ("bert-base-uncased", "pubmedbert", "biobert")
+CHINESE_PRESETS = ("chinese-roberta", "chinese-clip")
+
+
 def text_source(name: str) -> str:
     return TEXT_PRESETS.get(name, name)
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u3400" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff"
+
+
+def vocab_language(name: str, tokenizer=None) -> str | None:
+    """ "zh" for a vocabulary made of Chinese characters (English words fall apart into
+    letters), "en" for an English one, None when unknown. Read from the vocabulary itself
+    when the tokenizer is at hand, else from the preset name."""
+    if tokenizer is not None:
+        vocab = tokenizer.get_vocab()
+        cjk = sum(1 for token in vocab if len(token) == 1 and _is_cjk(token))
+        return "zh" if cjk > 0.3 * len(vocab) else "en"
+    if name in CHINESE_PRESETS:
+        return "zh"
+    return "en" if name in ENGLISH_PRESETS else None
+
+
+def text_language(texts: list[str]) -> str | None:
+    """ "en" when the texts' letters are nearly all Latin, "zh" when mostly Chinese."""
+    latin = cjk = 0
+    for text in texts:
+        for char in text:
+            if char.isascii() and char.isalpha():
+                latin += 1
+            elif _is_cjk(char):
+                cjk += 1
+    if latin + cjk == 0:
+        return None
+    if latin >= 0.9 * (latin + cjk):
+        return "en"
+    return "zh" if cjk >= 0.5 * (latin + cjk) else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -75,18 +113,26 @@ def preprocess_text(text: str) -> str:
     return text.lower().replace("“", '"').replace("”", '"')
 
 
-def token_lengths(tokenizer, texts: list[str]) -> list[int]:
-    """Tokens per text with [CLS] and [SEP], before any truncation; `tokenizer` is a
-    `tokenizers` tokenizer (load_fast_tokenizer) or a transformers one (load_tokenizer)."""
-    lengths: list[int] = []
+def token_counts(tokenizer, texts: list[str]) -> list[tuple[int, int]]:
+    """(tokens with [CLS] and [SEP] before any truncation, unknown tokens) per text;
+    `tokenizer` is a `tokenizers` tokenizer (load_fast_tokenizer) or a transformers one
+    (load_tokenizer)."""
+    fast = hasattr(tokenizer, "encode_batch")
+    unknown = tokenizer.token_to_id("[UNK]") if fast else tokenizer.unk_token_id
+    counts: list[tuple[int, int]] = []
     for start in range(0, len(texts), 1024):
         batch = [preprocess_text(t) for t in texts[start : start + 1024]]
-        if hasattr(tokenizer, "encode_batch"):
-            lengths += [len(e.ids) for e in tokenizer.encode_batch(batch, add_special_tokens=True)]
+        if fast:
+            encoded = [e.ids for e in tokenizer.encode_batch(batch, add_special_tokens=True)]
         else:
             encoded = tokenizer(batch, add_special_tokens=True, truncation=False)["input_ids"]
-            lengths += [len(ids) for ids in encoded]
-    return lengths
+        counts += [(len(ids), ids.count(unknown) if unknown is not None else 0) for ids in encoded]
+    return counts
+
+
+def token_lengths(tokenizer, texts: list[str]) -> list[int]:
+    """Tokens per text with [CLS] and [SEP], before any truncation."""
+    return [length for length, _ in token_counts(tokenizer, texts)]
 
 
 def encode_texts(tokenizer, texts: list[str], context_length: int):

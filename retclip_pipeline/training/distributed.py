@@ -62,3 +62,12 @@ def gather_objects(value, world: World) -> list:
     out = [None] * world.size
     dist.all_gather_object(out, value)
     return out
+
+
+def any_rank(flag: bool, world: World) -> bool:
+    """Whether any rank's flag is set (every rank must call it at the same point)."""
+    if world.size == 1:
+        return flag
+    value = torch.tensor([int(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

@@ -115,10 +115,11 @@ class EvaluateScreen(RunningScreen):
             return
         items = checklist(self.session.workdir)
         text = Text("Smoke run checklist\n", "bold")
-        for name, ok, detail in items:
+        for item in items:
+            ok = item.ok
             text.append(" pass " if ok else " FAIL ", "bold green" if ok else "bold red")
-            text.append(f" {name}: {detail}\n")
-        passed = all(ok for _, ok, _ in items)
+            text.append(f" {item.name}: {item.detail}\n")
+        passed = all(item.ok for item in items)
         text.append(
             "All passed: ctrl+l reruns at full size with the same settings."
             if passed

@@ -66,14 +66,12 @@ class TrainScreen(RunningScreen):
         profile = self.session.profile
 
         def estimated() -> Text:
-            from retclip_pipeline.convert import train_pairs
+            from retclip_pipeline.convert import split_pairs
             from retclip_pipeline.estimate import estimate
 
-            result = estimate(profile, train_pairs(profile))
-            return Text(
-                f"device: {result.device}\n" + "\n".join(result.lines(profile.train.batch_size)),
-                "" if result.fits else "bold red",
-            )
+            pairs = split_pairs(profile)
+            result = estimate(profile, pairs["train"], test_pairs=pairs.get("test", 0))
+            return Text("\n".join(result.lines()), "" if result.fits else "bold red")
 
         self.show_later("#device", estimated, "looking at the device (imports torch)...")
 

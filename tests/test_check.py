@@ -1,0 +1,161 @@
+"""--check is a promise: for each thing a run could fail on and the check can know, a
+profile that would fail it, and the item that says so (with the key to change)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from retclip_pipeline import profile as profiles
+from retclip_pipeline.check import run_checks
+
+from . import realsize
+from .conftest import demo_toml, write_profile
+
+TINY_TOKENIZER = Path(profiles.__file__).parent / "model" / "tiny_tokenizer"
+
+
+def _items(tmp_path, demo_root, **sections) -> dict:
+    data = tmp_path / "set"
+    if not data.exists():
+        shutil.copytree(demo_root, data)
+    path = write_profile(tmp_path, demo_toml(data, workdir=str(tmp_path / "run"), **sections))
+    return {item.name: item for item in run_checks(profiles.load(path), tmp_path / "run")}
+
+
+def _small_bert(folder: Path, positions: int = 64, vocab: bool = True, weights: bool = True):
+    """A one-layer BERT folder (the tiny vocabulary), quick to build."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=290,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=positions,
+    )
+    if weights:
+        BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    else:
+        config.save_pretrained(folder)
+    if vocab:
+        for name in ("vocab.txt", "tokenizer_config.json"):
+            shutil.copy(TINY_TOKENIZER / name, folder / name)
+    return folder
+
+
+def test_the_demo_passes_every_check(tmp_path, demo_root):
+    items = _items(tmp_path, demo_root)
+    assert all(item.ok for item in items.values()), items
+    for name in ("vision tower", "text tower", "tokenizer", "batch size", "training estimate"):
+        assert name in items
+    assert "disk space" in items and "checkpoints and the export" in items["disk space"].detail
+
+
+def test_a_batch_larger_than_the_train_split_fails_naming_the_key(tmp_path, demo_root):
+    items = _items(
+        tmp_path, demo_root, sizing={"mode": "custom", "samples": 10}, train={"batch_size": 64}
+    )
+    batch = items["batch size"]
+    assert not batch.ok and "lower train.batch_size to at most" in batch.detail
+
+
+def test_a_smoke_run_lowers_the_batch_with_a_warning(tmp_path, demo_root):
+    items = _items(tmp_path, demo_root, sizing={"mode": "smoke"}, train={"batch_size": 128})
+    batch = items["batch size"]
+    assert batch.ok and batch.warning and "instead of train.batch_size = 128" in batch.detail
+    assert "at batch 32" in items["training estimate"].detail  # 65 pairs: two steps of 32
+
+
+def test_accumulation_beyond_the_batches_fails(tmp_path, demo_root):
+    items = _items(tmp_path, demo_root, train={"batch_size": 16, "accumulation": 8})
+    assert not items["batch size"].ok and "train.accumulation" in items["batch size"].detail
+
+
+def test_a_tower_folder_without_weights_fails(tmp_path, demo_root):
+    folder = _small_bert(tmp_path / "bert", weights=False)
+    items = _items(tmp_path, demo_root, model={"text": str(folder)})
+    text = items["text tower"]
+    assert not text.ok and "holds no weights" in text.detail and "model.text" in text.detail
+    assert not items["training estimate"].ok
+
+
+def test_a_text_model_as_the_image_tower_fails(tmp_path, demo_root):
+    folder = _small_bert(tmp_path / "bert")
+    items = _items(tmp_path, demo_root, model={"vision": str(folder)})
+    vision = items["vision tower"]
+    assert not vision.ok and "use a CLIP or Chinese-CLIP one" in vision.detail
+
+
+def test_an_uncached_hub_tower_offline_names_the_fetch_command(tmp_path, demo_root):
+    items = _items(tmp_path, demo_root, model={"text": "pubmedbert"})
+    text = items["text tower"]
+    assert not text.ok
+    assert (
+        "hf download microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext" in text.detail
+    )
+    assert not items["tokenizer"].ok
+
+
+def test_a_tower_without_a_tokenizer_fails(tmp_path, demo_root):
+    folder = _small_bert(tmp_path / "bert", vocab=False)
+    items = _items(tmp_path, demo_root, model={"text": str(folder)})
+    assert items["text tower"].ok and not items["tokenizer"].ok
+    assert "no vocabulary" in items["tokenizer"].detail
+
+
+def test_a_tokenizer_larger_than_the_embeddings_fails(tmp_path, demo_root):
+    folder = _small_bert(tmp_path / "bert")
+    realsize.build_tokenizer(tmp_path / "big", realsize.english_vocab())
+    shutil.copy(tmp_path / "big" / "vocab.txt", folder / "vocab.txt")
+    tokenizer = _items(tmp_path, demo_root, model={"text": str(folder)})["tokenizer"]
+    assert not tokenizer.ok and "30,522 tokens but the tower embeds 290" in tokenizer.detail
+
+
+def test_a_context_longer_than_the_positions_fails(tmp_path, demo_root):
+    folder = _small_bert(tmp_path / "bert", positions=64)
+    items = _items(tmp_path, demo_root, model={"text": str(folder), "context_length": 100})
+    context = items["context length"]
+    assert not context.ok and "model.context_length = 100" in context.detail
+    assert "at most 64" in context.detail
+
+
+def test_too_little_disk_for_the_checkpoints_fails(tmp_path, demo_root, monkeypatch):
+    from retclip_pipeline import check
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        check.shutil, "disk_usage", lambda path: real(path)._replace(free=3_000_000)
+    )
+    disk = _items(tmp_path, demo_root)["disk space"]
+    assert not disk.ok and "free some space" in disk.detail and "checkpoints" in disk.detail
+
+
+def test_memory_beyond_the_machine_fails(tmp_path, demo_root, monkeypatch):
+    from retclip_pipeline import estimate
+
+    monkeypatch.setattr(estimate, "available_ram", lambda: 0.5 * 2**30)
+    item = _items(tmp_path, demo_root)["training estimate"]
+    assert not item.ok and "DOES NOT FIT: lower train.batch_size" in item.detail
+
+
+@pytest.mark.parametrize("vocab,warned", [("chinese", True), ("english", False)])
+def test_prompt_fit_warns_when_english_prompts_meet_a_chinese_vocabulary(
+    tmp_path, demo_root, vocab, warned
+):
+    words = realsize.chinese_vocab() if vocab == "chinese" else realsize.english_vocab()
+    folder = realsize.build_tokenizer(tmp_path / "tok", words)
+    fit = _items(tmp_path, demo_root, model={"text": str(folder)})["prompt fit"]
+    assert fit.ok and ("unknown tokens" in fit.detail)
+    assert ("Chinese vocabulary" in fit.detail) is warned
+    if warned:
+        assert '"bert-base-uncased", "pubmedbert", "biobert"' in fit.detail
+
+
+def test_an_unknown_token_rate_is_reported(tmp_path, demo_root):
+    folder = realsize.build_tokenizer(tmp_path / "tok", [*realsize.SPECIAL, "a", "the"])
+    fit = _items(tmp_path, demo_root, model={"text": str(folder)})["prompt fit"]
+    assert fit.warning and "of the prompts' tokens are unknown" in fit.detail
