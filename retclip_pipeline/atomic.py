@@ -1,4 +1,5 @@
-"""Atomic file output: write under a temporary name in the same folder, then rename."""
+"""Atomic file output: write under a temporary name in the same folder, then rename. Every
+path is claimed in the run folder's manifest first (see ownership.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from . import ownership
+
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -20,6 +23,7 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     """Open a temporary sibling of `path`; on success fsync and rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    ownership.claim(path)
     tmp = _tmp_name(path)
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")
@@ -44,7 +48,8 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def replace_dir(src: Path, dest: Path) -> None:
-    """Move a finished folder into place, replacing what was there."""
+    """Move a finished folder into place, replacing the one we wrote there before."""
+    ownership.claim(dest)
     if dest.exists():
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         os.replace(dest, old)
@@ -53,6 +58,20 @@ def replace_dir(src: Path, dest: Path) -> None:
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """`dest` becomes the same bytes as `src`, atomically: a hard link where the file system
+    has them (no second copy on disk), else a copy."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    ownership.claim(dest)
+    tmp = _tmp_name(dest)
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
 
 
 def concat_files(parts: list[Path], dest: Path) -> None:

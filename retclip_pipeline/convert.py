@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import convert_report
-from .atomic import atomic_open, concat_files, write_json
+from . import convert_report, ownership
+from .atomic import atomic_open, concat_files, write_json, write_text
 from .errors import UserError
 from .hub import SplitSource, open_splits, read_image_ref
 from .images import BadImage, convert_one
@@ -119,7 +118,12 @@ def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
 
     workers = workers or os.cpu_count() or 1
     # spawn, not fork: the parent holds threads (pyarrow, datasets) that fork would copy mid-lock.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
     in_main_thread = threading.current_thread() is threading.main_thread()
     # An ignored SIGINT survives exec, and Python then installs no KeyboardInterrupt handler.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
@@ -130,6 +134,20 @@ def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
     return pool
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker: end within a second of the parent's death (a kill -9 gives the pool no
+    chance to stop it, and a worker with queued work would go on for minutes)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def convert_batch(
@@ -186,6 +204,7 @@ def _convert_split(
 ) -> None:
     data = ctx.profile.data
     parts = ctx.path("data", ".parts", ctx.fingerprint, result.name)
+    ownership.claim(parts.parent)  # a folder of part files named by our fingerprint
     parts.mkdir(parents=True, exist_ok=True)
     chunks = [result.selected[i : i + CHUNK] for i in range(0, len(result.selected), CHUNK)]
     task = f"{result.name} images"
@@ -300,7 +319,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     report = convert_report.build(profile, results, measured_tokens)
     write_json(ctx.path("data", REPORT), report)
     text = convert_report.render(report)
-    (ctx.path("data") / "convert_report.txt").write_text(text, encoding="utf-8")
+    write_text(ctx.path("data", "convert_report.txt"), text)
     for line in text.splitlines():
         ctx.emit.log(line)
     _clear_parts(ctx.path("data", ".parts"))
@@ -308,7 +327,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
 
 def _clear_parts(parts: Path) -> None:
-    shutil.rmtree(parts, ignore_errors=True)
+    ownership.remove(parts)
 
 
 STAGE = Stage(

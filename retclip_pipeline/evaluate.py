@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_json, write_text
-from .profile import Profile
+from .profile import Profile, file_identity
 from .stage import Stage, StageContext
 
 SCHEMA_VERSION = 1
@@ -41,11 +41,10 @@ def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
     # The checkpoint's identity: a newly trained one makes the evaluation stale.
     from .evaluation.features import checkpoint_path
 
-    path = Path(checkpoint_path(profile, profile.workdir_path()))
-    if path.is_file():
-        stat = path.stat()
-        return {"checkpoint": str(path), "size": stat.st_size, "mtime": stat.st_mtime_ns}
-    return {"checkpoint": str(path)}
+    path = checkpoint_path(profile, profile.workdir_path())
+    if path == "init":
+        return {"checkpoint": "init"}
+    return {"checkpoint": file_identity(Path(path)) if Path(path).is_file() else "missing"}
 
 
 def class_name(label: str, names: dict[str, str]) -> str:

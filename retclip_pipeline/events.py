@@ -47,6 +47,22 @@ class Event:
     def from_json(cls, line: str) -> Event:
         return cls(**json.loads(line))
 
+    @classmethod
+    def from_line(cls, raw: bytes) -> Event | None:
+        """The event of one line of events.jsonl, or None for a line that is not one. A
+        writer killed mid-line leaves a torn start that the next run's first event
+        continues on the same line: that event is kept."""
+        text = raw.decode("utf-8", errors="replace").strip()
+        for start in dict.fromkeys([0, text.rfind('{"stage"')]):
+            if start < 0:
+                continue
+            try:
+                data = json.loads(text[start:])
+                return cls(**data) if isinstance(data, dict) else None
+            except (ValueError, TypeError):
+                continue
+        return None
+
 
 EventSink = Callable[[Event], None]
 
@@ -78,7 +94,10 @@ class JsonlEventWriter:
     """Appends events to a file, flushing each line so followers see it at once."""
 
     def __init__(self, path: Path):
+        from . import ownership
+
         path.parent.mkdir(parents=True, exist_ok=True)
+        ownership.claim(path)
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def __call__(self, event: Event) -> None:
@@ -101,7 +120,8 @@ def read_events(path: Path) -> Iterator[Event]:
     """Events of a run so far; a half-written last line (a killed writer) is skipped."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:
         for line in handle:
-            if line.endswith("\n"):
-                yield Event.from_json(line)
+            event = Event.from_line(line) if line.endswith(b"\n") else None
+            if event is not None:
+                yield event

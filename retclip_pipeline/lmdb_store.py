@@ -17,14 +17,14 @@ import io
 import json
 import os
 import pickle
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import ownership
 from .atomic import replace_dir
 from .convert import split_plan
-from .errors import UserError
+from .errors import DamagedOutput, UserError
 from .profile import Profile
 from .stage import Stage, StageContext
 
@@ -111,6 +111,8 @@ def build_env(
     rewrite of it to `dest`. Returns the number of records."""
     import lmdb
 
+    ownership.claim(dest)  # replaced whole when the build is done
+    ownership.claim(building)
     building.mkdir(parents=True, exist_ok=True)
     map_size = _initial_map_size(source_bytes)
     env = lmdb.open(str(building), map_size=map_size, subdir=True, sync=True)
@@ -138,7 +140,7 @@ def build_env(
     finally:
         env.close()
     replace_dir(finished, dest)
-    shutil.rmtree(building, ignore_errors=True)
+    ownership.remove(building)
     if on_progress:
         on_progress(source_bytes)
     return count
@@ -150,8 +152,7 @@ def _rewrite(source, target: Path) -> None:
     interruption, a grown map), a fresh one written the same way every time does not."""
     import lmdb
 
-    if target.exists():
-        shutil.rmtree(target)
+    ownership.remove(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     stat = source.stat()
     pages = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
@@ -280,15 +281,43 @@ def load_plain(value: bytes) -> tuple:
     return obj
 
 
+REBUILD = "the lmdb stage will run again: rerun the same command (the conversion is kept)"
+
+
+def verify_env(path: Path) -> None:
+    """A DamagedOutput unless the environment's file holds every page its header names: a
+    truncated data.mdb would otherwise kill the reader with SIGBUS at the first read of a
+    missing page. Only the header is read (LMDB reads it with pread, not through the map)."""
+    import lmdb
+
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
+    except lmdb.Error as exc:
+        raise DamagedOutput(f"{path} is not a readable LMDB ({exc}): {REBUILD}") from None
+    try:
+        needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    finally:
+        env.close()
+    found = (path / "data.mdb").stat().st_size
+    if found < needed:
+        raise DamagedOutput(
+            f"{path / 'data.mdb'} is truncated ({found:,} of {needed:,} bytes): {REBUILD}"
+        )
+
+
 class LmdbReader:
     """Read access to one split's environments, opened lazily in the process that reads
-    (py-lmdb cannot open one path twice in a process, and handles do not survive a fork)."""
+    (py-lmdb cannot open one path twice in a process, and handles do not survive a fork).
+    The environments are verified when the reader is made, before any page is read."""
 
     def __init__(self, split_dir: Path):
         self.split_dir = Path(split_dir)
         for env in ("pairs", "imgs"):
             if not (self.split_dir / env / "data.mdb").exists():
                 raise UserError(f"no LMDB at {self.split_dir / env}: run the lmdb stage first")
+        for env in ("pairs", "imgs", "eye_texts"):
+            if (self.split_dir / env / "data.mdb").exists():
+                verify_env(self.split_dir / env)
         self._pid: int | None = None
         self._envs: dict[str, Any] = {}
         self._counts: dict[str, int] = {}
@@ -336,19 +365,37 @@ class LmdbReader:
     def paired_texts(self) -> bool:
         return self._env("eye_texts") is not None
 
-    def pair(self, index: int) -> tuple[int | str, int, str]:
-        value = self._get("pairs", str(index).encode())
+    def _record(self, env: str, key: str, size: int) -> tuple | None:
+        """The plain tuple of `size` items under `key`; a record that is anything else (a
+        pickle naming a class, a damaged value) is a DamagedOutput naming the key."""
+        value = self._get(env, key.encode())
         if value is None:
+            return None
+        try:
+            record = load_plain(value)
+        except (pickle.UnpicklingError, EOFError, ValueError, IndexError) as exc:
+            raise DamagedOutput(
+                f"{self.split_dir / env}: the record under key {key!r} is not one this "
+                f"pipeline wrote ({exc}): {REBUILD}"
+            ) from None
+        if len(record) != size:
+            raise DamagedOutput(
+                f"{self.split_dir / env}: the record under key {key!r} has {len(record)} "
+                f"fields, not {size}: {REBUILD}"
+            )
+        return record
+
+    def pair(self, index: int) -> tuple[int | str, int, str]:
+        record = self._record("pairs", str(index), 3)
+        if record is None:
             raise IndexError(index)
-        return load_plain(value)  # type: ignore[return-value]
+        return record  # type: ignore[return-value]
 
     def images_b64(self, patient_id: int | str) -> tuple[str, str] | None:
-        value = self._get("imgs", str(patient_id).encode())
-        return None if value is None else load_plain(value)  # type: ignore[return-value]
+        return self._record("imgs", str(patient_id), 2)  # type: ignore[return-value]
 
     def eye_texts(self, text_id: int) -> tuple[str, str] | None:
-        value = self._get("eye_texts", str(text_id).encode())
-        return None if value is None else load_plain(value)  # type: ignore[return-value]
+        return self._record("eye_texts", str(text_id), 2)  # type: ignore[return-value]
 
     def close(self) -> None:
         for env in self._envs.values():

@@ -549,6 +549,29 @@ def fingerprint(data: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def file_keys() -> list[tuple[str, str]]:
+    """(section, key) of every key that names a file."""
+    return [
+        (section, spec.name)
+        for section, cls in SECTION_CLASSES.items()
+        for spec in dataclasses.fields(cls)
+        if spec.metadata.get("file")
+    ]
+
+
+def file_identity(path: Path) -> dict[str, Any]:
+    """What a (possibly large) file is, wherever it lives: its size and a digest of its
+    first and last 64 KiB (a checkpoint's zip index, which changes with any of its entries).
+    A moved run folder or project keeps its identities, so nothing reruns."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        digest.update(handle.read(1 << 16))
+        handle.seek(max(0, size - (1 << 16)))
+        digest.update(handle.read(1 << 16))
+    return {"size": size, "digest": digest.hexdigest()[:16]}
+
+
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -3,8 +3,8 @@ what a changed setting made stale, and records it all in state.json and events.j
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import ownership
 from . import profile as profiles
 from .atomic import write_text
-from .errors import StageInterrupted, UserError, as_user_error
+from .errors import DamagedOutput, StageInterrupted, UserError, as_user_error, one_line
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
 from .quiet import library_messages
 from .runs import EVENTS_FILE, RESOLVED_PROFILE, run_lock
@@ -40,6 +41,11 @@ def fingerprints(profile: profiles.Profile) -> dict[str, str]:
     data = profiles.to_dict(profile, resolved=True)
     for section, key in profiles.neutral_keys():
         data.get(section, {}).pop(key, None)
+    for section, key in profiles.file_keys():  # a file's content, not where it lives
+        value = data.get(section, {}).get(key)
+        if value and value != "init":
+            path = Path(value)
+            data[section][key] = profiles.file_identity(path) if path.is_file() else "missing"
     prints: dict[str, str] = {}
     for stage in all_stages():
         prints[stage.name] = profiles.fingerprint(
@@ -161,7 +167,8 @@ def run(
     """Run the selected stages (all by default). Returns each stage's summary."""
     selected = selected or stage_names()
     check_workdir(workdir)
-    with run_lock(workdir):  # one pipeline per run directory, whoever started it
+    # One pipeline per run directory, whoever started it; what it writes is claimed.
+    with ownership.recording(workdir), run_lock(workdir):
         return _run_locked(profile, workdir, sink, selected, restart)
 
 
@@ -183,6 +190,16 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
             "run", "run_started", f"run {profile.name} in {workdir}", metrics={"stages": selected}
         )
     )
+    if state.rebuilt:
+        emit_all(
+            Event(
+                "run",
+                "log",
+                f"{state.rebuilt}: the stages' state is rebuilt from their receipts "
+                f"({', '.join(state.stages)} done); nothing was deleted",
+                level="warning",
+            )
+        )
     current = ["run"]  # the stage a library warning is shown under
 
     def library_warning(text: str) -> None:
@@ -247,7 +264,7 @@ def _run_stage(
     state: RunState,
     sink: EventSink,
 ) -> dict[str, Any]:
-    if row.status in ("stale", "to run") and row.reason != "outputs missing":
+    if row.status in ("stale", "to run") and row.reason != "outputs missing" and not stage.precious:
         _remove(stage.scratch(profile, workdir))
     # Taken now, not at planning: earlier stages of this call may have changed its inputs.
     row.fingerprint = fingerprints(profile)[stage.name]
@@ -259,19 +276,24 @@ def _run_stage(
     try:
         summary = stage.run(context)
     except KeyboardInterrupt:
-        state.mark(stage.name, "interrupted", row.fingerprint)
+        _record_failure(state, stage.name, row.fingerprint, "interrupted", "")
         sink(Event(stage.name, "stage_failed", "interrupted: rerun to resume", level="warning"))
         raise StageInterrupted(f"{stage.name} interrupted; rerun to resume") from None
-    except UserError as exc:
-        state.mark(stage.name, "failed", row.fingerprint, error=str(exc))
-        sink(Event(stage.name, "stage_failed", str(exc), level="error"))
-        raise
     except Exception as exc:
-        user = as_user_error(exc, str(workdir))
+        user = exc if isinstance(exc, UserError) else as_user_error(exc, str(workdir))
         if user is None:
             raise
-        state.mark(stage.name, "failed", row.fingerprint, error=str(user))
-        sink(Event(stage.name, "stage_failed", str(user), level="error"))
+        if isinstance(exc, UserError) and "Original Traceback" in str(exc):
+            user = type(exc)(one_line(exc))  # raised in a DataLoader worker
+        message = one_line(user)
+        _record_failure(state, stage.name, row.fingerprint, "failed", message)
+        if isinstance(user, DamagedOutput) and user.stage != stage.name:
+            state.forget(user.stage)  # rebuilt by the next run
+            with contextlib.suppress(OSError):
+                state.save()
+        sink(Event(stage.name, "stage_failed", message, level="error"))
+        if user is exc:
+            raise
         raise user from None
     seconds = time.time() - started
     state.mark(stage.name, "done", row.fingerprint, summary=summary, seconds=round(seconds, 2))
@@ -279,9 +301,13 @@ def _run_stage(
     return summary
 
 
+def _record_failure(state: RunState, stage: str, fingerprint: str, status: str, error: str) -> None:
+    """Best effort: the state file may be what the full disk or read-only folder refuses."""
+    with contextlib.suppress(OSError):
+        state.mark(stage, status, fingerprint, **({"error": error} if error else {}))
+
+
 def _remove(paths: list[Path]) -> None:
+    """Delete what the pipeline wrote at these paths; a user's own files stay."""
     for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
+        ownership.remove(path)

@@ -4,6 +4,7 @@ events. Used by the TUI; nothing here imports Textual or torch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,13 +28,30 @@ LOG_FILE = "pipeline.log"  # the detached pipeline's own stdout and stderr
 STALL_S = 300.0  # a running stage silent this long is flagged as stalled
 
 
+_HELD: set[int] = set()  # descriptors of the run locks this process holds
+
+
+def _close_held_in_child() -> None:
+    for descriptor in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 @contextmanager
 def run_lock(workdir: Path) -> Iterator[None]:
-    """Held by the pipeline process for a whole run; the kernel drops it if the process dies,
-    so a killed run never leaves a stale lock."""
+    """Held by the pipeline process for a whole run; the kernel drops it when the process
+    dies. A forked child (a data loader worker) closes its copy at once, so that a killed
+    run whose workers linger for a moment can be rerun at once."""
     import fcntl
 
+    from . import ownership
+
     workdir.mkdir(parents=True, exist_ok=True)
+    ownership.claim(workdir / LOCK_FILE)
     handle = open(workdir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held to the end
     try:
         try:
@@ -41,20 +59,23 @@ def run_lock(workdir: Path) -> Iterator[None]:
         except BlockingIOError:
             pid = lock_holder(workdir)
             raise UserError(
-                f"{workdir} is already being run by process {pid or '?'}: attach to it "
-                f"(retclip-tui --attach {workdir}) or wait for it to end"
+                f"{workdir} is already being run by process {pid if pid and pid > 0 else '?'}: "
+                f"attach to it (retclip-tui --attach {workdir}) or wait for it to end"
             ) from None
+        _HELD.add(handle.fileno())
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield
     finally:
+        _HELD.discard(handle.fileno())
         handle.close()
 
 
 def lock_holder(workdir: Path) -> int | None:
-    """The pid of the process running this run directory, or None when none is."""
+    """The pid of the process running this run directory, or None when none is; -1 when
+    the lock is held but the pid it wrote is not a live process."""
     import fcntl
 
     path = workdir / LOCK_FILE
@@ -66,9 +87,20 @@ def lock_holder(workdir: Path) -> int | None:
         except BlockingIOError:
             handle.seek(0)
             text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
+            pid = int(text) if text.isdigit() else -1
+            return pid if pid > 0 and _alive(pid) else -1
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def pipeline_command(
@@ -93,10 +125,13 @@ def start_detached(
     """Start the pipeline in its own session, so that closing the terminal (or the TUI)
     does not end it. `env` adds variables (a token typed in the TUI travels this way, never
     through a file). Returns its pid."""
+    from .ownership import Manifest
+
     holder = lock_holder(workdir)
     if holder:
         raise UserError(f"{workdir} is already being run by process {holder}: attach to it")
     workdir.mkdir(parents=True, exist_ok=True)
+    Manifest(workdir).claim(workdir / LOG_FILE)
     with open(workdir / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
             pipeline_command(profile, workdir, stages, restart),
@@ -137,7 +172,7 @@ class EventFollower:
             data = handle.read()
         end = data.rfind(b"\n") + 1
         self.offset += end
-        events = [Event.from_json(line) for line in data[:end].decode("utf-8").splitlines()]
+        events = [e for e in map(Event.from_line, data[:end].splitlines()) if e is not None]
         if events:
             self.last_time = events[-1].time
         return events

@@ -38,3 +38,6 @@ class Stage:
     extra_fingerprint: Callable[[Profile], dict[str, Any]] = lambda profile: {}
     # Sample counts for the plan, computed cheaply without doing the work.
     plan_counts: Callable[[Profile], dict[str, Any]] | None = field(default=None)
+    # Outputs that took long to make (trained checkpoints): a change of settings does not
+    # delete them before the stage starts; the stage sets them aside itself when it must.
+    precious: bool = False

@@ -1,6 +1,9 @@
 """The run's state file: what each stage finished and with which settings, and a heartbeat.
 
 Written atomically; a killed run leaves either the previous or the new state, never half.
+Each finished stage also leaves a receipt (.receipts/<stage>.json: its fingerprint and
+summary), so that a state file lost or damaged by hand is rebuilt from them instead of
+taken for an empty run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from .atomic import write_json
 
 STATE_FILE = "state.json"
+RECEIPTS = ".receipts"
 
 
 @dataclass
@@ -22,18 +26,22 @@ class RunState:
     path: Path
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     heartbeat: dict[str, Any] = field(default_factory=dict)
+    rebuilt: str = ""  # why the state came from the receipts, when it did
 
     @classmethod
     def load(cls, workdir: Path) -> RunState:
         path = workdir / STATE_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
+                raise ValueError("not a state object")
+            return cls(path, data.get("stages", {}), data.get("heartbeat", {}))
         except FileNotFoundError:
-            return cls(path)
-        except json.JSONDecodeError:
-            # Only our atomic writer touches it, so this is someone's hand edit: start afresh.
-            return cls(path)
-        return cls(path, data.get("stages", {}), data.get("heartbeat", {}))
+            why = "state.json is missing"
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            why = f"state.json is damaged ({type(exc).__name__})"
+        stages = _receipts(workdir)
+        return cls(path, stages, {}, why if stages else "")
 
     def save(self) -> None:
         write_json(self.path, {"stages": self.stages, "heartbeat": self.heartbeat})
@@ -47,11 +55,29 @@ class RunState:
         if status == "running":
             entry.pop("error", None)
             entry.setdefault("started_at", time.time())
+        receipt = self.path.parent / RECEIPTS / f"{stage}.json"
+        if status == "done":
+            write_json(receipt, entry)
+        else:
+            receipt.unlink(missing_ok=True)
         self.beat(stage)
 
     def forget(self, stage: str) -> None:
         self.stages.pop(stage, None)
+        (self.path.parent / RECEIPTS / f"{stage}.json").unlink(missing_ok=True)
 
     def beat(self, stage: str | None) -> None:
         self.heartbeat = {"time": time.time(), "stage": stage, "pid": os.getpid()}
         self.save()
+
+
+def _receipts(workdir: Path) -> dict[str, dict[str, Any]]:
+    stages = {}
+    for receipt in sorted((workdir / RECEIPTS).glob("*.json")):
+        try:
+            entry = json.loads(receipt.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            continue
+        if isinstance(entry, dict) and entry.get("status") == "done":
+            stages[receipt.stem] = entry
+    return stages

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import ownership
 from .atomic import write_text
 from .errors import UserError
 from .profile import Profile, train_batch_size
@@ -231,19 +231,60 @@ class Trainer:
         self.progress = Progress()
         self.stop = StopRequest()
         self.saved_at: int | None = None  # the optimizer step epoch_latest.pt holds
+        self.resumed = False
+        self.kept_files: set[Path] = set()  # this run's own files in its folder
 
     # -- checkpoints -------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        """Called on every rank (the RNG states are gathered); rank 0 writes."""
+        """Called on every rank (the RNG states are gathered); rank 0 writes. The first save
+        of a run that did not resume sets the earlier settings' outputs aside first, and
+        deletes them once the new checkpoint is written."""
         from .training import checkpoint, distributed
 
         rngs = distributed.gather_objects(checkpoint.rng_state(), self.world)
         if self.world.main:
+            aside = None if self.saved_at is not None else self._set_aside()
             checkpoint.save(path, self._payload(rngs))
+            if aside is not None:
+                checkpoint.discard_superseded(aside, self.ctx.emit)
         distributed.barrier(self.world)
         if path.name == "epoch_latest.pt":
             self.saved_at = self.progress.step
+
+    def _set_aside(self):
+        """Training outputs in this run's folder that another run made (other settings, or
+        none this run can resume from) move to superseded/<time>/ before they would be
+        overwritten; None when there are none."""
+        from .training import checkpoint
+
+        if self.resumed:
+            return None
+        return checkpoint.set_aside(self.folder, self.ctx.workdir, self.kept_files, self.ctx.emit)
+
+    def save_epoch(self, kept: bool) -> None:
+        """End of an epoch: epoch{N}.pt first when it is kept, then epoch_latest.pt as the
+        same file, so that a kill between them costs nothing a rerun cannot redo."""
+        from .atomic import link_or_copy
+
+        latest = self.checkpoints / "epoch_latest.pt"
+        if not kept:
+            self.save(latest)
+            return
+        numbered = self.checkpoints / f"epoch{self.progress.epoch}.pt"
+        self.save(numbered)
+        if self.world.main:
+            link_or_copy(numbered, latest)
+        self.saved_at = self.progress.step
+
+    def write_history(self) -> None:
+        """metrics.jsonl from the history the checkpoint holds: a kill between the two writes
+        can neither lose nor repeat an epoch's line, and a resumed run rewrites it."""
+        if self.world.main and self.progress.history:
+            write_text(
+                self.folder / "metrics.jsonl",
+                "".join(json.dumps(m) + "\n" for m in self.progress.history),
+            )
 
     def _payload(self, rngs: list) -> dict[str, Any]:
         return {
@@ -276,6 +317,8 @@ class Trainer:
         checkpoint.set_rng_state(rngs[self.world.rank] if len(rngs) == self.world.size else rngs[0])
         self.progress = Progress(**payload["progress"])
         self.saved_at = self.progress.step
+        self.resumed = True
+        self.write_history()  # a kill just after the checkpoint may have cut it short
         self.ctx.emit.log(
             f"resuming at epoch {self.progress.epoch + 1}, batch "
             f"{self.progress.batch}, step {self.progress.step}"
@@ -484,7 +527,8 @@ class Trainer:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         main = self.world.main
         if main:
-            (self.folder / f"params_{stamp}.txt").write_text(params + "\n", encoding="utf-8")
+            self.kept_files.add(self.folder / f"params_{stamp}.txt")
+            write_text(self.folder / f"params_{stamp}.txt", params + "\n")
         with self.stop:
             self.train_epochs(stamp)
         from .model.export import export
@@ -520,20 +564,15 @@ class Trainer:
             progress.history.append(metrics)
             emit.metric(", ".join(f"{k} {v}" for k, v in metrics.items()), **metrics)
             keep_going = self.improved(metrics)
-            latest = self.checkpoints / "epoch_latest.pt"
-            self.save(latest)
             last = epoch + 1 == cfg.epochs or not keep_going and progress.bad_epochs >= cfg.patience
+            self.save_epoch(kept=(epoch + 1) % cfg.save_every == 0 or last)
+            self.write_history()
             if main:
-                with open(self.folder / f"out_{stamp}.log", "a", encoding="utf-8") as log:
-                    log.write(json.dumps(metrics) + "\n")
-                # Rewritten from the history the checkpoint holds, so a kill between the two
-                # writes can neither lose nor repeat an epoch's line.
-                write_text(
-                    self.folder / "metrics.jsonl",
-                    "".join(json.dumps(m) + "\n" for m in progress.history),
-                )
-                if (epoch + 1) % cfg.save_every == 0 or last:
-                    shutil.copyfile(latest, self.checkpoints / f"epoch{epoch + 1}.pt")
+                log = self.folder / f"out_{stamp}.log"
+                self.kept_files.add(log)
+                ownership.claim(log)
+                with open(log, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(metrics) + "\n")
             if not keep_going and progress.bad_epochs >= cfg.patience:
                 emit.log(
                     f"early stop: {cfg.early_stop} has not improved for "
@@ -596,7 +635,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         f"out of GPU memory at train.batch_size = {cfg.batch_size}: retrying with {advice}"
     )
     # The data order depends on the batch size: the retry starts the training afresh.
-    shutil.rmtree(run_dir(ctx.profile, ctx.workdir) / "checkpoints", ignore_errors=True)
+    ownership.remove(run_dir(ctx.profile, ctx.workdir) / "checkpoints")
     retry = dataclasses.replace(
         ctx.profile,
         train=dataclasses.replace(
@@ -624,4 +663,5 @@ STAGE = Stage(
     inputs=_inputs,
     outputs=_outputs,
     scratch=lambda profile, workdir: [run_dir(profile, workdir)],
+    precious=True,
 )

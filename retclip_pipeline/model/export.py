@@ -5,11 +5,11 @@ weights in the reference's layout (retclip_state_dict.pt) for its own code."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
+from .. import ownership
 from ..atomic import atomic_open, replace_dir
 from .retclip import RetClip
 from .weights import save_reference
@@ -24,7 +24,8 @@ def export(model: RetClip, tokenizer, folder: Path) -> None:
 
     hf_logging.disable_progress_bar()  # our events report the stage; no bars of its own
     building = folder.with_name(f".{folder.name}.building")
-    shutil.rmtree(building, ignore_errors=True)
+    ownership.claim(folder)  # replaced whole below
+    ownership.remove(building)
     building.mkdir(parents=True)
     model.visual.save_pretrained(building / "vision")
     model.bert.save_pretrained(building / "text")

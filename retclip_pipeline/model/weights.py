@@ -119,15 +119,33 @@ def ours_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return {f"module.{key}": value for key, value in out.items()}
 
 
-def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a released flat file or a `{"state_dict": ...}` checkpoint; only
-    tensors are unpickled (weights_only)."""
+def safe_load(path: Path):
+    """A checkpoint file's contents, tensors and plain containers only (weights_only). A file
+    that is damaged, not a checkpoint, or names other objects is refused in one line; torch's
+    own message, which advises loading unsafely, is not passed on."""
+    import pickle
+
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"checkpoint not found: {path}") from None
-    except Exception as exc:  # a pickle that is more than tensors, or not a checkpoint at all
-        raise UserError(f"{path} is not a weights-only PyTorch checkpoint ({exc})") from None
+    except Exception as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+            reason = (
+                "it holds Python objects besides tensors and plain containers, which are not "
+                "loaded because they could run code"
+            )
+        else:
+            reason = f"it is damaged or not a checkpoint ({type(exc).__name__})"
+    raise UserError(
+        f"cannot read checkpoint {path}: {reason}; give a checkpoint this pipeline wrote or a "
+        f"RET-CLIP release, or delete this one"
+    )
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a released flat file or a `{"state_dict": ...}` checkpoint."""
+    data = safe_load(path)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict):

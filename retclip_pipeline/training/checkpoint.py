@@ -35,10 +35,48 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which and what to do
-        raise UserError(
-            f"cannot read checkpoint {path} ({exc}): delete it to start the "
-            f"training afresh, or restore it"
-        ) from None
+    from ..model.weights import safe_load
+
+    data = safe_load(path)
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise UserError(f"cannot read checkpoint {path}: it holds no state dict")
+    return data
+
+
+def set_aside(folder: Path, workdir: Path, keep: set[Path], emit) -> Path | None:
+    """Move the pipeline's own files in a run's training folder (but `keep`) to
+    superseded/<time>/ under the run folder, and say where and how much; None when there
+    were none."""
+    import os
+    import time
+
+    from .. import ownership
+    from ..units import size
+
+    owned = [p for p in ownership.owned_files(folder) if p not in keep]
+    if not owned:
+        return None
+    aside = workdir / "superseded" / time.strftime("%Y%m%d-%H%M%S")
+    ownership.claim(aside)
+    total = 0
+    for path in owned:
+        target = aside / path.relative_to(workdir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        total += path.stat().st_size
+        os.replace(path, target)
+    checkpoints = sum(1 for p in owned if p.suffix == ".pt")
+    emit.warn(
+        f"the training outputs of earlier settings ({checkpoints} checkpoints, {size(total)}) "
+        f"are set aside in {aside}: they are deleted once this run has written its first "
+        f"checkpoint; move them elsewhere now to keep them"
+    )
+    return aside
+
+
+def discard_superseded(aside: Path, emit) -> None:
+    from .. import ownership
+    from ..units import size
+
+    total = sum(p.stat().st_size for p in aside.rglob("*") if p.is_file())
+    ownership.remove(aside)
+    emit.log(f"deleted {aside} ({size(total)}): this run's first checkpoint is written")

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ..lmdb_store import LmdbReader
+from ..errors import DamagedOutput
+from ..lmdb_store import REBUILD, LmdbReader
 from ..model.tokenizer import encode_texts
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -95,7 +96,13 @@ class TrainPairs:
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         index, epoch = key
         patient_id, text_id, text = self.reader.pair(index)
-        left_b64, right_b64 = self.reader.images_b64(patient_id)
+        images = self.reader.images_b64(patient_id)
+        if images is None:
+            raise DamagedOutput(
+                f"{self.reader.split_dir}: pair {index} names patient {patient_id!r}, which has "
+                f"no images: {REBUILD}"
+            )
+        left_b64, right_b64 = images
         same = left_b64 == right_b64
         with torch.random.fork_rng(devices=[]):
             # The CPU generator alone: torch.manual_seed also queues CUDA seeding, which
