@@ -15,6 +15,7 @@ from .profile import Profile, file_identity
 from .stage import Stage, StageContext
 
 SCHEMA_VERSION = 1
+DIRECTIONS = ("image_to_text", "text_to_image")  # the keys of each retrieval level
 
 
 def out_dir(workdir: Path) -> Path:
@@ -325,10 +326,14 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 
 def _retrieval_rows(block: dict[str, Any], flavour: str) -> list[list[Any]]:
-    return [
-        [flavour, direction.replace("_", " "), *[v[f"R@{k}"] for k in (1, 5, 10)], v["mean_recall"]]
-        for direction, v in block.items()
-    ]
+    rows = []
+    for direction in DIRECTIONS:
+        v = block[direction]
+        rows.append(
+            [flavour, direction.replace("_", " "), *[v[f"R@{k}"] for k in (1, 5, 10)]]
+            + [v["mean_recall"]]
+        )
+    return rows + [[flavour, "both (mean of six)", "", "", "", block["mean_recall_all"]]]
 
 
 def _report(results: dict[str, Any]) -> str:
@@ -415,11 +420,14 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
     lines = []
     for flavour in ("instance", "class"):
         if flavour in retrieval:
-            for direction, values in retrieval[flavour].items():
+            for direction in DIRECTIONS:
                 lines.append(
                     f"{flavour}-level {direction.replace('_', ' ')}: "
-                    + ", ".join(f"{k} {v}" for k, v in values.items())
+                    + ", ".join(f"{k} {v}" for k, v in retrieval[flavour][direction].items())
                 )
+            lines.append(
+                f"{flavour}-level mean of the six recalls: {retrieval[flavour]['mean_recall_all']}"
+            )
     for source, result in results.get("zero_shot", {}).items():
         if isinstance(result, dict) and "accuracy" in result:
             lines.append(
@@ -440,6 +448,7 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
     for flavour in ("instance", "class"):
         if flavour in retrieval:
             out[f"{flavour}_i2t_mean_recall"] = retrieval[flavour]["image_to_text"]["mean_recall"]
+            out[f"{flavour}_mean_recall_all"] = retrieval[flavour]["mean_recall_all"]
     templates = results.get("zero_shot", {}).get("templates")
     if templates:
         out["zero_shot_accuracy"] = templates["accuracy"]

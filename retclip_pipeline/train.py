@@ -368,6 +368,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        self.module.clamp_scales_()  # the reference's bounds on the temperatures, every step
         self.progress.step += 1
 
     def train_epoch(self, epoch: int) -> float:

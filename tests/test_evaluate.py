@@ -1,6 +1,7 @@
 """Evaluation: metrics checked by hand and recomputed independently from the saved features."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -37,6 +38,123 @@ def test_retrieval_by_hand():
     assert result["instance_ceiling"]["text_to_image"]["R@1"] == pytest.approx(
         (0.5 * 3 + 1) / 4, abs=1e-4
     )
+
+
+def _plain_retrieval(images, texts, image_ids, text_image_ids, image_labels, text_labels):
+    """Unrounded R@1/5/10 both ways, written plainly: each query's candidates sorted by
+    (-similarity, index), a hit when a relevant one is among the first K."""
+
+    def unit(rows):
+        return [[x / math.sqrt(sum(v * v for v in row)) for x in row] for row in rows.tolist()]
+
+    image_vectors, text_vectors = unit(images.double()), unit(texts.double())
+    sims = [
+        [sum(a * b for a, b in zip(i, t, strict=True)) for t in text_vectors] for i in image_vectors
+    ]
+
+    def recalls(queries, candidates, similarity, relevant):
+        out = {}
+        for k in (1, 5, 10):
+            hits = 0
+            for q in range(queries):
+                order = sorted(range(candidates), key=lambda c: (-similarity(q, c), c))
+                hits += any(relevant(q, c) for c in order[:k])
+            out[f"R@{k}"] = hits / queries
+        return out
+
+    def level(relevant):  # relevant(image, text)
+        n_images, n_texts = len(image_vectors), len(text_vectors)
+        return {
+            "image_to_text": recalls(n_images, n_texts, lambda q, c: sims[q][c], relevant),
+            "text_to_image": recalls(
+                n_texts, n_images, lambda q, c: sims[c][q], lambda q, c: relevant(c, q)
+            ),
+        }
+
+    out = {"instance": level(lambda i, t: image_ids[i] in text_image_ids[t])}
+    if image_labels and text_labels:
+        out["class"] = level(lambda i, t: image_labels[i] == text_labels[t])
+    return out
+
+
+def _assert_same_recalls(result, plain):
+    """Each R@K, each direction's mean and the mean of all six, rounded from exact values."""
+    for level, directions in plain.items():
+        every = []
+        for direction, recalls in directions.items():
+            assert result[level][direction] == {k: round(v, 4) for k, v in recalls.items()} | {
+                "mean_recall": round(sum(recalls.values()) / 3, 4)
+            }, (level, direction)
+            every += recalls.values()
+        assert result[level]["mean_recall_all"] == round(sum(every) / 6, 4), level
+
+
+@pytest.mark.parametrize(("n_images", "n_texts", "seed"), [(3, 8, 0), (8, 3, 1), (12, 30, 2)])
+def test_retrieval_matches_a_plain_implementation_with_ties_and_few_candidates(
+    n_images, n_texts, seed
+):
+    # Few distinct vectors in 4 dimensions: duplicate images and duplicate texts tie exactly.
+    # With fewer than 10 candidates in a direction, R@10 (and R@5) count all of them.
+    generator = torch.Generator().manual_seed(seed)
+    prototypes = torch.randn(6, 4, generator=generator)
+
+    def draw(n):
+        return prototypes[torch.randint(0, 6, (n,), generator=generator)]
+
+    images, texts = draw(n_images), draw(n_texts)
+    image_ids = [f"img{i}" for i in range(n_images)]
+    owners = torch.randint(0, n_images, (n_texts, 2), generator=generator).tolist()
+    # Some texts belong to two images. Classes, both sides: A, B, C, A, ...
+    text_image_ids = [
+        [image_ids[a]] + ([image_ids[b]] if t % 3 == 0 else []) for t, (a, b) in enumerate(owners)
+    ]
+    image_labels = [("A", "B", "C")[i % 3] for i in range(n_images)]
+    text_labels = [("A", "B", "C")[t % 3] for t in range(n_texts)]
+    args = (images, texts, image_ids, text_image_ids, image_labels, text_labels)
+    _assert_same_recalls(metrics.retrieval(*args), _plain_retrieval(*args))
+
+
+def test_ties_rank_the_lower_index_first_where_topk_did_not():
+    # Twelve copies of one image and twelve of one text: every similarity ties. Texts 0-5
+    # belong to image 0, texts 6-11 to image 1.
+    images, texts = torch.ones(12, 4), torch.ones(12, 4)
+    image_ids = [f"img{i}" for i in range(12)]
+    text_image_ids = [["img0"]] * 6 + [["img1"]] * 6
+    sims = images @ texts.t()
+    stable = torch.sort(sims.t(), dim=1, descending=True, stable=True).indices[:, :10]
+    assert not torch.equal(sims.t().topk(10, dim=1).indices, stable)  # topk's order differs
+    result = metrics.retrieval(images, texts, image_ids, text_image_ids, None, None)
+    # text->image, by position: image 0 first, image 1 second.
+    assert result["instance"]["text_to_image"] == {
+        "R@1": 0.5,
+        "R@5": 1.0,
+        "R@10": 1.0,
+        "mean_recall": 0.8333,
+    }
+    # image->text: image 0 finds text 0 first, image 1 its first text at rank 7, and the
+    # other ten images own none.
+    assert result["instance"]["image_to_text"] == {
+        "R@1": 0.0833,
+        "R@5": 0.0833,
+        "R@10": 0.1667,
+        "mean_recall": 0.1111,
+    }
+    _assert_same_recalls(
+        result, _plain_retrieval(images, texts, image_ids, text_image_ids, None, None)
+    )
+
+
+def test_means_are_taken_before_rounding_and_each_direction_counts_its_own_candidates():
+    # Three images (axes) and eight texts. Image 0 ranks its text first; images 1 and 2 rank
+    # theirs 7th of 8: image->text R@1 = R@5 = 1/3, R@10 = 1 (every candidate).
+    images = torch.eye(3)
+    texts = torch.tensor([[1.0, 0, 0], [0, 0.1, 1], [0, 1, 0.1]] + [[0.2, 1, 1]] * 5)
+    text_image_ids = [["a"], ["b"], ["c"]] + [["a"]] * 5
+    result = metrics.retrieval(images, texts, ["a", "b", "c"], text_image_ids, None, None)
+    i2t = result["instance"]["image_to_text"]
+    assert (i2t["R@1"], i2t["R@5"], i2t["R@10"]) == (0.3333, 0.3333, 1.0)
+    # (1/3 + 1/3 + 1) / 3 = 0.55556; from the rounded values it would be 0.5555.
+    assert i2t["mean_recall"] == 0.5556
 
 
 def test_classification_by_hand():
@@ -104,6 +222,7 @@ def test_results_recomputed_from_saved_features(evaluated):
     assert "train_prompts" in results["zero_shot"]
     report = (folder / "report.md").read_text()
     assert "| instance-level | image to text |" in report and "## Caveats" in report
+    assert "| class-level | both (mean of six) |" in report  # the figure papers cite
     for name in (
         "confusion_templates.png",
         "per_class_f1_templates.png",

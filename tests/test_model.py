@@ -11,6 +11,7 @@ from torch import nn
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.loss import info_nce, retclip_loss
 from retclip_pipeline.model.build import ModelSpec, build
+from retclip_pipeline.model.retclip import LOGIT_SCALE_MAX
 from retclip_pipeline.model.tokenizer import encode_texts
 from retclip_pipeline.model.weights import load_reference, ours_to_reference, save_reference
 
@@ -42,8 +43,33 @@ def test_heads_match_the_reference(tiny):
         assert math.isclose(float(scale.detach()), 1 / 0.07, rel_tol=1e-5)
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
+        model.clamp_scales_()  # what training does after every step
         assert math.isclose(float(model.scales()[0].detach()), 100.0, rel_tol=1e-5)  # clamped
         model.logit_scale.fill_(math.log(1 / 0.07))
+
+
+def test_stored_scales_are_clamped_in_place_and_learn_again_from_the_bounds():
+    # The reference clamps the stored log-scales to [0, ln 100]; a clamp on the value in use
+    # only would leave a scale past the bound with no gradient, for good.
+    torch.manual_seed(0)
+    model, tokenizer = build(SPEC)
+    with torch.no_grad():
+        model.logit_scale.fill_(LOGIT_SCALE_MAX + 1)
+        model.logit_scale_left.fill_(-1.0)
+    model.clamp_scales_()
+    stored = [float(s.detach()) for s in model.log_scales()]
+    assert stored == pytest.approx([LOGIT_SCALE_MAX, 0.0, math.log(1 / 0.07)], abs=1e-6)
+    assert model.logit_scale.requires_grad
+    images = torch.randn(4, 3, 32, 32)
+    prompts = ["a swollen optic disc", "a normal fundus", "drusen", "a tessellated fundus"]
+    ids, mask = encode_texts(tokenizer, prompts, SPEC.context_length)
+    retclip_loss(model(images, None, ids, mask))[0].backward()
+    for scale in model.log_scales():  # at the bounds too, the gradient flows
+        assert scale.grad is not None and float(scale.grad) != 0.0
+    # Checkpoints saved before the stored values were clamped load clamped.
+    state = model.state_dict() | {"logit_scale_right": torch.tensor(LOGIT_SCALE_MAX + 2)}
+    model.load_state_dict(state)
+    assert float(model.logit_scale_right.detach()) == pytest.approx(LOGIT_SCALE_MAX, abs=1e-6)
 
 
 def test_same_image_is_encoded_once_with_the_same_result(tiny):

@@ -131,6 +131,38 @@ def test_early_stopping(tmp_path, demo_root):
     assert saved["epoch"] == 2
 
 
+def test_temperatures_are_clamped_after_every_step_and_learn_again(
+    tmp_path, demo_root, monkeypatch
+):
+    from retclip_pipeline import train
+    from retclip_pipeline.model.retclip import LOGIT_SCALE_MAX
+
+    original, grads, stored = train.Trainer.optimizer_step, [], []
+
+    def pushed_out_first(self):
+        model = self.module
+        if self.progress.step == 0:  # out of range before the first update: above and below
+            with torch.no_grad():
+                model.logit_scale.fill_(LOGIT_SCALE_MAX + 1)
+                model.logit_scale_left.fill_(-1.0)
+        grads.append([float(s.grad) for s in model.log_scales()])
+        original(self)
+        stored.append([float(s.detach()) for s in model.log_scales()])
+
+    monkeypatch.setattr(train.Trainer, "optimizer_step", pushed_out_first)
+    profile = _profile(tmp_path, demo_root, {"epochs": 1})
+    run(profile, profile.workdir_path(), lambda e: None)
+    assert len(stored) == 4
+    # Back at the bounds after the first step, as in the reference...
+    assert stored[0][:2] == pytest.approx([LOGIT_SCALE_MAX, 0.0], abs=1e-6)
+    # ...where the loss moves them again (past ln 100 the gradient was 0 for good).
+    assert all(g != 0.0 for later in grads[1:] for g in later)
+    assert all(0.0 <= s <= LOGIT_SCALE_MAX + 1e-6 for values in stored for s in values)
+    saved, _ = _weights(profile.workdir_path())
+    for name in ("logit_scale", "logit_scale_left", "logit_scale_right"):
+        assert 0.0 <= float(saved[name]) <= LOGIT_SCALE_MAX + 1e-6, name
+
+
 def test_paired_eyes_train_each_text_head_on_its_own_text(tmp_path, paired_root):
     profile = _profile(tmp_path, paired_root, {"epochs": 1, "batch_size": 8}, paired=True)
     summaries = run(profile, profile.workdir_path(), lambda e: None)

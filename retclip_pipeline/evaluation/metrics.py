@@ -18,10 +18,37 @@ from torch.nn import functional as F
 KS = (1, 5, 10)
 
 
+def _ranked(sims: torch.Tensor) -> np.ndarray:
+    """Each row's first K candidates (K the largest of KS, or every candidate when fewer),
+    most similar first, ties to the lower index as in the reference's stable sort."""
+    k = min(max(KS), sims.shape[1])
+    values, ranked = sims.topk(k, dim=1)
+    # topk orders tied candidates as it likes, and the data holds exact duplicate images:
+    # rows with a tie among their first k or at its edge are ranked by the stable sort.
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=1)
+    tied |= (sims >= values[:, -1:]).sum(dim=1) > k
+    rows = tied.nonzero().flatten()
+    ranked[rows] = sims[rows].sort(dim=1, descending=True, stable=True).indices[:, :k]
+    return ranked.numpy()
+
+
 def _recalls(match: np.ndarray) -> dict[str, float]:
-    """match[q, r]: the r-th ranked candidate of query q is relevant."""
-    out = {f"R@{k}": round(float(match[:, :k].any(axis=1).mean()), 4) for k in KS}
-    out["mean_recall"] = round(float(np.mean(list(out.values()))), 4)
+    """Unrounded R@K; match[q, r]: the r-th ranked candidate of query q is relevant. With
+    fewer than K candidates, R@K counts a relevant one among all of them."""
+    return {f"R@{k}": float(match[:, :k].any(axis=1).mean()) for k in KS}
+
+
+def _level(i2t_match: np.ndarray, t2i_match: np.ndarray) -> dict[str, Any]:
+    """Both directions' recalls, each direction's mean and the mean of all six (the figure
+    papers cite), averaged before rounding."""
+    directions = {"image_to_text": _recalls(i2t_match), "text_to_image": _recalls(t2i_match)}
+    out: dict[str, Any] = {
+        name: {k: round(v, 4) for k, v in recalls.items()}
+        | {"mean_recall": round(float(np.mean(list(recalls.values()))), 4)}
+        for name, recalls in directions.items()
+    }
+    every = [v for recalls in directions.values() for v in recalls.values()]
+    out["mean_recall_all"] = round(float(np.mean(every)), 4)
     return out
 
 
@@ -38,11 +65,11 @@ def retrieval(
     image_labels: list | None,
     text_labels: list | None,
 ) -> dict[str, Any]:
-    """Recall@1/5/10 image->text and text->image, instance- and class-level."""
+    """Recall@1/5/10 image->text and text->image, instance- and class-level, and per level
+    the mean of the six (`mean_recall_all`)."""
     sims = F.normalize(images.float(), dim=-1) @ F.normalize(texts.float(), dim=-1).t()
-    k = min(max(KS), sims.shape[0], sims.shape[1])
-    i2t = sims.topk(k, dim=1).indices.numpy()  # (images, k) text indices
-    t2i = sims.t().topk(k, dim=1).indices.numpy()  # (texts, k) image indices
+    i2t = _ranked(sims)  # (images, up to 10) text indices
+    t2i = _ranked(sims.t())  # (texts, up to 10) image indices
     position = {image_id: row for row, image_id in enumerate(image_ids)}
     # Each text's owner images as a padded matrix of image rows (-1 pads).
     width = max(len(ids) for ids in text_image_ids)
@@ -52,17 +79,14 @@ def retrieval(
     image_rows = np.arange(len(image_ids))
     i2t_match = (owners[i2t] == image_rows[:, None, None]).any(axis=2)
     t2i_match = (owners[:, None, :] == t2i[:, :, None]).any(axis=2)
-    result: dict[str, Any] = {
-        "instance": {"image_to_text": _recalls(i2t_match), "text_to_image": _recalls(t2i_match)}
-    }
+    result: dict[str, Any] = {"instance": _level(i2t_match, t2i_match)}
     labelled = image_labels and text_labels and all(image_labels) and all(text_labels)
     if labelled:
         codes = _codes(list(image_labels) + list(text_labels))
         image_codes, text_codes = codes[: len(image_labels)], codes[len(image_labels) :]
-        result["class"] = {
-            "image_to_text": _recalls(text_codes[i2t] == image_codes[:, None]),
-            "text_to_image": _recalls(image_codes[t2i] == text_codes[:, None]),
-        }
+        result["class"] = _level(
+            text_codes[i2t] == image_codes[:, None], image_codes[t2i] == text_codes[:, None]
+        )
         result["instance_ceiling"] = instance_ceiling(image_labels, text_labels)
     return result
 

@@ -4,9 +4,10 @@ One image tower encodes both eyes; a BERT-style text tower encodes the prompt. H
 the reference: the patient image feature maps concat(left, right) (1024 -> 512, no bias), the
 left and right features map 512 -> 512 (no bias), and three text heads (patient, left, right),
 each Linear -> ReLU -> Linear, read the same [CLS] state. Three learnable temperatures start at
-ln 90 and are clamped at ln 100 (towers trained from random weights, as in the tiny preset,
-stall at 90 and start at CLIP's 1/0.07 instead). Module names follow the reference so that its weights load
-with a key mapping only for the towers (see weights.py).
+ln 90 (towers trained from random weights, as in the tiny preset, stall at 90 and start at
+CLIP's 1/0.07 instead); as in the reference, the stored log-scales are clamped in place to
+[0, ln 100] after every optimizer step. Module names follow the reference so that its weights
+load with a key mapping only for the towers (see weights.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def _text_head(width: int, embed_dim: int) -> nn.Sequential:
         if isinstance(layer, nn.Linear):
             nn.init.normal_(layer.weight, std=width**-0.5)
     return head
+
+
+def _clamp_loaded_scales(model: RetClip, incompatible_keys: object) -> None:
+    """A load_state_dict post-hook (a named function, not a lambda: the model still pickles)."""
+    model.clamp_scales_()
 
 
 @dataclass
@@ -71,6 +77,7 @@ class RetClip(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(logit_scale_init))
         self.logit_scale_left = nn.Parameter(torch.tensor(logit_scale_init))
         self.logit_scale_right = nn.Parameter(torch.tensor(logit_scale_init))
+        self.register_load_state_dict_post_hook(_clamp_loaded_scales)
 
     def encode_eye(self, pixels: torch.Tensor) -> torch.Tensor:
         """The raw single-eye feature (the tower's projected CLS), as used by linear probes."""
@@ -109,11 +116,21 @@ class RetClip(nn.Module):
             self.text_projection_right(cls),
         )
 
+    def log_scales(self) -> tuple[nn.Parameter, nn.Parameter, nn.Parameter]:
+        """The stored temperatures (logs): patient, left, right."""
+        return self.logit_scale, self.logit_scale_left, self.logit_scale_right
+
     def scales(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return tuple(
-            s.clamp(max=LOGIT_SCALE_MAX).exp()
-            for s in (self.logit_scale, self.logit_scale_left, self.logit_scale_right)
-        )
+        # Unclamped here: a clamp in the forward has no gradient at its bounds, so a scale
+        # that reached one would stay there. clamp_scales_ keeps the stored values in range.
+        return tuple(s.exp() for s in self.log_scales())
+
+    @torch.no_grad()
+    def clamp_scales_(self) -> None:
+        """Clamp the stored log-scales to [0, ln 100] in place: after every optimizer step
+        (the reference's rule) and on loading, for checkpoints saved before that rule."""
+        for s in self.log_scales():
+            s.clamp_(0, LOGIT_SCALE_MAX)
 
     def forward(
         self,

@@ -65,6 +65,9 @@ class EvaluateScreen(RunningScreen):
                     for key in ("R@1", "R@5", "mean_recall"):
                         if key in values:
                             table.add_row(f"{level} {direction} {key}", f"{values[key]:.3f}")
+            if "mean_recall_all" in retrieval.get(level, {}):
+                mean = retrieval[level]["mean_recall_all"]
+                table.add_row(f"{level} mean of the six recalls", f"{mean:.3f}")
         for source, result in _zero_shot(results).items():
             for key in ("accuracy", "balanced_accuracy", "macro_f1"):
                 if key in result:
