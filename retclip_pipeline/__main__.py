@@ -61,12 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _selected(value: str | None) -> list[str] | None:
-    if not value:
+    """The stages --stages names, in pipeline order; None (all) when it is not given."""
+    if value is None:
         return None
     from .runner import stage_names
 
     known = stage_names()
     names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:  # "," or "" would otherwise run every stage
+        raise UserError(f"--stages names no stage: choose from {', '.join(known)}")
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UserError(f"unknown stage {unknown[0]!r} in --stages: choose from {', '.join(known)}")

@@ -19,16 +19,22 @@ TEXT_NAMES = ("prompt", "text", "caption", "report", "description", "prompt_pati
 
 
 def preview(path: Path, rows: int = 5) -> tuple[list[str], list[list[str]]]:
-    """The header and the first rows of a CSV."""
+    """The header and the first rows of a CSV, each row cut or padded to the header's width
+    (a ragged row must not break a table view; validating names it by its line)."""
     header = read_header(path)
+    width = len(header)
     out = []
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        for row in reader:
-            out.append(row)
-            if len(out) >= rows:
-                break
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            for row in reader:
+                if row:
+                    out.append((row + [""] * width)[:width])
+                if len(out) >= rows:
+                    break
+    except (UnicodeDecodeError, csv.Error):
+        pass  # the rows read so far; validating reports the problem with its line
     return header, out
 
 

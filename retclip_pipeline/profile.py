@@ -12,12 +12,14 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import profile_values as rules
 from .errors import UserError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -33,10 +35,12 @@ def opt(
     file: bool = False,
     factory: bool = False,
     neutral: bool = False,
+    rule: Any = None,
 ) -> Any:
     """A profile key: its default, a one-line help, and what values it allows. Mutable
     defaults (lists, tables) are copied for each profile (`factory`). A `neutral` key changes
-    how a run goes, never what it produces: it is left out of the stages' fingerprints."""
+    how a run goes, never what it produces: it is left out of the stages' fingerprints. A
+    `rule` gives the problem with a value its type and range allow, or None."""
     meta = {
         "help": help,
         "choices": choices,
@@ -44,6 +48,7 @@ def opt(
         "max": max,
         "file": file,
         "neutral": neutral,
+        "rule": rule,
     }
     if factory:
         import copy
@@ -59,7 +64,9 @@ class HubSection:
         "Hugging Face data set id, or a local folder that datasets.load_dataset reads",
     )
     token_env: str = opt(
-        "HF_TOKEN", "environment variable that holds the token (never the token itself)"
+        "HF_TOKEN",
+        "environment variable that holds the token (never the token itself)",
+        rule=rules.env_name,
     )
     use_stored_login: bool = opt(True, "fall back to the token stored by `hf auth login`")
     fetch: str = opt(
@@ -217,7 +224,10 @@ class EvalSection:
     )
     batch_size: int = opt(256, "images or texts encoded at once", min=1)
     templates: list[str] = opt(
-        DEFAULT_TEMPLATES, "zero-shot prompt templates; {} is the class name", factory=True
+        DEFAULT_TEMPLATES,
+        "zero-shot prompt templates; {} is the class name",
+        factory=True,
+        rule=rules.templates,
     )
     class_names: dict[str, str] = opt(
         {},
@@ -326,6 +336,10 @@ class Problem:
     message: str
     line: int | None = None
 
+    def __post_init__(self) -> None:
+        # A message may quote a value; a token pasted into the profile must not be shown.
+        self.key, self.message = rules.redact(self.key), rules.redact(self.message)
+
     def format(self, source: Path | None) -> str:
         where = str(source) if source else "profile"
         if self.line:
@@ -356,6 +370,11 @@ def _key_line(text: str, section: str | None, key: str) -> int | None:
         if current == section and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
             return number
     return None
+
+
+def _text_line(text: str, needle: str) -> int | None:
+    """Line number of the first line of a TOML text that holds `needle`."""
+    return next((n for n, line in enumerate(text.splitlines(), 1) if needle in line), None)
 
 
 def _type_name(kind: type) -> str:
@@ -392,6 +411,8 @@ def _check_value(key: str, value: Any, spec: dataclasses.Field) -> str | None:
         ok = True
     if not ok:
         return f"expected {_type_name(kind)}, got {value!r}"
+    if kind is float and not math.isfinite(value):
+        return rules.finite(value)
     meta = spec.metadata
     if meta.get("choices") and value not in meta["choices"]:
         return f"expected one of {', '.join(map(repr, meta['choices']))}, got {value!r}"
@@ -399,7 +420,7 @@ def _check_value(key: str, value: Any, spec: dataclasses.Field) -> str | None:
         return f"must be at least {meta['min']}, got {value}"
     if meta.get("max") is not None and value > meta["max"]:
         return f"must be at most {meta['max']}, got {value}"
-    return None
+    return meta["rule"](value) if meta.get("rule") else None
 
 
 def _unknown(key: str, known: list[str]) -> str:
@@ -418,9 +439,20 @@ def from_dict(
     """Build a Profile from parsed TOML, collecting every problem before raising.
     `cross` False leaves out the rules between keys (a wizard fills them in over screens)."""
     problems: list[Problem] = []
+    flagged = set()  # keys holding a token: their other problems would only repeat it
+    for where, token in rules.tokens(raw):
+        names = [part for part in where if isinstance(part, str)]
+        flagged.add(".".join(names[:2] if names[0] in SECTION_CLASSES else names[:1]))
+        table, last = ".".join(names[:-1]) or None, names[-1]
+        line = _key_line(text, table, token if last == "<a key>" else last)
+        problems.append(
+            Problem(rules.dotted(where), rules.TOKEN_MESSAGE, line or _text_line(text, token))
+        )
     profile = Profile(source=source)
     top_fields = {f.name: f for f in dataclasses.fields(Profile) if f.name != "source"}
     for key, value in raw.items():
+        if key in flagged:
+            continue
         if key not in top_fields:
             problems.append(
                 Problem(key, _unknown(key, list(top_fields)), _key_line(text, None, key))
@@ -436,6 +468,8 @@ def from_dict(
             for sub, sub_value in value.items():
                 path = f"{key}.{sub}"
                 line = _key_line(text, key, sub)
+                if path in flagged:
+                    continue
                 if sub not in specs:
                     problems.append(Problem(path, _unknown(sub, list(specs)), line))
                     continue
@@ -450,7 +484,7 @@ def from_dict(
                 problems.append(Problem(key, error, _key_line(text, None, key)))
             else:
                 setattr(profile, key, value)
-    if cross:
+    if cross and not flagged:  # a key set aside would read as missing
         problems += cross_checks(profile, text, check_files)
     if problems:
         raise ProfileError(problems, source)
@@ -493,12 +527,16 @@ def load(path: str | Path, check_files: bool = True) -> Profile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"profile not found: {path} (see profiles/ for examples)") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder: give the profile's TOML file") from None
+    except PermissionError:
+        raise UserError(f"no permission to read the profile {path}") from None
     except UnicodeDecodeError:
         raise UserError(f"profile {path} is not UTF-8 text") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
+        raise UserError(f"{path}: not valid TOML: {rules.redact(str(exc))}") from None
     return from_dict(raw, source=path, text=text, check_files=check_files)
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import random
+import re
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,61 +56,55 @@ def needed_columns(data: DataSection) -> dict[str, str]:
 
 
 def read_header(path: Path) -> list[str]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
-    except FileNotFoundError:
-        raise UserError(f"CSV not found: {path}: check data.train_csv / data.test_csv") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text: save the CSV as UTF-8") from None
+    """The column names on a CSV's first line; one-line errors for a file that is missing, a
+    folder, unreadable, not UTF-8 or empty."""
+    with _reading(path), open(path, newline="", encoding="utf-8-sig") as handle:
+        return _header(path, next(csv.reader(handle), []))
 
 
-def check_columns(path: Path, data: DataSection) -> None:
-    header = read_header(path)
-    for key, column in needed_columns(data).items():
-        if column not in header:
-            raise UserError(
-                f"{path} has no column {column!r} (columns: {', '.join(header)}): "
-                f"set data.{key} to the right column"
-            )
+def check_columns(path: Path, data: DataSection) -> list[str]:
+    """The CSV's header, once it is known to hold each column the profile needs, once."""
+    return _check_header(path, read_header(path), data)
 
 
 def read_prompts(path: Path, data: DataSection, split_size: int | None) -> PromptTable:
-    """All rows of a prompt CSV; bad rows stop the run or are skipped, per data.on_bad_row."""
-    check_columns(path, data)
+    """All rows of a prompt CSV; bad rows stop the run or are skipped, per data.on_bad_row.
+    A bad row is named by its first line; see `_row_problem` for what makes a row bad."""
+    lines = _read_lines(path)
+    records = _records(path, lines)
+    first = next(records, None)
+    header = _check_header(path, _header(path, first[2] if first else []), data)
+    index_at = header.index(data.index_column)
     rows: list[PromptRow] = []
     bad: list[tuple[int, str]] = []
     read = 0
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        for record in reader:
-            read += 1
-            line = reader.line_num
-            raw_index = (record.get(data.index_column) or "").strip()
-            try:
-                index = int(raw_index)
-            except ValueError:
-                bad.append((line, f"{data.index_column} {raw_index!r} is not an integer"))
-                continue
-            if index < 0 or (split_size is not None and index >= split_size):
-                bad.append(
-                    (
-                        line,
-                        f"{data.index_column} {index} is outside the split "
-                        f"(0..{(split_size or 1) - 1})",
-                    )
-                )
-                continue
-            texts = {"text": (record.get(data.text_column) or "").strip()}
-            if data.eyes == "paired":
-                texts["left_text"] = (record.get(data.left_text_column) or "").strip()
-                texts["right_text"] = (record.get(data.right_text_column) or "").strip()
-            empty = [name for name, value in texts.items() if not value]
-            if empty:
-                bad.append((line, f"empty prompt ({', '.join(empty)})"))
-                continue
-            label = (record.get(data.label_column) or "").strip() if data.label_column else None
-            rows.append(PromptRow(line, index, label or None, **texts))
+    for line, end, fields in records:
+        read += 1
+        problem = _row_problem(lines, line, end, fields, len(header), index_at)
+        if problem:
+            bad.append((line, problem))
+            continue
+        record = dict(zip(header, fields, strict=True))
+        raw_index = record[data.index_column].strip()
+        if not DIGITS.fullmatch(raw_index):  # int() would also take "1_4", "+1", "١"
+            bad.append((line, f"{data.index_column} {raw_index!r} is not an integer"))
+            continue
+        index = int(raw_index)
+        if split_size is not None and index >= split_size:
+            bad.append(
+                (line, f"{data.index_column} {index} is outside the split (0..{split_size - 1})")
+            )
+            continue
+        texts = {"text": record[data.text_column].strip()}
+        if data.eyes == "paired":
+            texts["left_text"] = record[data.left_text_column].strip()
+            texts["right_text"] = record[data.right_text_column].strip()
+        empty = [name for name, value in texts.items() if not value]
+        if empty:
+            bad.append((line, f"empty prompt ({', '.join(empty)})"))
+            continue
+        label = record[data.label_column].strip() if data.label_column else None
+        rows.append(PromptRow(line, index, label or None, **texts))
     if bad and data.on_bad_row == "error":
         shown = "; ".join(f"line {line}: {reason}" for line, reason in bad[:3])
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
@@ -113,9 +112,111 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
             f"{path}: {len(bad)} bad row(s): {shown}{more}; fix them, or set "
             f'data.on_bad_row = "skip" to leave them out'
         )
+    if not read:
+        raise UserError(f"{path} has a header and no rows: add one row per prompt")
     if not rows:
         raise UserError(f"{path}: no usable rows: check the CSV and its column settings")
     return PromptTable(path, rows, read, bad)
+
+
+DIGITS = re.compile(r"[0-9]+")
+
+
+def _row_problem(
+    lines: list[str], line: int, end: int, fields: list[str], width: int, index_at: int
+) -> str | None:
+    """Why a record (physical lines `line`..`end`) cannot be read as a row, or None.
+
+    An unclosed quote makes the csv module read on, newlines included, until the next quote
+    character, so it swallows the rows below. A quoted prompt may legitimately span lines,
+    so the rule is: a record over several lines is bad when one of its later lines reads, on
+    its own, as a row (at least as many fields as the header, an integer in the index
+    column's place). Then a field count against the header's: an unquoted comma gives more
+    fields and cuts the prompt; fewer fields means some are missing."""
+    for text in lines[line:end]:  # the record's lines after its first (`lines` is 0-based)
+        alone = next(csv.reader([text]), [])
+        if len(alone) >= width and DIGITS.fullmatch(alone[index_at].strip()):
+            swallowed = f"line {end}" if end == line + 1 else f"lines {line + 1}-{end}"
+            return (
+                f"a quote opens on this line and is not closed, so {swallowed} became part "
+                'of this row: close the quote (write a quote inside a prompt as "")'
+            )
+    if len(fields) > width:
+        return f"{len(fields)} fields, the header has {width}: an unquoted comma? quote the prompt"
+    if len(fields) < width:
+        return f"{len(fields)} field(s), the header has {width}: fields missing"
+    return None
+
+
+def _header(path: Path, header: list[str]) -> list[str]:
+    """`header`, once there is one (an empty file, or one of blank lines, has none)."""
+    if not header:
+        raise UserError(f"{path} is empty: a prompt CSV starts with a header line of column names")
+    return header
+
+
+def _check_header(path: Path, header: list[str], data: DataSection) -> list[str]:
+    """`header`, once each column the profile needs is in it exactly once (a repeated column
+    would leave which one is read to chance: a whole-file problem, never a skipped row)."""
+    for key, column in needed_columns(data).items():
+        if column not in header:
+            raise UserError(
+                f"{path} has no column {column!r} (columns: {', '.join(header)}): "
+                f"set data.{key} to the right column"
+            )
+        if header.count(column) > 1:
+            raise UserError(
+                f"{path} line 1: column {column!r} appears {header.count(column)} times in "
+                f"the header: rename or remove the extra one(s)"
+            )
+    return header
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Reading a CSV: what the user can fix ends in one line."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UserError(f"CSV not found: {path}: check data.train_csv / data.test_csv") from None
+    except IsADirectoryError:
+        raise UserError(
+            f"{path} is a folder: data.train_csv / data.test_csv name a CSV file"
+        ) from None
+    except PermissionError:
+        raise UserError(f"no permission to read {path}: make the CSV readable") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text: save the CSV as UTF-8") from None
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The CSV's physical lines as the csv module counts them (newlines kept, a byte-order
+    mark dropped); a byte that is not UTF-8 is named by its line."""
+    with _reading(path):
+        raw = path.read_bytes()
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = len(re.findall(rb"\r\n|\r|\n", raw[: exc.start])) + 1
+        raise UserError(f"{path} line {line} is not UTF-8 text: save the CSV as UTF-8") from None
+    return list(io.StringIO(text, newline=""))
+
+
+def _records(path: Path, lines: list[str]) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of each record in a CSV's lines; blank lines left out."""
+    reader = csv.reader(lines)
+    end = 0
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UserError(f"{path} line {reader.line_num}: {exc}: fix the CSV") from None
+        line, end = end + 1, reader.line_num
+        if fields:
+            yield line, end, fields
 
 
 def stratified_sample(

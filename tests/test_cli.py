@@ -74,6 +74,57 @@ def _unknown_key(tmp_path):
     path.write_text(path.read_text() + "\n[sizing]\nsample = 3\n")
 
 
+TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"  # token-shaped, not a real token
+
+
+def _edit_line(tmp_path, number, edit):
+    path = tmp_path / "set/prompts_train.csv"
+    lines = path.read_text().splitlines()
+    lines[number - 1] = edit(lines[number - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _extra_field(tmp_path):
+    _edit_line(tmp_path, 3, lambda line: line + ", and more")  # an unquoted comma
+
+
+def _missing_field(tmp_path):
+    _edit_line(tmp_path, 3, lambda line: ",".join(line.split(",")[:2]))
+
+
+def _unclosed_quote(tmp_path):
+    _edit_csv(tmp_path / "set/prompts_train.csv", ",Examination", ',"Examination')
+
+
+def _repeated_column(tmp_path):
+    _edit_csv(tmp_path / "set/prompts_train.csv", "label,prompt", "prompt,prompt")
+
+
+def _underscore_index(tmp_path):
+    _edit_csv(tmp_path / "set/prompts_train.csv", "\n0,", "\n1_4,")
+
+
+def _profile_lines(**sections):
+    """Damage adding `key = value` lines at the top of [section] of the profile."""
+
+    def damage(tmp_path):
+        path = tmp_path / "profile.toml"
+        text = path.read_text()
+        for section, line in sections.items():
+            if f"[{section}]" in text:
+                text = text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1)
+            else:
+                text += f"\n[{section}]\n{line}\n"
+        path.write_text(text)
+
+    return damage
+
+
+def _profile_is_a_folder(tmp_path):
+    (tmp_path / "profile.toml").unlink()
+    (tmp_path / "profile.toml").mkdir()
+
+
 BAD_INPUT = [
     # (case, profile overrides, damage, words the one line must contain)
     ("missing CSV", {"train_csv": '"/nope/train.csv"'}, None, ["data.train_csv", "file not found"]),
@@ -102,6 +153,65 @@ BAD_INPUT = [
         ["cannot write to the work directory", "--workdir"],
     ),
     ("unknown stage", {}, None, ["unknown stage 'train-it'"]),
+    ("no stage", {}, None, ["--stages names no stage", "convert, lmdb, train, evaluate"]),
+    (
+        "ragged row, too many fields",
+        {},
+        _extra_field,
+        ["prompts_train.csv", "line 3", "4 fields, the header has 3", "quote the prompt"],
+    ),
+    (
+        "ragged row, too few fields",
+        {},
+        _missing_field,
+        ["prompts_train.csv", "line 3", "2 field(s), the header has 3", "fields missing"],
+    ),
+    (
+        "unclosed quote",
+        {},
+        _unclosed_quote,
+        ["line 2", "a quote opens on this line and is not closed", "lines 3-5"],
+    ),
+    (
+        "repeated header column",
+        {},
+        _repeated_column,
+        ["prompts_train.csv line 1", "column 'prompt' appears 2 times"],
+    ),
+    ("index with an underscore", {}, _underscore_index, ["line 2", "'1_4' is not an integer"]),
+    ("lr nan", {}, _profile_lines(train="lr = nan"), ["train.lr", "finite number, got nan"]),
+    ("lr inf", {}, _profile_lines(train="lr = inf"), ["train.lr", "finite number, got inf"]),
+    (
+        "no templates",
+        {},
+        _profile_lines(eval="templates = []"),
+        ["eval.templates", "at least one template"],
+    ),
+    (
+        "template with two {}",
+        {},
+        _profile_lines(eval='templates = ["fundus of {} and {}"]'),
+        ["eval.templates", "template 1", "exactly one {}"],
+    ),
+    (
+        "template without {}",
+        {},
+        _profile_lines(eval='templates = ["a {}", "fundus"]'),
+        ["eval.templates", "template 2 ('fundus')", "exactly one {}"],
+    ),
+    ("profile path a folder", {}, _profile_is_a_folder, ["is a folder", "profile's TOML file"]),
+    (
+        "token in token_env",
+        {},
+        _profile_lines(hub=f'token_env = "{TOKEN}"'),
+        ["profile.toml:3: hub.token_env", "looks like a Hugging Face token", "revoke"],
+    ),
+    (
+        "token in another key",
+        {},
+        _profile_lines(eval=f'class_names = {{ CSC = "csc", AMD = "x {TOKEN}" }}'),
+        ["eval.class_names.AMD", "looks like a Hugging Face token"],
+    ),
     (
         "tower not available offline",
         {"vision": '"vit-b-16"'},
@@ -121,9 +231,12 @@ def test_bad_input_is_one_line_and_exit_2(
     args = ["--profile", str(profile)]
     if case == "unknown stage":
         args += ["--stages", "train-it"]
+    if case == "no stage":
+        args += ["--stages", " , "]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
+    assert TOKEN[3:] not in err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, err
     for word in words:
@@ -187,6 +300,28 @@ def test_check_passes_on_good_input_and_fails_on_bad(tmp_path, demo_root, capsys
     assert main(["--profile", str(profile), "--check"]) == 2
     out = capsys.readouterr().out
     assert "[FAIL] train CSV" in out and "checks passed" in out
+
+
+def test_check_fails_on_a_ragged_csv(tmp_path, demo_root, capsys):
+    profile = _profile(tmp_path, demo_root)
+    _extra_field(tmp_path)
+    assert main(["--profile", str(profile), "--check"]) == 2
+    out = capsys.readouterr().out
+    assert "[FAIL] train CSV" in out and "line 3: 4 fields, the header has 3" in out
+    path = tmp_path / "profile.toml"
+    path.write_text(path.read_text().replace("[data]\n", '[data]\non_bad_row = "skip"\n'))
+    assert main(["--profile", str(profile), "--check"]) == 0
+    assert "1 bad rows left out" in capsys.readouterr().out
+
+
+def test_a_token_in_the_profile_is_shown_and_written_nowhere(tmp_path, demo_root, capsys):
+    profile = _profile(tmp_path, demo_root)
+    _profile_lines(hub=f'token_env = "{TOKEN}"', eval=f'templates = ["{TOKEN} {{}}"]')(tmp_path)
+    assert main(["--profile", str(profile)]) == 2
+    captured = capsys.readouterr()
+    assert TOKEN[3:] not in captured.err + captured.out
+    assert "eval.templates[0]: looks like a Hugging Face token" in captured.err
+    assert not (tmp_path / "run").exists()  # no profile.resolved.toml, events or state
 
 
 def _resolved_run(tmp_path, demo_root, mode: str):

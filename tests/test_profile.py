@@ -111,3 +111,87 @@ def test_sizing_counts():
     profile.sizing.mode, profile.sizing.samples, profile.sizing.test_samples = "custom", 500, 80
     assert profile.train_samples(300) == 300
     assert profile.test_samples(3253, 1.0) == 80
+
+
+TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"  # token-shaped, not a real token
+
+
+@pytest.mark.parametrize(
+    "lines,problem",
+    [
+        ("[train]\nlr = nan", ":4: train.lr: must be a finite number, got nan"),
+        ("[train]\nweight_decay = -inf", ":4: train.weight_decay: must be a finite number"),
+        ("[eval]\ntemplates = []", ":4: eval.templates: give at least one template"),
+        ("[eval]\ntemplates = ['a {} b {}']", ":4: eval.templates: template 1 ('a {} b {}')"),
+        ("[eval]\ntemplates = ['{x} of {}']", "template 1 ('{x} of {}') must hold exactly one {}"),
+        ("[eval]\ntemplates = ['{} of {']", "template 1 ('{} of {') must hold exactly one {}"),
+        ("[hub]\ntoken_env = '1TOKEN'", ":4: hub.token_env: '1TOKEN' is not an environment"),
+        ("[hub]\ntoken_env = ''", ":4: hub.token_env: '' is not an environment variable name"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_at_load(tmp_path, lines, problem):
+    path = write_profile(tmp_path, f"[data]\ntrain_csv = 'a.csv'\n{lines}\n")
+    with pytest.raises(profiles.ProfileError) as caught:
+        profiles.load(path, check_files=False)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:4: ") and problem in message
+    assert len(message.splitlines()) == 1
+
+
+def test_good_templates_pass():
+    profile = profiles.from_dict(
+        {"data": {"train_csv": "a.csv"}, "eval": {"templates": ["{} (fundus)", "{{x}} {}"]}},
+        check_files=False,
+    )
+    assert profile.eval.templates[1].format("y") == "{x} y"
+
+
+def test_a_token_anywhere_is_named_by_key_and_line_and_never_repeated(tmp_path):
+    path = write_profile(
+        tmp_path,
+        f"""name = "{TOKEN}"
+[hub]
+token_env = "{TOKEN}"
+[data]
+train_csv = 'a.csv'
+[eval]
+templates = ["a {{}}", "{TOKEN} {{}}"]
+[eval.class_names]
+AMD = "{TOKEN}"
+"{TOKEN}" = "glaucoma"
+""",
+    )
+    with pytest.raises(profiles.ProfileError) as caught:
+        profiles.load(path, check_files=False)
+    message = str(caught.value)
+    assert TOKEN[3:] not in message
+    for where in (
+        ":1: name",
+        ":3: hub.token_env",
+        ":7: eval.templates[1]",
+        ":9: eval.class_names.AMD",
+        ":10: eval.class_names.<a key>",
+    ):
+        assert f"{path}{where}: looks like a Hugging Face token" in message, message
+    assert len(message.splitlines()) == 5  # nothing else: the other checks would repeat it
+
+
+def test_a_token_in_any_message_is_hidden():
+    problem = profiles.Problem(f"x.{TOKEN}", f"expected an integer, got 'x{TOKEN}'")
+    assert TOKEN[3:] not in problem.format(None)
+    assert "hf_<hidden>" in problem.format(None)
+
+
+@pytest.mark.parametrize("where", ["folder", "empty"])
+def test_a_profile_path_that_is_not_a_toml_file_is_one_line(tmp_path, where):
+    path = tmp_path / "p.toml"
+    if where == "folder":
+        path.mkdir()
+    else:
+        path.write_text("")
+    with pytest.raises(UserError) as caught:
+        profiles.load(path)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    expected = "is a folder: give the profile's TOML file" if where == "folder" else "required"
+    assert expected in message

@@ -57,6 +57,89 @@ def test_bad_rows_skipped_and_reported_on_request(tmp_path):
     assert table.skipped == [(3, "dataset_index 'x' is not an integer")]
 
 
+RAGGED = [
+    # (case, rows after the header, the bad row's line, its reason)
+    ("too many fields", "0,A,fine\n1,B,cut, here\n", 3, "4 fields, the header has 3: an unquoted"),
+    ("too few fields", "0,A,fine\n1,B\n", 3, "2 field(s), the header has 3: fields missing"),
+    (
+        "unclosed quote",
+        '0,A,"opens\n1,B,swallowed\n2,C,"closes"\n3,D,fine\n',
+        2,
+        "a quote opens on this line and is not closed, so lines 3-4 became part of this row",
+    ),
+    (
+        "unclosed quote at the end",
+        '0,A,fine\n1,B,"opens\n2,C,x\n',
+        3,
+        "a quote opens on this line and is not closed, so line 4 became",
+    ),
+    ("underscore in the index", "0,A,fine\n1_4,B,x\n", 3, "dataset_index '1_4' is not an integer"),
+    ("sign in the index", "0,A,fine\n+1,B,x\n", 3, "dataset_index '+1' is not an integer"),
+]
+
+
+@pytest.mark.parametrize("case,body,line,reason", RAGGED, ids=[c[0] for c in RAGGED])
+def test_malformed_rows_are_named_by_line_or_skipped(tmp_path, case, body, line, reason):
+    path = _csv(tmp_path, body)
+    with pytest.raises(UserError) as caught:
+        read_prompts(path, DataSection(), None)
+    assert f"line {line}: {reason}" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    table = read_prompts(path, DataSection(on_bad_row="skip"), None)
+    assert [where for where, _ in table.skipped] == [line]
+    assert reason in table.skipped[0][1]
+    assert all("\n" not in row.text for row in table.rows)  # nothing swallowed is kept
+
+
+def test_quoted_commas_quotes_and_line_breaks_are_prompts(tmp_path):
+    path = _csv(tmp_path, '0,A,"a, b ""c"""\n\n1,B,"findings:\ndisc pale"\n2,C,x\n')
+    table = read_prompts(path, DataSection(), None)
+    assert [(row.line, row.text) for row in table.rows] == [
+        (2, 'a, b "c"'),
+        (4, "findings:\ndisc pale"),
+        (6, "x"),
+    ]
+
+
+def test_a_repeated_needed_column_is_an_error_even_when_skipping(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("dataset_index,prompt,label,prompt\n0,x,A,y\n")
+    with pytest.raises(UserError, match=r"p.csv line 1: column 'prompt' appears 2 times"):
+        read_prompts(path, DataSection(on_bad_row="skip"), None)
+    path.write_text("dataset_index,label,prompt,note,note\n0,A,x,n,m\n")  # not a needed one
+    assert read_prompts(path, DataSection(), None).rows[0].text == "x"
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "p.csv is empty"),
+        (b"\xef\xbb\xbf\n\n", "p.csv is empty"),
+        (b"dataset_index,label,prompt\n", "p.csv has a header and no rows"),
+        (b"dataset_index,label,prompt\n0,A,ok\n1,A,caf\xe9\n", "p.csv line 3 is not UTF-8"),
+        (None, "p.csv is a folder"),
+    ],
+)
+def test_unreadable_files_are_one_line(tmp_path, content, message):
+    path = tmp_path / "p.csv"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(UserError) as caught:
+        read_prompts(path, DataSection(on_bad_row="skip"), None)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_preview_rows_have_the_header_width(tmp_path):
+    from retclip_pipeline.inspect_data import guess_columns, preview
+
+    path = _csv(tmp_path, "0,A,fine\n1,B,cut, here\n2\n")
+    header, rows = preview(path)
+    assert rows == [["0", "A", "fine"], ["1", "B", "cut"], ["2", "", ""]]
+    assert guess_columns(path)["index_column"] == "dataset_index"
+
+
 def test_missing_column_names_the_key_to_set(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("idx,label,prompt\n0,A,x\n")
