@@ -19,7 +19,7 @@ from typing import Any
 
 from . import convert_report, ownership
 from .atomic import atomic_open, concat_files, write_json, write_text
-from .errors import UserError
+from .errors import UserError, describe
 from .hub import SplitSource, open_splits, read_image_ref
 from .images import BadImage, convert_one
 from .profile import Profile, file_digest
@@ -159,17 +159,25 @@ def convert_batch(
         try:
             encoded = [convert_one(read_image_ref(ref), size, quality, crop) for ref in refs]
         except (BadImage, OSError) as exc:
-            out.append((index, None, None, str(exc) or type(exc).__name__))
+            out.append((index, None, None, describe(exc)))
             continue
         out.append((index, [e[0] for e in encoded], [e[1] for e in encoded], ""))
     return out
+
+
+def _finished(meta_path: Path, retry_bad: bool) -> bool:
+    """Whether a part file holds the chunk; with `retry_bad`, one that recorded bad images
+    does not: the user may have fixed them since."""
+    if not meta_path.exists():
+        return False
+    return not (retry_bad and json.loads(meta_path.read_text(encoding="utf-8"))["bad"])
 
 
 def _submit(
     pool: ProcessPoolExecutor, source: SplitSource, chunk: list[int], meta_path: Path, data
 ) -> tuple[dict[int, str | None], list] | None:
     """Start the workers on a chunk, unless a finished part file already holds it."""
-    if meta_path.exists():
+    if _finished(meta_path, retry_bad=data.on_bad_row == "error"):
         return None
     rows = source.rows(chunk)
     labels = {index: label for index, (_, label) in zip(chunk, rows, strict=True)}
@@ -228,17 +236,57 @@ def _convert_split(
             result.bad[index] = reason
         done += len(chunk)
         ctx.emit.progress(task, done, total, "images")
+    what = "skipped" if data.on_bad_row == "skip" else "bad"
+    places = _places(result)
     for index, reason in sorted(result.bad.items()):
-        ctx.emit.warn(f"{result.name}: skipped image at index {index}: {reason}")
+        ctx.emit.warn(f"{result.name}: {what} image at {places[index]}: {reason}")
     if result.selected and not result.images:
         index, reason = next(iter(sorted(result.bad.items())))
         raise UserError(
             f"no image of the {result.name} split could be read (index {index}: "
             f"{reason}): check hub.dataset and data.image_column"
         )
+
+
+def _places(result: SplitResult) -> dict[int, str]:
+    """'index 7 (prompts_train.csv line 9)' for each bad image: its data set row and the CSV
+    lines that point to it."""
+    lines: dict[int, list[str]] = {index: [] for index in result.bad}
+    for row in result.table.rows:
+        if row.index in lines:
+            lines[row.index].append(str(row.line))
+    places = {}
+    for index, found in lines.items():
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        places[index] = (
+            f"index {index} ({result.table.path.name} line{'s' * (len(found) > 1)} {shown})"
+        )
+    return places
+
+
+def check_bad_images(results: list[SplitResult], on_bad_row: str) -> None:
+    """With data.on_bad_row = "error", any unreadable or rejected image stops the conversion
+    with one line naming it; the finished part files stay, so a rerun resumes."""
+    bad = [(r, i, reason) for r in results for i, reason in sorted(r.bad.items())]
+    if not bad or on_bad_row != "error":
+        return
+    places = {r.name: _places(r) for r in results if r.bad}
+    shown = "; ".join(f"{r.name} split, {places[r.name][i]}: {reason}" for r, i, reason in bad[:3])
+    more = f" and {len(bad) - 3} more (listed in the warnings above)" if len(bad) > 3 else ""
+    raise UserError(
+        f"{len(bad)} image(s) could not be converted: {shown}{more}; fix the image or remove "
+        f'its CSV row(s), or set data.on_bad_row = "skip" to leave such images out'
+    )
+
+
+def _write_split(ctx: StageContext, result: SplitResult) -> None:
+    """Join a converted split's part files into its outputs."""
+    data = ctx.profile.data
+    parts = ctx.path("data", ".parts", ctx.fingerprint, result.name)
+    chunks = -(-len(result.selected) // CHUNK)
     data_dir = ctx.path("data")
     concat_files(
-        [parts / f"{n:05d}.tsv" for n in range(len(chunks))], data_dir / f"{result.name}_imgs.tsv"
+        [parts / f"{n:05d}.tsv" for n in range(chunks)], data_dir / f"{result.name}_imgs.tsv"
     )
     _write_texts(data_dir / f"{result.name}_texts.jsonl", result, data.eyes == "paired")
     with atomic_open(data_dir / f"{result.name}_images.jsonl", "w", newline="\n") as out:
@@ -311,11 +359,14 @@ def run(ctx: StageContext) -> dict[str, Any]:
             measured = pool.submit(convert_report.measure_tokens, profile.model.text, tables)
             for source, result in prepared:
                 _convert_split(ctx, pool, source, result)
+            results = [result for _, result in prepared]
+            check_bad_images(results, profile.data.on_bad_row)
             measured_tokens = measured.result()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    results = [result for _, result in prepared]
+    for result in results:
+        _write_split(ctx, result)
     report = convert_report.build(profile, results, measured_tokens)
     write_json(ctx.path("data", REPORT), report)
     text = convert_report.render(report)

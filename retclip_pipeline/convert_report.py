@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import describe
 from .profile import Profile
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ EXAMPLES = 10
 def _split_report(result: SplitResult) -> dict[str, Any]:
     kept = set(result.images)
     rows = [row for row in result.table.rows if row.index in kept]
-    disagreements = []
+    disagreements, examples = 0, []  # a count and the first few: not a list of every row
     for row in rows:
         dataset_label = result.images[row.index]["label"]
         if (
@@ -29,9 +30,16 @@ def _split_report(result: SplitResult) -> dict[str, Any]:
             and dataset_label
             and row.label.strip().lower() != dataset_label.strip().lower()
         ):
-            disagreements.append(
-                {"line": row.line, "index": row.index, "csv": row.label, "dataset": dataset_label}
-            )
+            disagreements += 1
+            if len(examples) < EXAMPLES:
+                examples.append(
+                    {
+                        "line": row.line,
+                        "index": row.index,
+                        "csv": row.label,
+                        "dataset": dataset_label,
+                    }
+                )
     distinct_in_csv = len({row.index for row in result.table.rows})
     return {
         "csv": str(result.table.path),
@@ -46,7 +54,7 @@ def _split_report(result: SplitResult) -> dict[str, Any]:
             1 for n in Counter(r.index for r in rows).values() if n > 1
         ),
         "texts_per_class": dict(sorted(Counter(row.label or "(none)" for row in rows).items())),
-        "label_disagreements": {"count": len(disagreements), "examples": disagreements[:EXAMPLES]},
+        "label_disagreements": {"count": disagreements, "examples": examples},
     }
 
 
@@ -59,7 +67,7 @@ def measure_tokens(text_tower: str, tables: dict[str, PromptTable]) -> dict[str,
     try:
         tokenizer = load_fast_tokenizer(text_tower)
     except Exception as exc:  # offline, unknown id: the report says so, conversion goes on
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        reason = f"{type(exc).__name__}: {describe(exc)}"
         return {
             "error": f"{reason[:200]}; {fetch_advice([text_tower])}",
             "vocab": vocab_language(text_tower),
@@ -164,26 +172,57 @@ def prompt_fit(
     return token_fit(profile, counts, texts, measured)
 
 
+# Near-duplicate search in blocks of test x train hashes: one block's distances take
+# TEST_BLOCK * TRAIN_BLOCK * 11 bytes (XOR words, their bit counts, the uint16 sums): 46 MB.
+TEST_BLOCK = 256
+TRAIN_BLOCK = 16384
+
+
 def _popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64, as uint8."""
     if hasattr(np, "bitwise_count"):
         return np.bitwise_count(values)
     table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-    return (
-        table[values.view(np.uint8)]
-        .reshape(values.shape[:-1] + (-1,))
-        .reshape(values.shape + (8,))
-        .sum(-1)
-    )
+    return table[values.view(np.uint8)].reshape(values.shape + (8,)).sum(-1, dtype=np.uint8)
 
 
 def _hashes(result: SplitResult) -> tuple[np.ndarray, np.ndarray]:
-    """Image ids and their hashes as rows of uint64 words (one row per distinct eye image)."""
-    ids, words = [], []
+    """Image ids and their hashes as rows of uint64 words (one row per distinct eye image),
+    in id order; parsed in one go, not through a Python int per word."""
+    ids, hexes = [], []
     for index, image in sorted(result.images.items()):
         for value in sorted(set(image["phash"])):
             ids.append(index)
-            words.append([int(value[i : i + 16], 16) for i in range(0, len(value), 16)])
-    return np.array(ids, dtype=np.int64), np.array(words, dtype=np.uint64).reshape(len(ids), -1)
+            hexes.append(value)
+    words = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=">u8").astype(np.uint64)
+    width = len(hexes[0]) // 16 if hexes else 4
+    return np.array(ids, dtype=np.int64), words.reshape(len(ids), width)
+
+
+def _distances(test: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Hamming distances of a block of test hashes to a block of train hashes, word by word:
+    no test x train x words array."""
+    total = np.zeros((len(test), len(train)), dtype=np.uint16)
+    for word in range(test.shape[1]):
+        total += _popcount(test[:, word, None] ^ train[None, :, word])
+    return total
+
+
+def nearest(test: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each test hash, the row of the nearest train hash (the first on ties) and its
+    distance, in bounded blocks over both."""
+    best = np.full(len(test), np.iinfo(np.uint16).max, dtype=np.uint16)
+    where = np.zeros(len(test), dtype=np.int64)
+    for t in range(0, len(test), TEST_BLOCK):
+        block_best, block_where = best[t : t + TEST_BLOCK], where[t : t + TEST_BLOCK]  # views
+        for r in range(0, len(train), TRAIN_BLOCK):
+            distance = _distances(test[t : t + TEST_BLOCK], train[r : r + TRAIN_BLOCK])
+            column = distance.argmin(axis=1)
+            found = distance[np.arange(len(column)), column]
+            better = found < block_best  # strictly: an earlier block keeps a tie, as argmin
+            block_best[better] = found[better]
+            block_where[better] = r + column[better]
+    return where, best
 
 
 def near_duplicates(train: SplitResult, test: SplitResult, bits: int) -> dict[str, Any]:
@@ -192,37 +231,32 @@ def near_duplicates(train: SplitResult, test: SplitResult, bits: int) -> dict[st
     test_ids, test_hashes = _hashes(test)
     matches: dict[int, tuple[int, int]] = {}
     if train_hashes.size and test_hashes.size:
-        for start in range(0, len(test_hashes), 128):  # blocks keep memory bounded
-            block = test_hashes[start : start + 128]
-            distance = _popcount(block[:, None, :] ^ train_hashes[None, :, :]).sum(
-                -1, dtype=np.int32
-            )
-            nearest = distance.argmin(axis=1)
-            best = distance[np.arange(len(block)), nearest]
-            for offset in np.nonzero(best <= bits)[0]:
-                test_id = int(test_ids[start + offset])
-                found = (int(train_ids[nearest[offset]]), int(best[offset]))
-                if test_id not in matches or found[1] < matches[test_id][1]:
-                    matches[test_id] = found
-    examples = [{"test": t, "train": m, "distance": d} for t, (m, d) in sorted(matches.items())]
+        where, best = nearest(test_hashes, train_hashes)
+        for row in np.nonzero(best <= bits)[0]:
+            test_id = int(test_ids[row])
+            found = (int(train_ids[where[row]]), int(best[row]))
+            if test_id not in matches or found[1] < matches[test_id][1]:
+                matches[test_id] = found
+    first = sorted(matches.items())[:EXAMPLES]
     return {
         "bits": bits,
         "test_images": len(test.images),
         "test_images_with_train_match": len(matches),
         "exact": sum(1 for _, d in matches.values() if d == 0),
-        "examples": examples[:EXAMPLES],
+        "examples": [{"test": t, "train": m, "distance": d} for t, (m, d) in first],
     }
 
 
 def cross_class_duplicates(result: SplitResult) -> int:
     """Images of one split that share an identical hash with an image of another class."""
-    labels_by_hash: dict[str, set[str]] = defaultdict(set)
-    members: dict[str, list[int]] = defaultdict(list)
+    label_of: dict[str, str | None] = {}  # hash -> its one label, None once it has two
+    count: Counter[str] = Counter()
     for index, image in result.images.items():
         key = image["phash"][0]
-        labels_by_hash[key].add(image["label"] or result.csv_labels.get(index) or "")
-        members[key].append(index)
-    return sum(len(members[k]) for k, labels in labels_by_hash.items() if len(labels) > 1)
+        label = image["label"] or result.csv_labels.get(index) or ""
+        label_of[key] = label if label_of.get(key, label) == label else None
+        count[key] += 1
+    return sum(n for key, n in count.items() if label_of[key] is None)
 
 
 def build(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 
 
 class UserError(Exception):
@@ -26,6 +27,17 @@ class DamagedOutput(UserError):
     def __init__(self, message: str, stage: str = "lmdb"):
         super().__init__(message)
         self.stage = stage
+
+
+# An object's default repr names its memory address ("<_io.BytesIO object at 0x7f...>").
+_ADDRESS = re.compile(r" (?:object )?at 0x[0-9a-fA-F]+")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception's first line, or its type's name when it has no message, without object
+    addresses: reports and error lines that quote it stay the same from run to run."""
+    text = str(exc).strip()
+    return _ADDRESS.sub("", text.splitlines()[0]) if text else type(exc).__name__
 
 
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}

@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import base64
 import io
+import re
+import warnings
 
 from PIL import Image, ImageOps
+
+from .errors import describe
 
 # A pixel at or below this grey level counts as border; fundus borders are near black but
 # carry JPEG noise.
 BORDER_LEVEL = 20
 # Below this share of the image the "fundus" is more likely a dark photo: leave it uncropped.
 MIN_CROP_AREA = 0.1
+# A longer side over this many times the shorter is no photograph of an eye: rejected.
+MAX_ASPECT = 10
+# Pillow's resize first box-averages by an integer factor that leaves the image at least this
+# many times the target size, then resamples; the square padding follows the same steps.
+REDUCING_GAP = 3.0
+BICUBIC = Image.Resampling.BICUBIC
 
 
 class BadImage(Exception):
@@ -51,10 +61,41 @@ def fundus_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     return box
 
 
+def _over_limit(pixels: str) -> BadImage:
+    return BadImage(
+        f"image of {pixels} pixels is over the {Image.MAX_IMAGE_PIXELS:,}-pixel limit "
+        f"(Pillow's Image.MAX_IMAGE_PIXELS, against decompression bombs)"
+    )
+
+
+def check_size(width: int, height: int) -> None:
+    """Reject, before decoding, an image whose size alone makes it unusable or dangerous: no
+    pixels, an absurd aspect ratio, or more pixels than Pillow's decompression-bomb limit."""
+    if width < 1 or height < 1:
+        raise BadImage(f"image of {width}x{height} pixels has no pixels")
+    long, short = max(width, height), min(width, height)
+    if long > MAX_ASPECT * short:
+        raise BadImage(
+            f"image of {width}x{height} pixels: its long side is {long / short:,.0f} times its "
+            f"short side, over the {MAX_ASPECT}:1 limit"
+        )
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        raise _over_limit(f"{width}x{height}")
+
+
 def _open(data: bytes, size: int, draft: bool) -> tuple[Image.Image, bool]:
     """Decode; with `draft`, a JPEG decodes at 1/2, 1/4 or 1/8 scale while it stays at least
     `size` a side. Returns the image and whether it was decoded at reduced scale."""
-    image = Image.open(io.BytesIO(data))
+    try:
+        with warnings.catch_warnings():  # check_size rejects it, with its size named
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:  # over twice the limit: Pillow refuses it
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _over_limit(f"{int(pixels[1]):,}" if pixels else "too many") from None
+    except Image.UnidentifiedImageError:
+        raise BadImage("not an image Pillow can read (unknown format or damaged header)") from None
+    check_size(*image.size)
     full_size = image.size
     if draft and image.format == "JPEG":
         image.draft("RGB", (size, size))
@@ -72,19 +113,44 @@ def normalise(data: bytes, size: int, crop_border: bool = True) -> Image.Image:
             # The reduced decode would leave the cropped fundus under target size: decode in full.
             image = ImageOps.exif_transpose(to_rgb(_open(data, size, draft=False)[0]))
             box = fundus_box(image) if crop_border else None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadImage(str(exc) or type(exc).__name__) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(describe(exc)) from None
     if box:
         image = image.crop(box)
-    side = max(image.size)
-    if image.width != image.height:
-        # Pad to a square on black so the round fundus keeps its shape.
+    return to_square(image, size)
+
+
+def to_square(image: Image.Image, size: int) -> Image.Image:
+    """A size x size image: `image` centred on a black square (so the round fundus keeps its
+    shape) and resized. The pixels are those of padding first and resizing the square with
+    Pillow's bicubic filter and reducing gap, but the padding comes after the reduction: a
+    long thin image never becomes a huge square in memory."""
+    width, height = image.size
+    side = max(width, height)
+    if width == height:
+        return (
+            image
+            if side == size
+            else image.resize((size, size), BICUBIC, reducing_gap=REDUCING_GAP)
+        )
+    factor = int(side / size / REDUCING_GAP) or 1
+    left, top = (side - width) // 2, (side - height) // 2
+    if factor == 1:  # the square is under 2 * REDUCING_GAP times the target side: small
         square = Image.new("RGB", (side, side))
-        square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-        image = square
-    if side != size:
-        image = image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    return image
+        square.paste(image, (left, top))
+        return square if side == size else square.resize((size, size), BICUBIC)
+    # Box-average only the image and the black around it out to the square's grid of
+    # factor x factor blocks (the blocks that straddle its edge average in some black), then
+    # lay the result on the reduced square: the same blocks as reducing the whole square.
+    x0, y0 = left - left % factor, top - top % factor
+    x1 = min(side, -(-(left + width) // factor) * factor)
+    y1 = min(side, -(-(top + height) // factor) * factor)
+    strip = Image.new("RGB", (x1 - x0, y1 - y0))
+    strip.paste(image, (left - x0, top - y0))
+    reduced = Image.new("RGB", (-(-side // factor),) * 2)
+    reduced.paste(strip.reduce(factor), (x0 // factor, y0 // factor))
+    del strip
+    return reduced.resize((size, size), BICUBIC, box=(0, 0, side / factor, side / factor))
 
 
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:

@@ -105,10 +105,14 @@ class DataSection:
     image_size: int = opt(224, "side of the square images written, in pixels", min=16, max=2048)
     crop_border: bool = opt(True, "crop the black border around the fundus before resizing")
     jpeg_quality: int = opt(95, "JPEG quality of the images written", min=50, max=100)
+    # Neutral: a conversion it lets finish writes the same files either way, and switching to
+    # "skip" after an error must resume from the finished part files, not start afresh.
     on_bad_row: str = opt(
         "error",
-        "a bad CSV row stops the run (error) or is skipped and reported (skip)",
+        "a bad CSV row or an unreadable image stops the run (error) or is skipped and "
+        "reported (skip)",
         choices=("error", "skip"),
+        neutral=True,
     )
     near_duplicate_bits: int = opt(
         12, "perceptual-hash distance (of 256 bits) counted as a near duplicate", min=0, max=128

@@ -65,6 +65,11 @@ def _no_column(tmp_path):
     _edit_csv(tmp_path / "set/prompts_train.csv", "dataset_index,", "idx,")
 
 
+def _corrupt_image(tmp_path):
+    victim = sorted((tmp_path / "set/train/Glaucoma").glob("*.jpg"))[1]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated
+
+
 def _malformed(tmp_path):
     (tmp_path / "profile.toml").write_text("name = 'x'\n[data\n")
 
@@ -143,6 +148,12 @@ BAD_INPUT = [
         {"data_extra": 'test_split = "valid"'},
         None,
         ["no split 'train', 'valid'", "data.test_split"],
+    ),
+    (
+        "corrupt image",
+        {},
+        _corrupt_image,
+        ["train split, index", "prompts_train.csv line", 'data.on_bad_row = "skip"'],
     ),
     ("malformed TOML", {}, _malformed, ["not valid TOML", "line 2"]),
     ("unknown key", {}, _unknown_key, ["sizing.sample", "did you mean 'samples'"]),

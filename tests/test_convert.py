@@ -83,13 +83,26 @@ def test_smoke_sizing_is_stratified_and_keeps_all_texts(tmp_path, demo_root):
     assert len(_read_tsv(data / "test_imgs.tsv")) == 10
 
 
+def _load(path: Path, on_bad_row: str = "error") -> profiles.Profile:
+    profile = profiles.load(path)
+    profile.data.on_bad_row = on_bad_row
+    return profile
+
+
+def _truncate_an_image(profile_path: Path) -> tuple[Path, bytes]:
+    """Damage one train image; returns it and its good bytes."""
+    victim = sorted((profile_path.parent / "set" / "train" / "Glaucoma").glob("*.jpg"))[1]
+    good = victim.read_bytes()
+    victim.write_bytes(good[:200])  # truncated
+    return victim, good
+
+
 def test_corrupt_image_is_skipped_counted_and_named(tmp_path, demo_profile):
-    root = demo_profile.parent / "set"
-    victim = sorted((root / "train" / "Glaucoma").glob("*.jpg"))[1]
-    victim.write_bytes(victim.read_bytes()[:200])  # truncated
+    # With "skip"; the default, "error", stops the run (the tests below).
+    _truncate_an_image(demo_profile)
     events = []
     run(
-        profiles.load(demo_profile),
+        _load(demo_profile, on_bad_row="skip"),
         demo_profile.parent / "run",
         events.append,
         selected=DATA_STAGES,
@@ -177,3 +190,84 @@ def test_a_split_with_no_readable_image_is_a_user_error(tmp_path, demo_profile):
             lambda e: None,
             selected=DATA_STAGES,
         )
+
+
+def _stop_on_the_corrupt_image(demo_profile, monkeypatch) -> tuple[Path, bytes, list]:
+    """Convert with one truncated image under the default on_bad_row = "error", in chunks of
+    8 images. Returns the image, its good bytes, and the list that records each chunk
+    converted from then on as (split, chunk number)."""
+    from retclip_pipeline import convert
+    from retclip_pipeline.errors import UserError
+    from retclip_pipeline.state import RunState
+
+    monkeypatch.setattr(convert, "CHUNK", 8)
+    victim, good = _truncate_an_image(demo_profile)
+    workdir = demo_profile.parent / "run"
+    with pytest.raises(UserError) as caught:
+        run(_load(demo_profile), workdir, lambda e: None, selected=DATA_STAGES)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("1 image(s) could not be converted: train split, index ")
+    assert "(prompts_train.csv line " in message and "truncated" in message.lower()
+    assert 'fix the image or remove its CSV row(s), or set data.on_bad_row = "skip"' in message
+    assert RunState.load(workdir).status("convert") == "failed"
+    assert not (workdir / "data" / "train_imgs.tsv").exists()
+    finished = list((workdir / "data" / ".parts").rglob("*.json"))
+    assert len(finished) == 8 + 4  # 59 train and 30 test images: every chunk is kept
+    converted = []
+    original = convert._write_chunk
+
+    def spy(parts, number, *rest):
+        converted.append((parts.name, number))
+        return original(parts, number, *rest)
+
+    monkeypatch.setattr(convert, "_write_chunk", spy)
+    return victim, good, converted
+
+
+def test_corrupt_image_stops_the_run_and_a_fixed_rerun_resumes(demo_profile, monkeypatch):
+    victim, good, converted = _stop_on_the_corrupt_image(demo_profile, monkeypatch)
+    victim.write_bytes(good)
+    workdir = demo_profile.parent / "run"
+    run(_load(demo_profile), workdir, lambda e: None, selected=DATA_STAGES)
+    report = json.loads((workdir / "data" / "convert_report.json").read_text())
+    assert report["splits"]["train"]["images_skipped"] == []
+    assert (
+        report["splits"]["train"]["images_written"] == report["splits"]["train"]["images_selected"]
+    )
+    assert len(converted) == 1 and converted[0][0] == "train"  # only the chunk it was in
+
+
+def test_switching_to_skip_after_a_stop_resumes(demo_profile, monkeypatch):
+    _, _, converted = _stop_on_the_corrupt_image(demo_profile, monkeypatch)
+    workdir = demo_profile.parent / "run"
+    events = []
+    run(_load(demo_profile, on_bad_row="skip"), workdir, events.append, selected=DATA_STAGES)
+    assert converted == []  # every finished chunk is used as it is
+    assert any("skipped image at index" in e.message for e in events if e.level == "warning")
+    report = json.loads((workdir / "data" / "convert_report.json").read_text())
+    assert len(report["splits"]["train"]["images_skipped"]) == 1
+    assert (
+        report["splits"]["train"]["images_written"]
+        == report["splits"]["train"]["images_selected"] - 1
+    )
+
+
+@pytest.mark.parametrize("tokenizer", ["tiny", "missing"])
+def test_report_is_the_same_byte_for_byte_on_a_second_conversion(demo_profile, tokenizer):
+    # An unreadable image's reason and a tokenizer's load error once quoted object reprs.
+    (sorted((demo_profile.parent / "set" / "test").rglob("*.jpg"))[0]).write_bytes(b"garbage")
+    reports = []
+    for name in ("one", "two"):
+        profile = _load(demo_profile, on_bad_row="skip")
+        if tokenizer == "missing":
+            profile.model.text = str(demo_profile.parent / "no-such-tokenizer")
+        workdir = demo_profile.parent / name
+        run(profile, workdir, lambda e: None, selected=["convert"])
+        text = (workdir / "data" / "convert_report.json").read_text(encoding="utf-8")
+        reports.append(text.replace(str(workdir), "<workdir>"))
+    assert reports[0] == reports[1]
+    assert "0x" not in reports[0]
+    report = json.loads(reports[0])
+    assert report["splits"]["test"]["images_skipped"][0]["reason"].startswith("not an image")
+    assert ("error" in report["tokens"]) == (tokenizer == "missing")

@@ -1,11 +1,25 @@
 import base64
 import io
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from retclip_pipeline.images import BadImage, convert_one, dhash, normalise
+from retclip_pipeline.images import (
+    BadImage,
+    check_size,
+    convert_one,
+    dhash,
+    fundus_box,
+    normalise,
+    to_square,
+)
+
+from .conftest import ROOT
 
 
 def _fundus(size=(400, 300), mode="RGB") -> Image.Image:
@@ -85,3 +99,112 @@ def test_hash_separates_different_images_and_keeps_reencoded_copies_close():
     a, b, c = dhash(first), dhash(copy), dhash(other)
     assert bin(a ^ b).count("1") <= 12
     assert bin(a ^ c).count("1") > 12
+
+
+def _pad_then_resize(image: Image.Image, size: int) -> Image.Image:
+    """What normalise did before it bounded memory: the whole square first, then the resize."""
+    side = max(image.size)
+    square = Image.new("RGB", (side, side))
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    if side == size:
+        return square
+    return square.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+@pytest.mark.parametrize(
+    "shape, size",
+    [
+        ((1300, 1200), 224),  # a fundus cropped by the frame: the usual case
+        ((1200, 1301), 224),
+        ((5999, 601), 33),  # long, with a reducing factor that does not divide the side
+        ((601, 5999), 224),
+        ((1601, 1599), 224),
+        ((400, 300), 32),
+        ((70, 7), 224),  # enlarged
+        ((16, 8), 16),  # padded, not resized
+        ((300, 300), 48),
+    ],
+)
+def test_square_output_is_identical_to_padding_first(shape, size):
+    noise = np.random.default_rng(sum(shape)).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    image = Image.fromarray(noise).resize(shape, Image.Resampling.BILINEAR)
+    assert to_square(image, size).tobytes() == _pad_then_resize(image, size).tobytes()
+
+
+def test_normalised_fundus_is_identical_to_padding_first():
+    from PIL import ImageDraw
+
+    clipped = Image.new("RGB", (1600, 1200))  # a fundus wider than the frame is high
+    ImageDraw.Draw(clipped).ellipse([150, -50, 1450, 1250], fill=(190, 80, 40))
+    source = _bytes(clipped)
+    decoded = Image.open(io.BytesIO(source)).convert("RGB")
+    cropped = decoded.crop(fundus_box(decoded))
+    assert cropped.width != cropped.height  # the padded path, not the square one
+    for size in (32, 224):
+        assert normalise(source, size).tobytes() == _pad_then_resize(cropped, size).tobytes()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A few-byte PNG whose header claims width x height (its pixel data is 1x1)."""
+    data = _bytes(Image.new("1", (1, 1)))
+    header = data[12:16] + struct.pack(">II", width, height) + data[24:29]
+    return data[:12] + header + struct.pack(">I", zlib.crc32(header)) + data[33:]
+
+
+@pytest.mark.parametrize(
+    "width, height, reason",
+    [
+        (30000, 30000, "image of 900,000,000 pixels is over the 89,478,485-pixel limit"),
+        (10000, 10000, "image of 10000x10000 pixels is over the 89,478,485-pixel limit"),
+    ],
+)
+def test_decompression_bomb_is_rejected_with_its_size(width, height, reason):
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's default, which the reasons quote
+    with pytest.raises(BadImage, match=reason):
+        normalise(_png_claiming(width, height), 32)
+
+
+def test_zero_size_and_unreadable_images_have_a_plain_reason():
+    with pytest.raises(BadImage, match="has no pixels"):
+        check_size(0, 5)
+    with pytest.raises(BadImage) as caught:
+        normalise(b"garbage", 32)
+    assert "0x" not in str(caught.value)  # no object address: reports stay reproducible
+
+
+_MEASURE = """
+import io, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # an old square fails, not swaps
+from PIL import Image
+from retclip_pipeline.images import BadImage, normalise
+width, height = int(sys.argv[1]), int(sys.argv[2])
+out = io.BytesIO()
+Image.new("L", (width, height)).save(out, format="PNG")
+try:
+    result = "x".join(map(str, normalise(out.getvalue(), 32).size))
+except BadImage as exc:
+    result = f"rejected: {exc}"
+print(result)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.parametrize(
+    "width, height, result",
+    [
+        (100_000, 1, "rejected: image of 100000x1 pixels: its long side is 100,000 times"),
+        (16_000, 2_000, "32x32"),  # padded first, a 16000 px square took over 1 GB
+    ],
+)
+def test_long_thin_images_take_little_memory(width, height, result):
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(width), str(height)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown, peak_mib = done.stdout.splitlines()
+    assert shown.startswith(result)
+    assert int(peak_mib) < 1024
