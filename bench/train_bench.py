@@ -195,9 +195,7 @@ def bench_steps(args) -> dict:
         measured = torch.cuda.max_memory_allocated()
         estimated_bytes = estimated.total - estimated.overhead  # the allocator's share
     else:
-        import resource
-
-        measured = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        measured = _peak_rss()
         estimated_bytes = estimated.total
     result = {
         "device": name,
@@ -218,6 +216,16 @@ def bench_steps(args) -> dict:
     }
     print(json.dumps(result))
     return result
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not keep the
+    forking parent's peak across exec)."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _rss() -> int:

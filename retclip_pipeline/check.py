@@ -305,3 +305,24 @@ def _token_check(profile: Profile) -> list[CheckItem]:
     findings = check(resolve_token(profile), where)
     names = ["token", "data set"]
     return [CheckItem(names[min(n, 1)], f.ok, f.message) for n, f in enumerate(findings)]
+
+
+def space_needed(profile: Profile, stage: str) -> str:
+    """About how much free space a stage's outputs take, for a disk-full message ("" when
+    it cannot be told)."""
+    from .convert import plan_counts
+    from .units import size
+
+    try:
+        images = sum(split["sampled"] for split in plan_counts(profile).values())
+        if stage in ("convert", "lmdb"):
+            return size(estimate_output_bytes(profile, images))
+        if stage == "train":
+            from .estimate import model_shapes
+
+            shapes = model_shapes(profile)
+            return size(training_output_bytes(profile, shapes.parameters, shapes.trainable))
+        # evaluate: features (four 512-wide float32 vectors an image and text) and figures
+        return size(images * 4 * 512 * 4 * 2 + 50e6)
+    except Exception:  # an estimate must never hide the disk-full message itself
+        return ""

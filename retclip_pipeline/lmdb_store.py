@@ -388,7 +388,10 @@ class LmdbReader:
     def pair(self, index: int) -> tuple[int | str, int, str]:
         record = self._record("pairs", str(index), 3)
         if record is None:
-            raise IndexError(index)
+            raise DamagedOutput(
+                f"{self.split_dir / 'pairs'} has no record under key '{index}' although it "
+                f"counts {self.num_samples}: {REBUILD}"
+            )
         return record  # type: ignore[return-value]
 
     def images_b64(self, patient_id: int | str) -> tuple[str, str] | None:

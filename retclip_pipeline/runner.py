@@ -280,7 +280,7 @@ def _run_stage(
         sink(Event(stage.name, "stage_failed", "interrupted: rerun to resume", level="warning"))
         raise StageInterrupted(f"{stage.name} interrupted; rerun to resume") from None
     except Exception as exc:
-        user = exc if isinstance(exc, UserError) else as_user_error(exc, str(workdir))
+        user = exc if isinstance(exc, UserError) else _user_error(exc, stage, profile, workdir)
         if user is None:
             raise
         if isinstance(exc, UserError) and "Original Traceback" in str(exc):
@@ -299,6 +299,16 @@ def _run_stage(
     state.mark(stage.name, "done", row.fingerprint, summary=summary, seconds=round(seconds, 2))
     sink(Event(stage.name, "stage_finished", f"done in {seconds:.1f} s", metrics=summary))
     return summary
+
+
+def _user_error(exc: Exception, stage: Stage, profile, workdir: Path) -> UserError | None:
+    """A full disk or a read-only folder as one line, with the space the stage needs."""
+    user = as_user_error(exc, str(workdir))
+    if user is not None and "disk full" in str(user):
+        from .check import space_needed
+
+        user = as_user_error(exc, str(workdir), space_needed(profile, stage.name))
+    return user
 
 
 def _record_failure(state: RunState, stage: str, fingerprint: str, status: str, error: str) -> None:

@@ -232,28 +232,6 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("case,overrides,damage,words", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
-def test_bad_input_is_one_line_and_exit_2(
-    tmp_path, demo_root, capsys, case, overrides, damage, words
-):
-    profile = _profile(tmp_path, demo_root, **overrides)
-    if damage:
-        damage(tmp_path)
-    args = ["--profile", str(profile)]
-    if case == "unknown stage":
-        args += ["--stages", "train-it"]
-    if case == "no stage":
-        args += ["--stages", " , "]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert TOKEN[3:] not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 @pytest.mark.parametrize("kind", ["os", "lmdb"])
 def test_disk_full_is_a_user_error_and_keeps_finished_work(
     tmp_path, demo_root, capsys, monkeypatch, kind

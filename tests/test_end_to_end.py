@@ -137,3 +137,85 @@ def test_token_never_reaches_a_file(tmp_path, monkeypatch):
     for path in Path(tmp_path).rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def _settled(path: Path) -> dict:
+    """evaluation_results.json without what differs from run to run (time, paths, and the
+    fingerprint, which holds the checkpoint file's identity)."""
+    results = json.loads(path.read_text())
+    for key in ("seconds", "checkpoint", "run", "fingerprint"):
+        results.pop(key, None)
+    return results
+
+
+@pytest.mark.slow
+def test_kill_in_every_stage_then_rerun_at_once_ends_as_an_uninterrupted_run(tmp_path, demo_root):
+    """kill -9 at seeded random moments across all four stages, one just after an epoch's
+    checkpoint is written; each rerun starts at once. The end matches a run never killed."""
+    import random
+
+    import torch
+
+    from .conftest import demo_toml, write_profile
+
+    train = {"epochs": 4, "save_every": 2, "workers": 2, "batch_size": 8, "lr": 0.0005}
+    profiles = {}
+    for name in ("whole", "killed"):
+        text = demo_toml(demo_root, workdir=str(tmp_path / name), train=train)
+        profiles[name] = write_profile(tmp_path, text, f"{name}.toml")
+    whole = run_cli("--profile", str(profiles["whole"]), timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    command = [sys.executable, "-m", "retclip_pipeline", "--profile", str(profiles["killed"])]
+    killed, rng, landed = tmp_path / "killed", random.Random(7), set()
+    events, epoch_file = killed / "events.jsonl", killed / "logs/t/checkpoints/epoch2.pt"
+    targets = ["convert", "convert", "lmdb", "train", "epoch file", "train", "evaluate"]
+    for target in targets + ["evaluate"]:
+        start = events.stat().st_size if events.exists() else 0
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stage = "train" if target == "epoch file" else target
+        started = f'"stage": "{stage}", "kind": "stage_started"'
+        deadline, kill_at = time.monotonic() + 300, None
+        while time.monotonic() < deadline and process.poll() is None:
+            if kill_at is None and events.exists():
+                with open(events, "rb") as handle:
+                    handle.seek(start)
+                    if started.encode() in handle.read():
+                        # The tiny LMDB build takes a blink: kill it on sight.
+                        delay = 0.0 if stage == "lmdb" else rng.uniform(0.0, 1.5)
+                        kill_at = time.monotonic() + delay
+            if target == "epoch file" and epoch_file.exists():  # just after an epoch save
+                break
+            if target != "epoch file" and kill_at is not None and time.monotonic() >= kill_at:
+                break
+            time.sleep(0.005)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        state = killed / "state.json"
+        if state.exists():
+            stages = json.loads(state.read_text())["stages"]
+            landed |= {name for name, entry in stages.items() if entry["status"] == "running"}
+    final = run_cli("--profile", str(profiles["killed"]), timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert {"convert", "lmdb", "train", "evaluate"} <= landed, landed  # kills landed in each
+    for name in OUTPUTS:
+        assert (tmp_path / "whole" / name).read_bytes() == (killed / name).read_bytes(), name
+    folder = "logs/t/checkpoints"
+    names = sorted(p.name for p in (killed / folder).iterdir())
+    assert names == ["epoch2.pt", "epoch4.pt", "epoch_latest.pt"], names
+    for name in names:
+        expected = torch.load(tmp_path / "whole" / folder / name, weights_only=True)
+        got = torch.load(killed / folder / name, weights_only=True)
+        for key, value in expected["state_dict"].items():
+            assert torch.equal(value, got["state_dict"][key]), (name, key)
+    assert (tmp_path / "whole/logs/t/metrics.jsonl").read_text() == (
+        killed / "logs/t/metrics.jsonl"
+    ).read_text()
+    results = "evaluation/evaluation_results.json"
+    assert _settled(tmp_path / "whole" / results) == _settled(killed / results)

@@ -185,7 +185,9 @@ try:
 except BadImage as exc:
     result = f"rejected: {exc}"
 print(result)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec.
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(int(status) // 1024)
 """
 
 

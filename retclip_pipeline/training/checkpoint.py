@@ -64,7 +64,7 @@ def set_aside(folder: Path, workdir: Path, keep: set[Path], emit) -> Path | None
         target.parent.mkdir(parents=True, exist_ok=True)
         total += path.stat().st_size
         os.replace(path, target)
-    checkpoints = sum(1 for p in owned if p.suffix == ".pt")
+    checkpoints = sum(1 for p in owned if p.parent.name == "checkpoints" and p.suffix == ".pt")
     emit.warn(
         f"the training outputs of earlier settings ({checkpoints} checkpoints, {size(total)}) "
         f"are set aside in {aside}: they are deleted once this run has written its first "

@@ -1,0 +1,282 @@
+"""Bad input of every kind a user can give (profile, CSV, data set, LMDB, checkpoint,
+folders): each ends with exit 2 and one line naming the file, key or line and what to do,
+no traceback, and the finished work is left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from retclip_pipeline.__main__ import main
+
+from .test_cli import BAD_INPUT, TOKEN, _profile, _profile_lines
+
+BOOKKEEPING = ("events.jsonl", "state.json", "manifest.txt", "run.lock", "profile.resolved.toml")
+
+
+def _build(tmp_path, stages="convert,lmdb,train") -> Path:
+    assert main(["--profile", str(tmp_path / "profile.toml"), "--stages", stages]) == 0
+    return tmp_path / "run"
+
+
+def _put(env: Path, key: bytes, value: bytes) -> None:
+    handle = lmdb.open(str(env), subdir=True)
+    with handle.begin(write=True) as txn:
+        txn.put(key, value)
+    handle.close()
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+class Foreign:  # a class a pickle can name: loading it could run code
+    pass
+
+
+def _truncated_test_lmdb(tmp_path):
+    _truncate(_build(tmp_path) / "lmdb/test/imgs/data.mdb")
+
+
+def _garbage_lmdb(tmp_path):
+    (_build(tmp_path) / "lmdb/test/pairs/data.mdb").write_bytes(b"not an lmdb" * 100)
+
+
+def _class_in_a_record(tmp_path):
+    run = _build(tmp_path, "convert,lmdb")
+    _put(run / "lmdb/train/pairs", b"0", pickle.dumps(Foreign(), protocol=4))
+
+
+def _pair_without_patient(tmp_path):
+    run = _build(tmp_path, "convert,lmdb")
+    _put(run / "lmdb/train/pairs", b"0", pickle.dumps((99999, 0, "x"), protocol=4))
+
+
+def _count_beyond_records(tmp_path):
+    run = _build(tmp_path, "convert,lmdb")
+    _put(run / "lmdb/train/pairs", b"num_samples", b"100000")
+
+
+def _to_resume(run: Path) -> None:
+    """The training as if cut off: its checkpoint is what a rerun reads."""
+    state = json.loads((run / "state.json").read_text())
+    state["stages"]["train"]["status"] = "interrupted"
+    (run / "state.json").write_text(json.dumps(state))
+    (run / ".receipts/train.json").unlink()
+
+
+def _garbage_checkpoint(tmp_path):
+    run = _build(tmp_path)
+    _to_resume(run)
+    (run / "logs/retclip/checkpoints/epoch_latest.pt").write_bytes(b"garbage" * 1000)
+
+
+def _truncated_checkpoint(tmp_path):
+    run = _build(tmp_path)
+    _to_resume(run)
+    _truncate(run / "logs/retclip/checkpoints/epoch_latest.pt")
+
+
+def _foreign_checkpoint(tmp_path):
+    import torch
+
+    _build(tmp_path)
+    torch.save({"state_dict": Foreign()}, tmp_path / "theirs.pt")
+
+
+def _init_garbage(tmp_path):
+    (tmp_path / "init.pt").write_bytes(b"garbage")
+    _profile_lines(model=f'init = "{tmp_path / "init.pt"}"')(tmp_path)
+
+
+def _workdir_is_a_file(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+
+
+def _not_utf8_profile(tmp_path):
+    (tmp_path / "profile.toml").write_bytes(b'name = "x"\n# \xff\xfe\n')
+
+
+def _name_with_a_slash(tmp_path):
+    path = tmp_path / "profile.toml"
+    path.write_text('name = "a/b"\n' + path.read_text())
+
+
+def _not_utf8_csv(tmp_path):
+    path = tmp_path / "set/prompts_train.csv"
+    path.write_bytes(path.read_bytes().replace(b"fundus", b"fund\xe9s", 1))
+
+
+def _empty_csv(tmp_path):
+    (tmp_path / "set/prompts_train.csv").write_text("")
+
+
+def _header_only_csv(tmp_path):
+    (tmp_path / "set/prompts_test.csv").write_text("dataset_index,label,prompt\n")
+
+
+def _unreadable_test_images(tmp_path):
+    for image in (tmp_path / "set" / "test").rglob("*.jpg"):
+        image.write_bytes(b"garbage")
+    _profile_lines(data='on_bad_row = "skip"')(tmp_path)
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from retclip_pipeline.runs import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+MORE = [
+    ("truncated LMDB", {}, _truncated_test_lmdb, ["lmdb/test/imgs/data.mdb is truncated"]),
+    ("not an LMDB", {}, _garbage_lmdb, ["lmdb/test/pairs is not a readable LMDB"]),
+    (
+        "LMDB record naming a class",
+        {},
+        _class_in_a_record,
+        ["lmdb/train/pairs", "key '0' is not one this pipeline wrote", "lmdb stage will run"],
+    ),
+    ("LMDB pair without its patient", {}, _pair_without_patient, ["patient 99999"]),
+    ("LMDB count beyond its records", {}, _count_beyond_records, ["has no record under key"]),
+    ("damaged checkpoint", {}, _garbage_checkpoint, ["epoch_latest.pt", "damaged or not a"]),
+    ("truncated checkpoint", {}, _truncated_checkpoint, ["epoch_latest.pt", "damaged or not"]),
+    ("checkpoint naming a class", {}, _foreign_checkpoint, ["theirs.pt", "could run code"]),
+    ("checkpoint not found", {}, _build, ["no checkpoint at", "nope.pt"]),
+    ("init not a checkpoint", {}, _init_garbage, ["init.pt", "damaged or not a checkpoint"]),
+    ("work folder is a file", {}, _workdir_is_a_file, ["cannot write to the work directory"]),
+    ("run going in another process", {}, None, ["already being run by process"]),
+    ("profile not UTF-8", {}, _not_utf8_profile, ["profile.toml", "not UTF-8"]),
+    (
+        "wrong type",
+        {},
+        _profile_lines(train='warmup_steps = "x"'),
+        ["train.warmup_steps", "integer"],
+    ),
+    (
+        "out of range",
+        {},
+        _profile_lines(train="save_every = 0"),
+        ["train.save_every", "at least 1"],
+    ),
+    ("unknown section", {}, _profile_lines(trian="epochs = 1"), ["trian", "did you mean 'train'"]),
+    (
+        "unknown choice",
+        {},
+        _profile_lines(train='precision = "fp8"'),
+        ["train.precision", "expected one of"],
+    ),
+    (
+        "paired without eye columns",
+        {},
+        _profile_lines(data='eyes = "paired"'),
+        ["data.left_text_column", 'required when data.eyes = "paired"'],
+    ),
+    ("name with a slash", {}, _name_with_a_slash, ["name", "letters, digits"]),
+    (
+        "token_env not a variable name",
+        {},
+        _profile_lines(hub='token_env = "my token"'),
+        ["hub.token_env"],
+    ),
+    (
+        "image column missing",
+        {},
+        _profile_lines(data='image_column = "img"'),
+        ["no column 'img'", "data.image_column"],
+    ),
+    (
+        "label column missing",
+        {},
+        _profile_lines(data='label_column = "diagnosis"'),
+        ["no column 'diagnosis'", "data.label_column"],
+    ),
+    ("CSV not UTF-8", {}, _not_utf8_csv, ["prompts_train.csv", "UTF-8"]),
+    ("CSV empty", {}, _empty_csv, ["prompts_train.csv", "is empty"]),
+    ("CSV header only", {}, _header_only_csv, ["prompts_test.csv", "no rows"]),
+    (
+        "every test image unreadable",
+        {},
+        _unreadable_test_images,
+        ["no image of the test split could be read", "data.image_column"],
+    ),
+    (
+        "class names not strings",
+        {},
+        _profile_lines(eval="class_names = { Healthy = 1 }"),
+        ["eval.class_names", "a table of strings"],
+    ),
+    (
+        "a token as a template",
+        {},
+        _profile_lines(eval=f'templates = ["{TOKEN} {{}}"]'),
+        ["eval.templates", "looks like a Hugging Face token"],
+    ),
+]
+EXTRA_ARGS = {
+    "unknown stage": ["--stages", "train-it"],
+    "no stage": ["--stages", " , "],
+    "checkpoint naming a class": ["--stages", "evaluate", "--checkpoint", "{tmp}/theirs.pt"],
+    "checkpoint not found": ["--stages", "evaluate", "--checkpoint", "{tmp}/nope.pt"],
+    "work folder is a file": ["--workdir", "{tmp}/afile"],
+}
+CASES = BAD_INPUT + MORE
+
+
+def _snapshot(run: Path) -> dict[str, str]:
+    """Every finished output's digest (the run's bookkeeping files aside)."""
+    if not run.is_dir():
+        return {}
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name not in BOOKKEEPING and ".receipts" not in p.parts
+    }
+
+
+def test_the_table_is_long_enough():
+    assert len(CASES) >= 40 and len({case for case, *_ in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case,overrides,damage,words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_keeps_finished_work(
+    tmp_path, demo_root, capsys, case, overrides, damage, words
+):
+    profile = _profile(tmp_path, demo_root, **overrides)
+    holder = None
+    if damage:
+        damage(tmp_path)
+    if case == "run going in another process":
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(tmp_path / "run")], stdout=subprocess.PIPE
+        )
+        assert holder.stdout.readline().strip() == b"held"
+    before = _snapshot(tmp_path / "run")
+    capsys.readouterr()
+    args = ["--profile", str(profile)]
+    args += [a.format(tmp=tmp_path) for a in EXTRA_ARGS.get(case, [])]
+    try:
+        assert main(args) == 2
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "weights_only=False" not in err
+    assert TOKEN[3:] not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    after = _snapshot(tmp_path / "run")
+    assert {k: v for k, v in after.items() if k in before} == before, "finished work changed"

@@ -1,0 +1,297 @@
+"""Nothing lost under faults: a user's files in the work folder, a damaged state file,
+changed settings, a kill just after an epoch's save, a killed pipeline's workers, a moved
+run folder, a torn events file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from retclip_pipeline import profile as profiles
+from retclip_pipeline.errors import StageInterrupted
+from retclip_pipeline.runner import run
+
+from .conftest import ROOT, demo_toml, write_profile
+
+TRAIN = {"batch_size": 16, "epochs": 2, "lr": 0.0005, "warmup_steps": 2, "workers": 0}
+
+
+def _profile(tmp_path, root, workdir: Path, train=None, name="p.toml") -> profiles.Profile:
+    text = demo_toml(root, workdir=str(workdir), train=TRAIN | (train or {}))
+    return profiles.load(write_profile(tmp_path, text, name))
+
+
+def _events(profile, **kwargs) -> list:
+    events = []
+    run(profile, profile.workdir_path(), events.append, **kwargs)
+    return events
+
+
+def _messages(events) -> str:
+    return "\n".join(e.message for e in events)
+
+
+USER_FILES = ["lmdb/keep", "evaluation/notes.md", "logs/t/mine.txt", "data/own.csv", "x.txt"]
+
+
+def test_a_users_files_in_the_work_folder_are_never_deleted(tmp_path, demo_root):
+    workdir = tmp_path / "mine"
+    for name in USER_FILES:
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / name).write_text("the user's own")
+    profile = _profile(tmp_path, demo_root, workdir)
+    _events(profile)
+    _events(profile, restart=True)  # discards every stage's outputs
+    profile.data.image_size = 24  # and a change that makes every stage stale
+    profile.train.lr = 0.001
+    _events(profile)
+    for name in USER_FILES:
+        assert (workdir / name).read_text() == "the user's own", name
+    assert (workdir / "evaluation" / "evaluation_results.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_damaged_state_file_is_rebuilt_and_nothing_is_retrained(tmp_path, demo_root, damage):
+    profile = _profile(tmp_path, demo_root, tmp_path / "run")
+    _events(profile)
+    checkpoint = tmp_path / "run/logs/t/checkpoints/epoch_latest.pt"
+    before = checkpoint.stat().st_mtime_ns
+    state = tmp_path / "run" / "state.json"
+    if damage == "corrupt":
+        state.write_text("{")
+    else:
+        state.unlink()
+    events = _events(profile)
+    text = _messages(events)
+    assert "rebuilt from their receipts" in text and "nothing was deleted" in text
+    assert sum(e.kind == "stage_skipped" for e in events) == 4, text
+    assert checkpoint.stat().st_mtime_ns == before
+
+
+def test_with_neither_state_nor_receipts_training_resumes_from_its_checkpoint(tmp_path, demo_root):
+    profile = _profile(tmp_path, demo_root, tmp_path / "run")
+    _events(profile)
+    (tmp_path / "run" / "state.json").unlink()
+    shutil.rmtree(tmp_path / "run" / ".receipts")
+    events = _events(profile)
+    assert "resuming at epoch 3" in _messages(events)  # both epochs were done: nothing redone
+    assert not any("set aside" in e.message for e in events)
+
+
+def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
+    tmp_path, demo_root, monkeypatch
+):
+    from retclip_pipeline import train
+    from retclip_pipeline.errors import UserError
+
+    profile = _profile(tmp_path, demo_root, tmp_path / "run")
+    _events(profile)
+    folder = tmp_path / "run/logs/t/checkpoints"
+    old = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # A change whose run fails before any step (a mistyped tower) loses nothing.
+    profile.model.text = "no-such-tower"
+    with pytest.raises(UserError):
+        _events(profile, selected=["train"])
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == old
+    # A change that trains: the old outputs are set aside, named with their size, and
+    # deleted once the first new checkpoint is written.
+    profile.model.text = "tiny"
+    profile.train.lr = 0.001
+    seen = {}
+    original = train.Trainer.save
+
+    def save(self, path):
+        if self.saved_at is None:
+            seen["before"] = sorted(p.name for p in folder.iterdir())
+        original(self, path)
+
+    monkeypatch.setattr(train.Trainer, "save", save)
+    text = _messages(_events(profile, selected=["train"]))
+    assert "are set aside in" in text and "superseded" in text and "2 checkpoints" in text
+    assert "deleted" in text and "this run's first checkpoint is written" in text
+    assert seen["before"] == sorted(old)  # untouched until the first new save
+    assert not list((tmp_path / "run" / "superseded").iterdir())
+    assert (folder / "epoch_latest.pt").read_bytes() != old["epoch_latest.pt"]
+
+
+@pytest.mark.parametrize("moment", ["after the epoch file", "after the latest"])
+def test_a_kill_just_after_an_epoch_save_loses_nothing(tmp_path, demo_root, monkeypatch, moment):
+    """epoch2.pt and metrics.jsonl's second line survive a kill at either moment."""
+    from retclip_pipeline import train
+    from retclip_pipeline.atomic import link_or_copy
+
+    whole = _profile(tmp_path, demo_root, tmp_path / "whole", {"epochs": 3, "save_every": 2})
+    _events(whole, selected=["convert", "lmdb", "train"])
+    cut = _profile(tmp_path, demo_root, tmp_path / "cut", {"epochs": 3, "save_every": 2}, "c.toml")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if moment == "after the epoch file":  # epoch2.pt written, epoch_latest.pt not yet
+        monkeypatch.setattr(train, "link_or_copy", killed, raising=False)
+        monkeypatch.setattr("retclip_pipeline.atomic.link_or_copy", killed)
+    else:  # both written, metrics.jsonl not yet
+        monkeypatch.setattr(train.Trainer, "write_history", lambda self: killed())
+    with pytest.raises(StageInterrupted):
+        _events(cut, selected=["convert", "lmdb", "train"])
+    monkeypatch.undo()
+    assert link_or_copy  # the real one again
+    _events(cut, selected=["train"])
+    folder = "logs/t/checkpoints"
+    names = sorted(p.name for p in (tmp_path / "cut" / folder).iterdir())
+    assert names == ["epoch2.pt", "epoch3.pt", "epoch_latest.pt"]
+    lines = (tmp_path / "cut/logs/t/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    for name in ("epoch2.pt", "epoch3.pt"):
+        expected = torch.load(tmp_path / "whole" / folder / name, weights_only=True)
+        got = torch.load(tmp_path / "cut" / folder / name, weights_only=True)
+        for key, value in expected["state_dict"].items():
+            assert torch.equal(value, got["state_dict"][key]), (name, key)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid:  # the parent's pid
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["convert", "train"])
+def test_a_killed_pipeline_reruns_at_once_and_its_workers_end(tmp_path, demo_root, stage):
+    train = {"epochs": 30, "workers": 2, "batch_size": 4}
+    profile = _profile(tmp_path, demo_root, tmp_path / "run", train)
+    if stage == "train":
+        run(profile, profile.workdir_path(), lambda e: None, selected=["convert", "lmdb"])
+    command = [sys.executable, "-m", "retclip_pipeline", "--profile", str(profile.source)]
+    process = subprocess.Popen(command + ["--stages", stage], cwd=ROOT, stderr=subprocess.DEVNULL)
+    events = profile.workdir_path() / "events.jsonl"
+    task = '"task": "epoch 1/30"' if stage == "train" else '"task": "train images"'
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if events.exists() and task in events.read_text():
+            break
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert workers, "no worker process to check"
+    os.kill(process.pid, signal.SIGKILL)  # the pipeline alone: its workers are orphaned
+    process.wait()
+    again = subprocess.run(
+        command + ["--stages", stage, "--dry-run"], cwd=ROOT, capture_output=True, text=True
+    )
+    rerun = subprocess.Popen(command + ["--stages", stage], cwd=ROOT, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60  # a bound for a stuck test, not a timing assertion
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers)), "the killed pipeline's workers linger"
+    _, err = rerun.communicate(timeout=600)
+    assert again.returncode == 0
+    assert rerun.returncode == 0, err.decode()[-2000:]
+    assert b"already being run" not in err
+
+
+def test_a_moved_run_folder_reruns_nothing(tmp_path, demo_root):
+    profile = _profile(tmp_path, demo_root, tmp_path / "here", {"epochs": 1})
+    _events(profile)
+    shutil.move(tmp_path / "here", tmp_path / "there")
+    profile.workdir = str(tmp_path / "there")
+    events = _events(profile)
+    assert sum(e.kind == "stage_skipped" for e in events) == 4, _messages(events)
+
+
+def test_a_torn_or_foreign_events_line_is_skipped(tmp_path):
+    from retclip_pipeline.events import Event, read_events
+    from retclip_pipeline.runs import EventFollower
+
+    good = Event("train", "log", "fine").to_json()
+    torn = good[:25]  # a writer killed mid-line; the next run appends on the same line
+    (tmp_path / "events.jsonl").write_bytes(
+        f"{good}\n{torn}{good}\n".encode() + b"\xff\xfe not json\n" + f"{good}\n".encode()
+    )
+    assert [e.message for e in read_events(tmp_path / "events.jsonl")] == ["fine"] * 3
+    assert [e.message for e in EventFollower(tmp_path).poll()] == ["fine"] * 3
+
+
+@pytest.mark.parametrize(
+    "stage,fault",
+    [
+        ("lmdb", "read-only"),
+        ("lmdb", "full"),
+        ("evaluate", "full"),
+        ("evaluate", "read-only"),
+    ],
+)
+def test_a_full_disk_or_read_only_folder_is_one_line_and_keeps_finished_work(
+    tmp_path, demo_root, capsys, monkeypatch, stage, fault
+):
+    """Even when the state file itself cannot be written any more."""
+    import errno
+
+    from retclip_pipeline import lmdb_store, state
+    from retclip_pipeline.__main__ import main
+
+    profile = _profile(tmp_path, demo_root, tmp_path / "run", {"epochs": 1})
+    before = ["convert"] if stage == "lmdb" else ["convert", "lmdb", "train"]
+    run(profile, profile.workdir_path(), lambda e: None, selected=before)
+    kept = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*.tsv")}
+
+    def broken(*args, **kwargs):
+        if stage == "lmdb":
+            words = "Read-only file system" if fault == "read-only" else "No space left on device"
+            raise lmdb_store_error(f"{tmp_path}/run/lmdb/.building: {words}")
+        raise OSError(
+            errno.EROFS if fault == "read-only" else errno.ENOSPC,
+            "refused",
+            str(tmp_path / "run/evaluation/report.md"),
+        )
+
+    import lmdb
+
+    lmdb_store_error = lmdb.Error
+    if stage == "lmdb":
+        monkeypatch.setattr(lmdb_store, "build_env", broken)
+    else:
+        monkeypatch.setattr("retclip_pipeline.evaluate.write_text", broken)
+    saves = []
+    real_save = state.RunState.save
+
+    def save(self):  # the state file fails too, once the stage has failed
+        if any(e.get("status") == "failed" for e in self.stages.values()):
+            saves.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        real_save(self)
+
+    monkeypatch.setattr(state.RunState, "save", save)
+    capsys.readouterr()
+    assert main(["--profile", str(profile.source), "--stages", stage]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    if fault == "full":
+        assert "disk full while writing" in lines[0] and "needs about" in lines[0]
+    else:
+        assert "read-only file system" in lines[0] and "--workdir" in lines[0]
+    assert saves  # the failing state write was tried, and did not hide the message
+    assert {p: p.read_bytes() for p in kept} == kept
