@@ -216,6 +216,10 @@ def _dry_run(profile, workdir: Path, selected: list[str] | None, gpu: str | None
                     f"           {split}: {counts['rows']} CSV rows on {counts['images']} images, "
                     f"{counts['sampled']} images in this run"
                 )
+            from .costs import sizing_lines
+
+            for line in sizing_lines(profile):
+                print(f"           {line}")
     return 0
 
 

@@ -260,3 +260,95 @@ def find_runs(*roots: Path) -> list[RunInfo]:
         for state in root.glob(f"*/{STATE_FILE}"):
             found[state.parent.resolve()] = state.stat().st_mtime
     return [run_info(path) for path in sorted(found, key=found.get, reverse=True)]
+
+
+@dataclass
+class StageState:
+    """A stage as the plan and the run's state see it: done, stale, resume, to run, or,
+    while a run goes or after it stopped, running, failed or interrupted."""
+
+    stage: str
+    status: str
+    reason: str = ""
+
+
+def stage_states(profile, workdir: Path) -> list[StageState]:
+    """The plan of `--dry-run` for the profile's settings, with what the run is doing."""
+    from .runner import plan
+
+    info = run_info(workdir)
+    states = []
+    for row in plan(profile, workdir):
+        name, status, reason = row.stage.name, row.status, row.reason
+        live = info.stages.get(name)
+        if info.running and live == "running":
+            status, reason = "running", ""
+        elif live in ("failed", "interrupted") and status == "resume":
+            status, reason = live, info.errors.get(name, "")
+        states.append(StageState(name, status, reason))
+    return states
+
+
+@dataclass
+class TrainedOutputs:
+    """Checkpoints in a run's training folder, as a question about them names them."""
+
+    checkpoints: int
+    size: int  # bytes
+    epoch: int  # epochs the metrics record
+    epochs: int | None  # epochs the run was set to, when its profile says
+
+    def describe(self) -> str:
+        from .units import size
+
+        of = f" of {self.epochs}" if self.epochs else ""
+        return (
+            f"epoch {self.epoch}{of}, {self.checkpoints} checkpoint"
+            f"{'s' if self.checkpoints != 1 else ''}, {size(self.size)}"
+        )
+
+
+def trained_outputs(profile, workdir: Path) -> TrainedOutputs | None:
+    """What a run with these settings would set aside: the training folder's checkpoints,
+    unless the training is current (done, or to resume with these settings)."""
+    states = {s.stage: s.status for s in stage_states(profile, workdir)}
+    if states.get("train") in ("done", "resume", "running", "failed", "interrupted"):
+        return None
+    folder = workdir / "logs" / profile.name
+    if not list((folder / "checkpoints").glob("*.pt")):
+        return None
+    return _describe_trained(folder, workdir)
+
+
+def _describe_trained(folder: Path, workdir: Path) -> TrainedOutputs:
+    checkpoints = sorted((folder / "checkpoints").glob("*.pt"))
+    epoch = 0
+    metrics = folder / "metrics.jsonl"
+    if metrics.is_file():
+        lines = metrics.read_text(encoding="utf-8", errors="replace").splitlines()
+        for line in reversed(lines):
+            try:
+                epoch = int(json.loads(line).get("epoch", 0))
+                break
+            except (ValueError, AttributeError):
+                continue
+    epochs = None
+    resolved = workdir / RESOLVED_PROFILE
+    if resolved.is_file():
+        import tomllib
+
+        try:
+            epochs = tomllib.loads(resolved.read_text(encoding="utf-8"))["train"]["epochs"]
+        except (tomllib.TOMLDecodeError, KeyError, TypeError):
+            epochs = None
+    total = sum(p.stat().st_size for p in checkpoints)
+    return TrainedOutputs(len(checkpoints), total, epoch, epochs)
+
+
+def trained_outputs_any(profile, workdir: Path) -> TrainedOutputs | None:
+    """The training folder's checkpoints whatever the plan says (for a question about an
+    unfinished training)."""
+    folder = workdir / "logs" / profile.name
+    if not list((folder / "checkpoints").glob("*.pt")):
+        return None
+    return _describe_trained(folder, workdir)

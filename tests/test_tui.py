@@ -183,8 +183,11 @@ def test_sizing_screen_estimates_and_rejects_a_bad_count(home):
             await goto(pilot, "SizingScreen")
             estimate = text_of(app.screen.query_one("#estimate"))
             assert "train: 59 of 59" in estimate and "disk" in estimate
-            app.screen.query_one("RadioSet").focus()
-            await pilot.press("down", "down", "enter")  # custom
+            app.screen.query_one("#mode").focus()
+            await pilot.press("end", "enter")  # custom, the last option
+            options = app.screen.query_one("#mode")
+            assert str(options.get_option("custom").prompt).startswith("(•) custom")
+            assert str(options.get_option("full").prompt).startswith("( ) full")
             await type_into(pilot, "#f-sizing--samples", "abc")
             await pilot.press("ctrl+n")
             assert screen_name(app) == "SizingScreen"

@@ -16,6 +16,8 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.profile import ProfileError
 
+from ..widgets.plan_line import PlanLine
+
 STEPS = ("start", "token", "data", "sizing", "prepare", "train", "evaluate", "save")
 TITLES = {
     "start": "Start",
@@ -78,8 +80,10 @@ class WizardScreen(Screen):
             Text.assemble((f" retclip  {number}/{len(STEPS)} ", "bold reverse"), " ", steps),
             id="steps",
         )
+        yield PlanLine(id="plan")
         with VerticalScroll(id="body"):
             yield from self.body()
+        yield from self.docked()
         yield Static("", id="error")
         with Horizontal(id="nav"):
             yield Button("Back", id="back", compact=True)
@@ -88,6 +92,13 @@ class WizardScreen(Screen):
 
     def body(self) -> ComposeResult:
         yield from ()
+
+    def docked(self) -> ComposeResult:
+        """Widgets kept in view under the scrolling body (a run's state and bars)."""
+        yield from ()
+
+    def refresh_plan(self) -> None:
+        self.query_one(PlanLine).refresh_plan()
 
     @property
     def session(self):
@@ -138,6 +149,7 @@ class WizardScreen(Screen):
                     shown.append(f"{problem.key}: {problem.message}")
             self.show_error("; ".join(shown) or "fix the fields marked in red")
             return False
+        self.refresh_plan()  # the stages' states follow every setting
         return True
 
     def show_later(self, selector: str, compute: Callable[[], Any], waiting: str = "") -> None:

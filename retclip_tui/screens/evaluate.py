@@ -13,7 +13,9 @@ from textual.widgets import Button, DataTable, Label, Static
 
 from retclip_pipeline import runs
 
+from ..dialogs import Question
 from ..session import run_roots, shown
+from ..widgets.run_panel import RunLog
 from .running import RunningScreen
 
 
@@ -23,7 +25,6 @@ class EvaluateScreen(RunningScreen):
     BINDINGS = [*RunningScreen.BINDINGS, Binding("ctrl+l", "full_size", "Full-size run")]
 
     def body(self) -> ComposeResult:
-        yield self.panel()
         yield Static("", id="where")
         yield Label("Metrics", classes="heading")
         yield DataTable(id="metrics", zebra_stripes=True)
@@ -34,6 +35,30 @@ class EvaluateScreen(RunningScreen):
         yield Static("", id="checklist")
         with Horizontal(classes="buttons"):
             yield Button("Run at full size (ctrl+l)", id="full", disabled=True, compact=True)
+        yield RunLog()
+
+    def action_start_run(self) -> None:
+        """Evaluating a training that has not finished says so first."""
+        if not self.before_start():
+            return
+        plan = {s.stage: s for s in runs.stage_states(self.session.profile, self.session.workdir)}
+        train = plan.get("train")
+        if train is None or train.status == "done":
+            super().action_start_run()
+            return
+        at = runs.trained_outputs_any(self.session.profile, self.session.workdir)
+        question = (
+            f"The training is {train.status}"
+            + (f" ({at.describe()})" if at else "")
+            + ": evaluate its latest checkpoint anyway? (Train's ctrl+g finishes it first.)"
+        )
+        answers = [("evaluate", "Evaluate anyway", "e"), ("cancel", "Cancel", "c")]
+
+        def answered(answer: str | None) -> None:
+            if answer == "evaluate":
+                RunningScreen.action_start_run(self)
+
+        self.app.push_screen(Question(question, answers, "cancel"), answered)
 
     def on_mount(self) -> None:
         self.show_results()
@@ -51,9 +76,12 @@ class EvaluateScreen(RunningScreen):
             self.query_one("#where", Static).update("no evaluation yet: ctrl+g runs it")
             return
         folder = self.session.workdir / "evaluation"
-        self.query_one("#where", Static).update(
-            f"report: {shown(folder / 'report.md')}\nfigures: {shown(folder)}/*.png"
-        )
+        where = Text(f"report: {shown(folder / 'report.md')}\nfigures: {shown(folder)}/*.png")
+        verdict = self.show_checklist()
+        if verdict is not None:  # in view at the top of the screen
+            where.append("\n")
+            where.append_text(verdict)
+        self.query_one("#where", Static).update(where)
         table = self.query_one("#metrics", DataTable)
         table.clear(columns=True)
         table.add_column("metric", width=36)
@@ -77,7 +105,6 @@ class EvaluateScreen(RunningScreen):
                 table.add_row(f"linear probe {key}", f"{value:.3f}")
         self.show_classes(results)
         self.show_compare()
-        self.show_checklist()
 
     def show_classes(self, results: dict) -> None:
         table = self.query_one("#classes", DataTable)
@@ -111,11 +138,12 @@ class EvaluateScreen(RunningScreen):
                 values = row(info.workdir)
                 table.add_row(*[_fmt(values.get(t, "")) for t in titles])
 
-    def show_checklist(self) -> None:
+    def show_checklist(self) -> Text | None:
+        """The smoke run's checklist below; its verdict returned for the top line."""
         from retclip_pipeline.smoke import checklist
 
         if self.session.profile.sizing.mode != "smoke":
-            return
+            return None
         items = checklist(self.session.workdir)
         text = Text("Smoke run checklist\n", "bold")
         for item in items:
@@ -123,30 +151,47 @@ class EvaluateScreen(RunningScreen):
             text.append(" pass " if ok else " FAIL ", "bold green" if ok else "bold red")
             text.append(f" {item.name}: {item.detail}\n")
         passed = all(item.ok for item in items)
-        text.append(
-            "All passed: ctrl+l reruns at full size with the same settings."
+        verdict = (
+            Text("smoke checklist: all passed: ctrl+l runs the same settings at full size", "green")
             if passed
-            else "Fix what failed before a full run.",
-            "green" if passed else "red",
+            else Text(
+                f"smoke checklist: {sum(not i.ok for i in items)} failed (below): fix them "
+                "before a full run",
+                "red",
+            )
         )
         self.query_one("#checklist", Static).update(text)
         self.query_one("#full", Button).disabled = not passed
+        return verdict
 
     def on_button_pressed(self, event) -> None:
         if event.button.id == "full":
             self.action_full_size()
 
     def action_full_size(self) -> None:
-        """The same settings at full size, in a run directory of its own; then convert."""
+        """The smoke run's settings at full size (the core's `promote`), in a run folder of
+        its own; every stage of it starts at once, to the evaluation."""
+        from retclip_pipeline import profile as profiles
+        from retclip_pipeline.errors import UserError
+        from retclip_pipeline.promote import promote
+
         if self.query_one("#full", Button).disabled:
             return
         session = self.session
-        name = session.profile.name.removesuffix("-smoke") + "-full"
-        workdir = session.profile.workdir_path().parent / name
-        session.update({"name": name, "workdir": str(workdir), "sizing.mode": "full"})
-        session.run_dir = None
-        session.autostart = True
+        try:
+            path = promote(session.workdir)
+            session.profile = profiles.load(path, check_files=False)
+            session.run_dir = session.profile.workdir_path()
+            pid = runs.start_detached(path, session.run_dir, env=session.env())
+        except (UserError, OSError) as exc:
+            self.show_error(f"cannot start the full-size run: {exc}")
+            return
+        session.pid = pid
         self.app.goto("prepare")
+        self.app.notify(
+            f"full-size run started in {shown(session.run_dir)} (pid {pid}): every stage, "
+            "to the evaluation; you may leave, it goes on"
+        )
 
 
 def _zero_shot(results: dict) -> dict[str, dict]:

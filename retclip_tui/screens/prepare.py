@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from ..session import shown
+from ..widgets.run_panel import RunLog
 from .running import RunningScreen
 
 
@@ -20,7 +21,7 @@ class PrepareScreen(RunningScreen):
             "The run goes on if you leave; ctrl+g starts or resumes it.",
             id="what",
         )
-        yield self.panel()
+        yield RunLog()
 
     def on_run_panel_finished(self, message) -> None:
         if message.ok:

@@ -1,15 +1,23 @@
-"""A wizard step that runs stages: the run panel, its keys, and Next only once they are done."""
+"""A wizard step that runs stages: the run panel in view under the body, its keys, Next only
+once the plan calls its stages done, and a question before work would be set aside."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from textual.app import ComposeResult
 from textual.binding import Binding
 
+from retclip_pipeline import runs
+
+from ..dialogs import Question
 from ..widgets.run_panel import RunPanel
 from .base import WizardScreen
 
 
 class RunningScreen(WizardScreen):
-    STAGES: tuple[str, ...] = ()
+    STAGES: tuple[str, ...] = ()  # what this step shows
+    RUNS: tuple[str, ...] | None = None  # what its start runs (default: STAGES)
     BINDINGS = [
         *WizardScreen.BINDINGS,
         Binding("ctrl+g", "start_run", "Start/Resume"),
@@ -21,12 +29,41 @@ class RunningScreen(WizardScreen):
             self.session.autostart = False
             self.call_after_refresh(self.action_start_run)
 
-    def panel(self) -> RunPanel:
-        return RunPanel(list(self.STAGES), id="panel")
+    def docked(self) -> ComposeResult:
+        yield RunPanel(list(self.RUNS or self.STAGES), id="panel")
 
     def action_start_run(self) -> None:
-        if self.before_start():
-            self.query_one(RunPanel).start()
+        if not self.before_start():
+            return
+        at_risk = runs.trained_outputs(self.session.profile, self.session.workdir)
+        if at_risk is None:
+            self.confirmed_start()
+            return
+        question = (
+            f"These settings differ from those that trained the model in "
+            f"{self.session.workdir} ({at_risk.describe()}). Running them there sets it "
+            f"aside, and deletes it once the new training writes its first checkpoint.\n\n"
+            f"Start in a new run folder instead (the model stays where it is)?"
+        )
+        answers = [("new", "New run folder", "n"), ("here", "Set it aside", "s")]
+        answers.append(("cancel", "Cancel", "c"))
+        self.app.push_screen(Question(question, answers, "new"), self._answered)
+
+    def _answered(self, answer: str | None) -> None:
+        if answer == "new":  # a fresh folder: every stage up to this step's runs there
+            self.session.profile.workdir = str(next_free(self.session.workdir))
+            self.session.run_dir = None
+            from retclip_pipeline.runner import stage_names
+
+            names = stage_names()
+            last = max(names.index(stage) for stage in self.RUNS or self.STAGES)
+            self.confirmed_start(names[: last + 1])
+        elif answer == "here":
+            self.confirmed_start()
+
+    def confirmed_start(self, stages: list[str] | None = None) -> None:
+        self.query_one(RunPanel).start(stages=stages)
+        self.refresh_plan()
 
     def action_stop_run(self) -> None:
         self.query_one(RunPanel).stop()
@@ -40,10 +77,22 @@ class RunningScreen(WizardScreen):
             event.stop()
             self.action_start_run()
 
+    def on_run_panel_finished(self, message) -> None:
+        self.refresh_plan()
+
     def commit(self) -> bool:
         if not self.apply_fields():
             return False
-        if not self.query_one(RunPanel).done:
-            self.show_error(f"{' and '.join(self.STAGES)} must finish first: ctrl+g starts")
+        blocked = self.query_one(RunPanel).blocked()
+        if blocked:
+            self.show_error(blocked)
             return False
         return True
+
+
+def next_free(workdir: Path) -> Path:
+    """runs/full -> runs/full-2 (or -3, ...): a run folder nothing is in yet."""
+    number = 2
+    while workdir.with_name(f"{workdir.name}-{number}").exists():
+        number += 1
+    return workdir.with_name(f"{workdir.name}-{number}")

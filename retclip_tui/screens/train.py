@@ -10,7 +10,9 @@ from textual.widgets import Button, Label, Sparkline, Static
 
 from retclip_pipeline.model.build import VISION_PRESETS
 from retclip_pipeline.model.tokenizer import TEXT_PRESETS
+from retclip_pipeline.units import duration
 
+from ..widgets.run_panel import RunLog
 from .base import Field
 from .running import RunningScreen
 
@@ -25,19 +27,27 @@ KNOBS = (
 
 
 class TrainScreen(RunningScreen):
+    HELP = (
+        "Train RET-CLIP on the LMDB the Prepare step built, then evaluate it: one start "
+        "(ctrl+g) runs both, and goes on if you leave. Tower presets: image "
+        + ", ".join(VISION_PRESETS)
+        + "; text "
+        + ", ".join(TEXT_PRESETS)
+        + "; or a hub id or a local folder."
+    )
     STEP = "train"
     STAGES = ("train",)
+    RUNS = ("train", "evaluate")  # one start runs to the evaluation: leave it, it ends there
 
     def body(self) -> ComposeResult:
         p = self.session.profile
-        yield Static(
-            f"presets: image {', '.join(VISION_PRESETS)}; text {', '.join(TEXT_PRESETS)} "
-            "(or a hub id / local folder)",
-            classes="hint",
-        )
-        for dotted, label in KNOBS:
-            section, key = dotted.split(".")
-            yield Field(dotted, label, getattr(getattr(p, section), key))
+        yield Static("towers: a preset (F1 lists them), a hub id or a local folder", classes="hint")
+        with Horizontal(id="knobs"):  # two columns: the settings take three lines at 80x24
+            for column in (KNOBS[:3], KNOBS[3:]):
+                with Vertical():
+                    for dotted, label in column:
+                        section, key = dotted.split(".")
+                        yield Field(dotted, label, getattr(getattr(p, section), key))
         with Horizontal(classes="buttons"):
             yield Button("Estimate memory and time", id="estimate", compact=True)
         yield Static("", id="device")
@@ -49,11 +59,12 @@ class TrainScreen(RunningScreen):
                 yield Label("validation loss", id="val-label")
                 yield Sparkline([], id="val")
         yield Static("", id="live")
-        yield self.panel()
+        yield RunLog()
 
     def on_mount(self) -> None:
         self.losses: list[float] = []
         self.vals: list[float] = []
+        self.epochs = 0
         self.show_later("#device", detect_device)
 
     def on_button_pressed(self, event) -> None:
@@ -77,14 +88,18 @@ class TrainScreen(RunningScreen):
 
     def on_run_panel_followed(self, message) -> None:
         event = message.event
+        if event.stage != "train":
+            return
+        if event.kind == "stage_started" and "resuming" not in event.message:
+            self.losses, self.vals, self.epochs = [], [], 0  # a new training: fresh curves
+            self.show_curves()
         metrics = event.metrics or {}
-        if event.kind != "metric" or event.stage != "train":
+        if event.kind != "metric":
             return
         if "train_loss" in metrics:  # an epoch ended
+            self.epochs = int(metrics.get("epoch", self.epochs))
             if "val_loss" in metrics:
                 self.vals.append(float(metrics["val_loss"]))
-                self.query_one("#val", Sparkline).data = list(self.vals)
-                self.query_one("#val-label", Label).update(f"validation loss {self.vals[-1]:.3f}")
             checkpoints = sorted(p.name for p in self.session.workdir.rglob("checkpoints/*.pt"))
             self.query_one("#live", Static).update(
                 f"epoch {metrics.get('epoch')}: train loss {metrics['train_loss']}; "
@@ -92,12 +107,30 @@ class TrainScreen(RunningScreen):
             )
         elif "loss" in metrics:
             self.losses.append(float(metrics["loss"]))
-            self.query_one("#loss", Sparkline).data = self.losses[-200:]
-            eta = metrics.get("eta_s")
-            self.query_one("#loss-label", Label).update(
-                f"loss {self.losses[-1]:.3f}, {metrics.get('samples_per_s', 0):.0f}/s"
-                + (f", ETA {eta:.0f} s" if eta is not None else "")
-            )
+            rate, eta = metrics.get("samples_per_s"), metrics.get("eta_s")
+            pace = f"{rate:.0f} samples/s" if rate else ""
+            if eta is not None:
+                pace += f", ETA {duration(eta)} to the end of training"
+            self.query_one("#live", Static).update(f"step {metrics.get('step')}: {pace}")
+        self.show_curves()
+
+    def show_curves(self) -> None:
+        """Each curve with its last value, its range and how many points it has."""
+        self.query_one("#loss", Sparkline).data = self.losses[-200:]
+        self.query_one("#val", Sparkline).data = list(self.vals)
+        loss = "loss"
+        if self.losses:
+            recent = self.losses[-200:]
+            loss += f" {recent[-1]:.3f} ({_range(recent)}, {len(self.losses)} logs)"
+        self.query_one("#loss-label", Label).update(loss)
+        val = "val loss"
+        if self.vals:
+            val += f" {self.vals[-1]:.3f} ({_range(self.vals)}, {len(self.vals)} epochs)"
+        self.query_one("#val-label", Label).update(val)
+
+
+def _range(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
 
 
 def detect_device() -> str:

@@ -1,6 +1,7 @@
 """The one way the TUI runs long work: a detached pipeline process, followed through its
-events.jsonl and state.json. Progress bars with rate and ETA, a live log, start / stop /
-resume, a stalled flag, and a failed stage's one-line reason."""
+events.jsonl and state.json. Progress bars with rate and ETA, start / stop / resume, a
+stalled flag, and a failed stage's one-line reason, kept in view under the screen's body;
+the live log goes to the screen's RunLog."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Label, ProgressBar, RichLog, Static
 
-from retclip_pipeline import runs
+from retclip_pipeline import runs, units
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.events import Event
 
@@ -18,12 +19,14 @@ MAX_BARS = 2  # the latest tasks; older ones are finished or in the log
 
 
 def human(value: float, unit: str | None) -> str:
-    if unit in ("B", "bytes"):
-        for scale, suffix in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-            if value >= scale:
-                return f"{value / scale:.1f} {suffix}"
-        return f"{value:.0f} B"
-    return f"{value:,.0f} {unit or ''}".strip()
+    return units.amount(value, unit)
+
+
+class RunLog(RichLog):
+    """The run's log lines, in the scrolling body of the screen that runs it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(id="run-log", max_lines=400, wrap=True, markup=False, **kwargs)
 
 
 class TaskBar(Horizontal):
@@ -43,7 +46,9 @@ class TaskBar(Horizontal):
         elapsed = event.time - self.first[0]
         rate = (done - self.first[1]) / elapsed if elapsed > 0 else 0
         self.bar.update(total=event.total, progress=done)
-        detail = f"{human(rate, event.unit)}/s" if rate > 0 else human(done, event.unit)
+        detail = units.rate(rate, event.unit) if rate > 0 else human(done, event.unit)
+        if rate > 0 and event.total and done < event.total:
+            detail += f", ETA {units.duration((event.total - done) / rate)}"
         if event.message:
             detail = event.message
         self.detail.update(detail[:30])
@@ -74,7 +79,6 @@ class RunPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="run-status")
         yield Vertical(id="bars")
-        yield RichLog(id="run-log", max_lines=400, wrap=True, markup=False)
         with Horizontal(classes="buttons"):
             yield Button("Start", id="run-start", variant="success", compact=True)
             yield Button("Stop", id="run-stop", variant="error", compact=True)
@@ -82,6 +86,10 @@ class RunPanel(Vertical):
     @property
     def session(self):
         return self.app.session
+
+    def log_line(self, text) -> None:
+        for log in self.screen.query(RunLog):
+            log.write(text)
 
     def on_mount(self) -> None:
         self.follower = runs.EventFollower(self.session.workdir)
@@ -94,29 +102,39 @@ class RunPanel(Vertical):
             event.stop()
             self.stop()
 
-    def start(self, restart: bool = False) -> None:
+    def start(self, restart: bool = False, stages: list[str] | None = None) -> None:
+        """Start the pipeline on this panel's stages (or `stages`), detached."""
         session = self.session
         try:
             profile_path = session.write_run_profile()
             session.pid = runs.start_detached(
-                profile_path, session.workdir, self.stages, restart, env=session.env()
+                profile_path, session.workdir, stages or self.stages, restart, env=session.env()
             )
         except (UserError, OSError) as exc:
             self.query_one("#run-status", Static).update(Text(f"cannot start: {exc}", "red"))
             return
         self.ended = None
-        self.query_one(RichLog).write(f"started {', '.join(self.stages)} (pid {session.pid})")
+        if self.follower is None or self.follower.path.parent != session.workdir:
+            self.follower = runs.EventFollower(session.workdir)  # a new folder's own events
+        self.log_line(f"started {', '.join(stages or self.stages)} (pid {session.pid})")
         self.poll()
 
     def stop(self) -> None:
         if runs.stop(self.session.workdir):
-            self.query_one(RichLog).write("stopping: the stage ends cleanly; Start resumes it")
+            self.log_line("stopping after the step under way: Start resumes from there")
 
     def poll(self) -> None:
         assert self.follower is not None
+        turns = False
         for event in self.follower.poll():
             self._show(event)
             self.post_message(self.Followed(event))
+            turns = turns or event.kind in ("stage_started", "stage_finished", "stage_failed")
+        if turns:  # a stage began or ended: the plan line says so
+            from ..widgets.plan_line import PlanLine
+
+            for line in self.screen.query(PlanLine):
+                line.refresh_plan()
         self._status()
 
     def _show(self, event: Event) -> None:
@@ -136,38 +154,74 @@ class RunPanel(Vertical):
             return
         if event.message:
             style = {"warning": "yellow", "error": "bold red"}.get(event.level)
-            self.query_one(RichLog).write(Text(f"[{event.stage}] {event.message}", style or ""))
+            self.log_line(Text(f"[{event.stage}] {event.message}", style or ""))
+
+    def plan(self) -> dict:
+        """This panel's stages as the plan sees them (the screen's plan line computes it off
+        the UI thread; until it has, from the state file alone)."""
+        from ..widgets.plan_line import PlanLine
+
+        lines = self.screen.query(PlanLine)
+        states = lines.first().states if lines else []
+        if not states:
+            info = runs.run_info(self.session.workdir)
+            return {s: runs.StageState(s, info.stages.get(s, "to run")) for s in self.stages}
+        return {s.stage: s for s in states if s.stage in self.stages}
 
     def _status(self) -> None:
         info = runs.run_info(self.session.workdir)
-        mine = {s: info.stages.get(s, "to run") for s in self.stages}
-        text = Text("  ".join(f"{s}: {status}" for s, status in mine.items()))
+        plan = self.plan()
+        states = {
+            stage: (
+                "running"
+                if info.running and info.stages.get(stage) == "running"
+                else plan[stage].status
+                if stage in plan
+                else "to run"
+            )
+            for stage in self.stages
+        }
+        text = Text("  ".join(f"{s}: {status}" for s, status in states.items()))
         if info.running:
-            text.append(f"   running (pid {info.pid})", "green")
+            text.append(f"   running (pid {info.pid}): leave it, it goes on", "green")
             if info.stalled:
                 text.append("  STALLED: no event for 5 min; check pipeline.log", "bold red")
         else:
-            for stage, status in mine.items():
-                if status in ("failed", "interrupted"):
-                    reason = info.errors.get(stage, "stopped")
-                    text.append(f"\n{stage} {status}: {reason}. Fix it, then Start resumes.", "red")
+            for stage, state in plan.items():
+                if state.status in ("failed", "interrupted"):
+                    reason = info.errors.get(stage) or state.reason or "stopped"
+                    text.append(f"\n{stage} {state.status}: {reason}", "red")
+                    text.append(" Fix it, then ctrl+g resumes.", "red")
+                    break
+                if state.status == "stale":
+                    text.append(f"\n{stage}: {state.reason}: ctrl+g runs it again", "yellow")
                     break
         self.query_one("#run-status", Static).update(text)
         self.query_one("#run-start", Button).disabled = info.running
         self.query_one("#run-stop", Button).disabled = not info.running
-        all_done = all(status == "done" for status in mine.values())
+        values = set(states.values())
         self.query_one("#run-start", Button).label = (
             "Run again"
-            if all_done
+            if values == {"done"}
             else "Resume"
-            if any(v != "to run" for v in mine.values())
+            if values & {"resume", "failed", "interrupted"}
             else "Start"
         )
         if not info.running and self.ended is not None:
-            ok, self.ended = self.ended and all_done, None
+            ok, self.ended = self.ended and values == {"done"}, None
             self.post_message(self.Finished(ok))
 
     @property
     def done(self) -> bool:
         info = runs.run_info(self.session.workdir)
-        return not info.running and all(info.stages.get(s) == "done" for s in self.stages)
+        plan = runs.stage_states(self.session.profile, self.session.workdir)
+        mine = [s for s in plan if s.stage in self.stages]
+        return not info.running and all(s.status == "done" for s in mine)
+
+    def blocked(self) -> str:
+        """Why Next may not go on: the first stage of this step the plan does not call done."""
+        for state in runs.stage_states(self.session.profile, self.session.workdir):
+            if state.stage in self.stages and state.status != "done":
+                why = f" ({state.reason})" if state.reason else ""
+                return f"{state.stage} is {state.status}{why}: ctrl+g runs it"
+        return ""
