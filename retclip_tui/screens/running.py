@@ -10,8 +10,7 @@ from .base import WizardScreen
 
 class RunningScreen(WizardScreen):
     STAGES: tuple[str, ...] = ()
-    BINDINGS = [
-        *WizardScreen.BINDINGS,
+    BINDINGS = [  # in the places WizardScreen keeps for them in the footer
         Binding("ctrl+g", "start_run", "Start/Resume"),
         Binding("ctrl+y", "stop_run", "Stop"),
     ]

@@ -21,6 +21,9 @@ LINK = 50e6  # bytes/s: the low end of a Colab or cloud link
 
 class SizingScreen(WizardScreen):
     STEP = "sizing"
+    HELP = """How much of the data set to use: smoke (100 samples: a quick check that every
+stage works), full, or a number of your own. The estimate under the choice gives the disk,
+the fetching and the conversion time it takes."""
 
     def body(self) -> ComposeResult:
         p = self.session.profile

@@ -27,6 +27,10 @@ KNOBS = (
 class TrainScreen(RunningScreen):
     STEP = "train"
     STAGES = ("train",)
+    HELP = """The towers, what to keep frozen, epochs, batch size and learning rate. The button
+estimates memory and time on this machine's device. ctrl+g starts training, or resumes it
+from its last step; the loss curves and checkpoints show as they come. ctrl+y stops after
+the step under way and saves it."""
 
     def body(self) -> ComposeResult:
         p = self.session.profile
