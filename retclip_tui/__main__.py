@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attach", type=Path, metavar="RUN_DIR", help="follow a run")
     args = parser.parse_args(argv)
 
+    if not sys.stdin.isatty():  # Textual would read end-of-file from it in a busy loop
+        print("error: retclip-tui needs a terminal (stdin is not one)", file=sys.stderr)
+        return 2
     from retclip_pipeline.errors import UserError
 
     from .app import RetclipApp
@@ -25,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app.run()
+    message = app.run()
+    if message:
+        print(message)  # on the normal terminal, after the app has left the screen
     return app.return_code or 0
 
 

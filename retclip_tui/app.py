@@ -1,7 +1,9 @@
-"""The wizard's App: the session, the step screens, and leaving with a run still going."""
+"""The wizard's App: the session, the step screens, and leaving with a run still going
+(what to type to attach again is printed once the terminal is back)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from textual.app import App
@@ -10,26 +12,38 @@ from textual.binding import Binding
 from retclip_pipeline import profile as profiles
 from retclip_pipeline import runs
 
-from .session import Session, demo_profile
+from .session import Session, new_profile, shown
 
 
-class RetclipApp(App):
+class RetclipApp(App[str | None]):
+    """Returns a line for the normal terminal, or None."""
+
     CSS_PATH = "retclip.tcss"
     TITLE = "retclip"
     ENABLE_COMMAND_PALETTE = False  # its ctrl+p would shadow nothing we need, but hides keys
-    BINDINGS = [Binding("ctrl+q", "leave", "Quit", priority=True)]
+    # F10 first: a browser keeps ctrl+q (Firefox). Screens list F10 in their own bindings
+    # too, only to place Quit early in the footer; this priority binding is the one that acts.
+    BINDINGS = [
+        Binding("f10", "leave", "Quit", priority=True),
+        Binding("ctrl+q", "leave", "Quit", show=False, priority=True),
+    ]
 
     def __init__(
         self, profile: Path | None = None, workdir: Path | None = None, attach: Path | None = None
     ):
         super().__init__()
-        loaded = profiles.load(profile, check_files=False) if profile else demo_profile()
+        # No profile named: a new one in this folder, never a checkout's demo and its run.
+        loaded = profiles.load(profile, check_files=False) if profile else new_profile()
         if workdir:
             loaded.workdir = str(workdir.expanduser().resolve())
         self.session = Session(loaded)
         self.attach_to = attach
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            from . import hangup
+
+            hangup.watch(self)
         if self.attach_to:
             self.attach(self.attach_to)
         else:
@@ -63,16 +77,37 @@ class RetclipApp(App):
         self.goto({"convert": "prepare", "lmdb": "prepare"}.get(stage, stage))
 
     def action_leave(self) -> None:
+        from .screens.leave import LeaveScreen
+
+        if isinstance(self.screen, LeaveScreen):
+            return  # F10 again while asked
         run_dir = self.session.run_dir or self.session.profile.workdir_path()
-        if runs.lock_holder(run_dir):
-            from .screens.leave import LeaveScreen
-
-            def chosen(choice: str | None) -> None:
-                if choice == "stop":
-                    runs.stop(run_dir)
-                if choice in ("stop", "leave"):
-                    self.exit()
-
-            self.push_screen(LeaveScreen(run_dir), chosen)
-        else:
+        pid = runs.lock_holder(run_dir)
+        if not pid:
             self.exit()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                runs.stop(run_dir)
+                self.exit()
+            elif choice == "leave":
+                where = shlex.quote(shown(run_dir))
+                process = f" (pipeline pid {pid})" if pid > 0 else ""
+                self.exit(
+                    f"The run goes on in {where}{process}. To follow it again:\n"
+                    f"  retclip-tui --attach {where}"
+                )
+
+        self.push_screen(LeaveScreen(run_dir), chosen)
+
+    def get_key_display(self, binding: Binding) -> str:
+        """F-keys as the keyboard and the README write them: F1, not f1."""
+        key = binding.key
+        if key.startswith("f") and key[1:].isdigit():
+            return key.upper()
+        return super().get_key_display(binding)
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: Textual's hint names its own quit key; ours is F10."""
+        self.notify("F10 quits (ctrl+q too, outside a browser)")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,10 @@ class Session:
         """The TOML a save to `target` writes: only what differs from the defaults, paths
         relative to the target's folder. Never the token: the profile has no field for it."""
         data = profiles.to_dict(self.profile, minimal=True)
+        folder = target.parent.resolve()
+        # Always written: an empty workdir means runs/<name> in whatever folder a later run
+        # starts from, not the run directory this session showed and used.
+        data["workdir"] = os.path.relpath(self.profile.workdir_path(), folder)
         for section, table in data.items():
             if not isinstance(table, dict):
                 continue
@@ -76,7 +81,7 @@ class Session:
                     continue
                 if (specs[key].metadata.get("file") or local) and value not in ("", "init"):
                     absolute = self.profile.resolve(value)
-                    table[key] = os.path.relpath(absolute, target.parent.resolve())
+                    table[key] = os.path.relpath(absolute, folder)
         import tomli_w
 
         return tomli_w.dumps(data)
@@ -113,12 +118,13 @@ def convert(profile: Profile, dotted: str, value: Any) -> Any:
     return text
 
 
-def demo_profile() -> Profile:
-    """The shipped demo profile, if this is a checkout; else the built-in defaults."""
-    for folder in (Path.cwd() / "profiles", Path(__file__).resolve().parent.parent / "profiles"):
-        if (folder / "demo.toml").is_file():
-            return profiles.load(folder / "demo.toml", check_files=False)
-    return Profile()
+def new_profile(folder: Path | None = None) -> Profile:
+    """The profile for a folder that has none yet: the defaults, a run name that no run in
+    the folder has (retclip, else run-1, run-2, ...), and its run directory runs/<name> there."""
+    folder = folder or Path.cwd()
+    names = itertools.chain(["retclip"], (f"run-{n}" for n in itertools.count(1)))
+    name = next(n for n in names if not (folder / "runs" / n).exists())
+    return Profile(name=name, workdir=str(folder / "runs" / name))
 
 
 def profile_files() -> list[Path]:

@@ -50,7 +50,7 @@ async def goto(pilot, name: str) -> None:
     for _ in range(8):
         if screen_name(pilot.app) == name:
             return
-        await pilot.press("ctrl+n")
+        await pilot.press("f4")
         await pilot.pause()
     raise AssertionError(f"never reached {name}: on {screen_name(pilot.app)}")
 
@@ -119,13 +119,13 @@ def test_token_screen_checks_with_the_hub_and_never_shows_the_token(home, monkey
             app.session.profile.hub.dataset = "org/set"
             await goto(pilot, "TokenScreen")
             await type_into(pilot, "#token-input", hubstand.BAD)
-            await pilot.press("ctrl+t")
+            await pilot.press("ctrl+g")
             await app.workers.wait_for_complete()
             await pilot.pause()
             findings = text_of(app.screen.query_one("#findings"))
             assert "invalid or revoked" in findings
             await type_into(pilot, "#token-input", hubstand.GOOD)
-            await pilot.press("ctrl+t")
+            await pilot.press("ctrl+g")
             await app.workers.wait_for_complete()
             await pilot.pause()
             findings = text_of(app.screen.query_one("#findings"))
@@ -212,7 +212,7 @@ def test_train_and_save_screens_mark_bad_values(home):
             assert "at least 1" in error_under(app, "train.epochs")
             assert not (home / "runs" / "tui" / runs.LOG_FILE).exists()
             await type_into(pilot, "#f-train--epochs", "3")
-            await pilot.press("ctrl+s")  # to the Save screen from any step
+            await pilot.press("f2")  # to the Save screen from any step
             await pilot.pause()
             assert screen_name(app) == "SaveScreen"
             await type_into(pilot, "#target", str(home / "profiles" / "saved.txt"))
@@ -325,7 +325,7 @@ def test_leave_a_run_going_then_attach_to_it_and_stop_it(home):
             await goto(pilot, "TrainScreen")
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: bool(app.screen.losses))
-            await pilot.press("ctrl+q")
+            await pilot.press("f10")
             await pilot.pause()
             assert screen_name(app) == "LeaveScreen"
             await pilot.press("l")

@@ -64,13 +64,28 @@ class Field(Vertical):
         yield Static("", classes="field-error", id="e-" + field_id(self.dotted))
 
 
+# Keys a browser keeps for itself (Colab's terminal runs in one): bound there, a key never
+# reaches the wizard, so every action also has a key outside this set.
+BROWSER_KEYS = frozenset(("ctrl+n", "ctrl+t", "ctrl+w", "ctrl+tab", "f5", "f11", "f12", "ctrl+q"))
+
+
 class WizardScreen(Screen):
     STEP = "start"
+    HELP = ""  # what this step does, for the help screen (F1)
+    # The footer lists keys in this order and cuts off what passes 80 columns, so Quit comes
+    # before anything optional. ctrl+g (the step's own action) and ctrl+y (Stop) hold their
+    # place here; a screen that has them binds the same key again, which keeps the place.
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next"),
-        Binding("ctrl+o", "back", "Back"),
-        Binding("escape", "back", "Back", show=False),
-        Binding("ctrl+s", "save_profile", "Save profile"),
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),  # not priority: "?" types in fields
+        Binding("f3", "back", "Back"),
+        Binding("ctrl+o,escape", "back", "Back", show=False),
+        Binding("f4", "next", "Next"),
+        Binding("ctrl+n", "next", "Next", show=False),  # over SSH; a browser keeps it
+        Binding("ctrl+g", "step_action", "", show=False),
+        Binding("ctrl+y", "stop_run", "", show=False),
+        Binding("f10", "app.leave", "Quit"),
+        Binding("f2,ctrl+s", "save_profile", "Save profile", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -86,8 +101,8 @@ class WizardScreen(Screen):
         yield from self.docked()
         yield Static("", id="error")
         with Horizontal(id="nav"):
-            yield Button("Back", id="back", compact=True)
-            yield Button("Next", id="next", variant="primary", compact=True)
+            yield Button("Back (F3)", id="back", compact=True)
+            yield Button("Next (F4)", id="next", variant="primary", compact=True)
         yield Footer()
 
     def body(self) -> ComposeResult:
@@ -118,6 +133,11 @@ class WizardScreen(Screen):
         if self.STEP != "start":
             self.apply_fields()  # kept if valid; going back is never blocked
             self.app.goto(STEPS[STEPS.index(self.STEP) - 1])
+
+    def action_help(self) -> None:
+        from .help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self))
 
     def action_save_profile(self) -> None:
         """From any step: this screen's settings, then the Save screen."""

@@ -21,10 +21,14 @@ COLUMNS = ("data.index_column", "data.label_column", "data.text_column")
 
 class DataScreen(WizardScreen):
     STEP = "data"
+    HELP = """The data set (a hub id or a local folder) and the prompt CSVs that index it: one
+row per image, with its class and its text. The columns are guessed from the train CSV; fix
+them if wrong. ctrl+f picks a CSV in a file tree (for the test CSV when its field has the focus).
+ctrl+g validates the CSVs against the data set before anything is converted."""
     BINDINGS = [
-        *WizardScreen.BINDINGS,
-        Binding("ctrl+f", "browse", "Pick CSV"),
-        Binding("ctrl+r", "validate", "Validate"),
+        Binding("ctrl+g", "validate", "Validate"),
+        Binding("ctrl+r", "validate", "Validate", show=False),
+        Binding("ctrl+f", "browse", "Pick CSV", show=False),
     ]
 
     def body(self) -> ComposeResult:
@@ -39,7 +43,7 @@ class DataScreen(WizardScreen):
         yield Field("data.text_column", "text column", p.data.text_column)
         with Horizontal(classes="buttons"):
             yield Button("Pick CSV (ctrl+f)", id="browse", compact=True)
-            yield Button("Validate (ctrl+r)", id="validate", variant="success", compact=True)
+            yield Button("Validate (ctrl+g)", id="validate", variant="success", compact=True)
         yield DataTable(id="preview", zebra_stripes=True)
         yield Static("", id="report")
 

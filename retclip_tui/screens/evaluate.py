@@ -22,7 +22,11 @@ from .running import RunningScreen
 class EvaluateScreen(RunningScreen):
     STEP = "evaluate"
     STAGES = ("evaluate",)
-    BINDINGS = [*RunningScreen.BINDINGS, Binding("ctrl+l", "full_size", "Full-size run")]
+    HELP = """ctrl+g evaluates on the test split: retrieval recalls, zero-shot classification
+and a linear probe, a per-class table, figures and a report in the run directory, and the
+other runs side by side. After a smoke run, a checklist says whether every stage worked;
+when it passes, ctrl+l reruns at full size with the same settings."""
+    BINDINGS = [Binding("ctrl+l", "full_size", "Full-size run", show=False)]
 
     def body(self) -> ComposeResult:
         yield Static("", id="where")

@@ -13,6 +13,10 @@ from .running import RunningScreen
 class PrepareScreen(RunningScreen):
     STEP = "prepare"
     STAGES = ("convert", "lmdb")
+    HELP = """Converts the data set and the CSVs into the run directory (images and texts), then
+builds the LMDB that training reads. ctrl+g starts it, or resumes it where it stopped; ctrl+y
+stops it cleanly. The run is a process of its own: it goes on if you leave the wizard, and
+the Start screen (or retclip-tui --attach) follows it again."""
 
     def body(self) -> ComposeResult:
         p = self.session.profile

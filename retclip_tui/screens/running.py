@@ -18,8 +18,7 @@ from .base import WizardScreen
 class RunningScreen(WizardScreen):
     STAGES: tuple[str, ...] = ()  # what this step shows
     RUNS: tuple[str, ...] | None = None  # what its start runs (default: STAGES)
-    BINDINGS = [
-        *WizardScreen.BINDINGS,
+    BINDINGS = [  # in the places WizardScreen keeps for them in the footer
         Binding("ctrl+g", "start_run", "Start/Resume"),
         Binding("ctrl+y", "stop_run", "Stop"),
     ]

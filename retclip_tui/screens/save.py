@@ -12,24 +12,36 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
+from retclip_pipeline import runs
 from retclip_pipeline.errors import UserError
 
+from ..session import RUN_PROFILE, shown
 from .base import WizardScreen
+from .confirm import ConfirmScreen
 
 
 class SaveScreen(WizardScreen):
     STEP = "save"
-    BINDINGS = [*WizardScreen.BINDINGS, Binding("ctrl+g", "save", "Save")]
+    HELP = """Writes the profile as TOML: only what differs from the defaults, paths relative to
+the file's folder (so that the folder can move), never the token. ctrl+g saves, asking first
+before it replaces a file. The saved profile also runs headless:
+python -m retclip_pipeline --profile FILE."""
+    BINDINGS = [Binding("ctrl+g", "save", "Save")]
 
     def body(self) -> ComposeResult:
         p = self.session.profile
-        default = p.source or Path.cwd() / "profiles" / f"{p.name}.toml"
+        default = p.source
+        if default is None or default.name in (RUN_PROFILE, runs.RESOLVED_PROFILE):
+            # Attached to a run: its profile is the run's copy, which the pipeline reads.
+            default = Path.cwd() / "profiles" / f"{p.name}.toml"
         yield Static("Save the profile to:")
         yield Input(str(default), id="target", compact=True)
-        yield Static("", id="toml")
+        # Button and outcome above the TOML, which can be longer than the screen: "saved."
+        # must show at 80x24 without scrolling.
         with Horizontal(classes="buttons"):
             yield Button("Save (ctrl+g)", id="save", variant="success", compact=True)
         yield Static("", id="saved")
+        yield Static("", id="toml")
 
     def on_mount(self) -> None:
         self.preview()
@@ -51,17 +63,51 @@ class SaveScreen(WizardScreen):
 
     def action_save(self) -> None:
         target = self.target()
+        self.query_one("#saved", Static).update("")
         if target.suffix != ".toml":
             self.show_error(f"{target}: a profile file ends in .toml")
             return
+        # Ask, rather than switch to a new name: the file named is the one the user means
+        # (often the profile loaded), and a silent new name would leave them running the old
+        # one. But a hand-written profile's comments do not survive a save, so No is the
+        # default.
+        old = self.old_text(target)
+        if old is not None and old != self.session.save_text(target):
+            question = f"Overwrite {shown(target)}?" + (
+                " Its comments are lost." if "#" in old else ""
+            )
+
+            def answered(overwrite: bool | None) -> None:
+                if overwrite:
+                    self.write(target)
+                else:
+                    self.show_error(f"not saved: {shown(target)} kept; type another file name")
+
+            self.app.push_screen(ConfirmScreen(question, yes="Overwrite", no="Keep it"), answered)
+            return
+        self.write(target)
+
+    @staticmethod
+    def old_text(target: Path) -> str | None:
+        """What `target` holds now (None: no file there)."""
+        if not target.exists():
+            return None
+        try:
+            return target.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""  # there but unreadable: asked about, and the write says why it fails
+
+    def write(self, target: Path) -> None:
         try:
             self.session.save(target)
         except (UserError, OSError) as exc:
             self.show_error(f"cannot save {target}: {exc}")
             return
+        self.show_error("")  # an earlier try's "cannot save" no longer holds
         self.query_one("#saved", Static).update(
             Text(
-                f"saved. Run it headless:\n  python -m retclip_pipeline --profile {target}", "green"
+                f"saved. Run it headless:\n  python -m retclip_pipeline --profile {shown(target)}",
+                "green",
             )
         )
 

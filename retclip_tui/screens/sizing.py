@@ -26,6 +26,9 @@ class SizingScreen(WizardScreen):
     highlighted row (where the arrows are) is never taken for the chosen one."""
 
     STEP = "sizing"
+    HELP = """How much of the data set to use: smoke (100 samples: a quick check that every
+stage works), full, or a number of your own. The estimate under the choice gives the disk,
+the fetching and the conversion time it takes."""
 
     def body(self) -> ComposeResult:
         p = self.session.profile

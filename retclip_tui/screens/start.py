@@ -13,12 +13,16 @@ from retclip_pipeline import profile as profiles
 from retclip_pipeline import runs
 from retclip_pipeline.errors import UserError
 
-from ..session import DRIVE, profile_files, run_roots, shown
+from ..session import DRIVE, new_profile, profile_files, run_roots, shown
 from .base import WizardScreen, set_error
 
 
 class StartScreen(WizardScreen):
     STEP = "start"
+    HELP = """Pick the profile to work from (./profiles/*.toml), type a profile's path, or start
+a new one with the defaults. The runs found are listed below: Enter on one attaches to it,
+history included. In Colab, tick "keep the run on Google Drive" so that the run outlives a
+recycled runtime."""
 
     def body(self) -> ComposeResult:
         yield Label("Profile (arrows, Enter picks one):", classes="heading")
@@ -50,10 +54,11 @@ class StartScreen(WizardScreen):
 
     def show_current(self) -> None:
         p = self.session.profile
+        where = shown(p.source) if p.source else "new profile: nothing saved yet; F2 saves it"
         self.query_one("#current", Static).update(
             Text.assemble(
                 ("profile: ", "bold"),
-                f"{p.name} ({shown(p.source)})\n",
+                f"{p.name} ({where})\n",
                 ("data set: ", "bold"),
                 f"{p.hub.dataset}   ",
                 ("run directory: ", "bold"),
@@ -64,7 +69,7 @@ class StartScreen(WizardScreen):
     def load(self, path: Path | None) -> None:
         error = self.query_one("#profile-error", Static)
         try:
-            loaded = profiles.load(path, check_files=False) if path else profiles.Profile()
+            loaded = profiles.load(path, check_files=False) if path else new_profile()
         except UserError as exc:
             set_error(error, str(exc))
             return

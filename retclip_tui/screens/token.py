@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Static
 
@@ -16,17 +17,21 @@ from .base import WizardScreen
 
 class TokenScreen(WizardScreen):
     STEP = "token"
+    HELP = """A Hugging Face token lets the pipeline read a gated or private data set. The one
+found (HF_TOKEN, or a stored login) is used unless you type another here. A typed token stays
+in memory and reaches the pipeline through its environment, never through a file. ctrl+g
+checks it with the hub: valid, whose, and whether the data set is readable. "Store" keeps it
+with huggingface_hub for later runs."""
+    BINDINGS = [Binding("ctrl+g", "check", "Check")]
 
     def body(self) -> ComposeResult:
         yield Static("", id="token-source")
         yield Label("Type a token to use instead (hidden; kept in memory only):")
         yield Input(placeholder="hf_...", password=True, id="token-input", compact=True)
         with Horizontal(classes="buttons"):
-            yield Button("Check (ctrl+t)", id="check", compact=True)
+            yield Button("Check (ctrl+g)", id="check", compact=True)
             yield Button("Store with huggingface_hub", id="store", compact=True)
         yield Static("", id="findings")
-
-    BINDINGS = [*WizardScreen.BINDINGS, ("ctrl+t", "check", "Check")]
 
     def on_mount(self) -> None:
         self.show_source()

@@ -27,17 +27,15 @@ KNOBS = (
 
 
 class TrainScreen(RunningScreen):
-    HELP = (
-        "Train RET-CLIP on the LMDB the Prepare step built, then evaluate it: one start "
-        "(ctrl+g) runs both, and goes on if you leave. Tower presets: image "
-        + ", ".join(VISION_PRESETS)
-        + "; text "
-        + ", ".join(TEXT_PRESETS)
-        + "; or a hub id or a local folder."
-    )
     STEP = "train"
     STAGES = ("train",)
     RUNS = ("train", "evaluate")  # one start runs to the evaluation: leave it, it ends there
+    HELP = f"""The towers, what to keep frozen, epochs, batch size and learning rate. The button
+estimates memory and time on this machine's device. ctrl+g starts training, then the
+evaluation, in one run that goes on if you leave; or resumes it from its last step. The
+loss curves and checkpoints show as they come. ctrl+y stops after the step under way and
+saves it. Tower presets: image {", ".join(VISION_PRESETS)}; text {", ".join(TEXT_PRESETS)};
+or a hub id or a local folder."""
 
     def body(self) -> ComposeResult:
         p = self.session.profile
