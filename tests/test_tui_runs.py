@@ -147,3 +147,20 @@ def test_full_size_after_a_passed_smoke_run_runs_every_stage_in_its_own_folder(h
 
     asyncio.run(walk())
     assert (home / "runs" / "tui" / "logs" / "tui" / "checkpoints").is_dir()  # smoke kept
+
+
+def test_back_keeps_every_valid_edit_when_another_field_is_bad(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("train")
+            await pilot.pause()
+            await type_into(pilot, "#f-train--epochs", "7")
+            await type_into(pilot, "#f-train--lr", "not a number")
+            await pilot.press("f3")  # Back
+            await pilot.pause()
+            assert screen_name(app) == "PrepareScreen"
+            assert app.session.profile.train.epochs == 7  # kept
+            assert app.session.profile.train.lr == 3e-05  # the bad value is not
+
+    asyncio.run(walk())

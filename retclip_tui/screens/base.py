@@ -131,8 +131,25 @@ class WizardScreen(Screen):
 
     def action_back(self) -> None:
         if self.STEP != "start":
-            self.apply_fields()  # kept if valid; going back is never blocked
+            self.keep_valid_fields()  # going back is never blocked, and loses no valid edit
             self.app.goto(STEPS[STEPS.index(self.STEP) - 1])
+
+    def keep_valid_fields(self) -> None:
+        """Apply every field that is valid on its own; a bad one keeps the earlier value."""
+        values = self.field_values()
+        try:
+            self.session.update(values)
+        except ProfileError as exc:
+            bad = {problem.key for problem in exc.problems}
+            good = {key: value for key, value in values.items() if key not in bad}
+            try:
+                self.session.update(good)
+            except ProfileError:
+                for key, value in good.items():  # a rule between keys: one at a time
+                    try:
+                        self.session.update({key: value})
+                    except ProfileError:
+                        continue
 
     def action_help(self) -> None:
         from .help import HelpScreen

@@ -80,8 +80,8 @@ class RunPanel(Vertical):
         yield Static("", id="run-status")
         yield Vertical(id="bars")
         with Horizontal(classes="buttons"):
-            yield Button("Start", id="run-start", variant="success", compact=True)
-            yield Button("Stop", id="run-stop", variant="error", compact=True)
+            yield Button("Start (ctrl+g)", id="run-start", variant="success", compact=True)
+            yield Button("Stop (ctrl+y)", id="run-stop", variant="error", compact=True)
 
     @property
     def session(self):
@@ -200,13 +200,14 @@ class RunPanel(Vertical):
         self.query_one("#run-start", Button).disabled = info.running
         self.query_one("#run-stop", Button).disabled = not info.running
         values = set(states.values())
-        self.query_one("#run-start", Button).label = (
+        label = (
             "Run again"
             if values == {"done"}
             else "Resume"
             if values & {"resume", "failed", "interrupted"}
             else "Start"
         )
+        self.query_one("#run-start", Button).label = f"{label} (ctrl+g)"
         if not info.running and self.ended is not None:
             ok, self.ended = self.ended and values == {"done"}, None
             self.post_message(self.Finished(ok))

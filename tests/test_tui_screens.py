@@ -1,0 +1,109 @@
+"""Each screen at 80x24 in its result state, as plain text (no colour): what a user sees
+once an action has ended must be on screen without scrolling. The texts are kept in
+tests/__snapshots__/text/; `pytest --snapshot-update` rewrites them (read the diff)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from pathlib import Path
+
+from rich.console import Console
+
+from retclip_pipeline import runs
+
+from . import test_tui
+from .test_tui import TOKEN, make_app, type_into, wait_for
+
+home = test_tui.home  # the wizard's folder: a profile over the small demo set
+SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "text"
+# What changes from run to run: rates, durations, pids, times of day.
+VOLATILE = [
+    (re.compile(r"\d[\d,.]* ?(?:[kMG]?B|images|batches|samples|pairs|items)/(?:s|min|h)"), "#/s"),
+    (re.compile(r"ETA [\d:.]+(?: s)?"), "ETA #"),
+    (re.compile(r"\b(?:done )?in \d+(?:\.\d+)? s\b"), "in # s"),
+    (re.compile(r"pid \d+"), "pid #"),
+    (re.compile(r"\d{8}-\d{6}"), "#time"),
+    (re.compile(r"[▁▂▃▄▅▆▇█]+"), "▆"),  # curves and scroll bars drawn at fractional rows
+]
+
+
+def screen_text(app) -> str:
+    """The screen as a terminal shows it, without colour."""
+    console = Console(
+        width=app.size.width,
+        height=app.size.height,
+        file=io.StringIO(),
+        force_terminal=True,
+        record=True,
+        legacy_windows=False,
+    )
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text(styles=False)
+
+
+def settled(text: str, home: Path) -> str:
+    text = text.replace(str(home), "<home>")
+    for pattern, replacement in VOLATILE:
+        text = pattern.sub(replacement, text)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def check(request, name: str, app, home: Path) -> None:
+    text = settled(screen_text(app), home)
+    assert len(text.splitlines()) <= 24, "taller than the terminal"
+    path = SNAPSHOTS / f"{name}.txt"
+    if request.config.getoption("--snapshot-update", default=False):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path}: run pytest with --snapshot-update"
+    assert text == path.read_text(encoding="utf-8"), f"{name}: the screen changed:\n{text}"
+
+
+def test_every_screen_in_its_result_state_at_80x24(home, request):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            check(request, "start", app, home)
+            await pilot.press("f4")
+            await type_into(pilot, "#token-input", TOKEN)
+            await pilot.press("ctrl+g")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            check(request, "token", app, home)
+            await pilot.press("f4")
+            await pilot.press("ctrl+g")  # validate
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            check(request, "data", app, home)
+            await pilot.press("f4")
+            app.screen.query_one("#mode").focus()
+            await pilot.press("home", "enter")  # smoke
+            await pilot.pause()
+            check(request, "sizing", app, home)
+            await pilot.press("f4")
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: app.screen.query_one("RunPanel").done)
+            await pilot.pause(1.0)
+            check(request, "prepare", app, home)
+            await pilot.press("f4")
+            await pilot.press("ctrl+g")
+            results = app.session.workdir / "evaluation" / "evaluation_results.json"
+            await wait_for(pilot, results.exists)
+            await wait_for(pilot, lambda: not runs.run_info(app.session.workdir).running)
+            await pilot.pause(1.5)
+            check(request, "train", app, home)
+            await pilot.press("f4")
+            await pilot.pause(1.0)
+            check(request, "evaluate", app, home)
+            await pilot.press("f4")
+            await pilot.press("ctrl+g")  # save
+            await pilot.pause()
+            if type(app.screen).__name__ != "SaveScreen":  # the overwrite question: yes
+                await pilot.press("y")
+                await pilot.pause()
+            check(request, "save", app, home)
+
+    asyncio.run(walk())
