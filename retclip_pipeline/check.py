@@ -251,9 +251,9 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
-def dataset_checks(profile: Profile) -> list[CheckItem]:
+def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
     """The data set's splits, and the CSV indices against their row counts (a hub set's
-    from its parquet footers: no image is downloaded)."""
+    from its parquet footers: no image is downloaded; `token` as hub_split_rows's)."""
     from .convert import split_plan
 
     kind, where = profile.dataset_source()
@@ -262,7 +262,7 @@ def dataset_checks(profile: Profile) -> list[CheckItem]:
         if kind == "hub":
             from .hub_parquet import hub_split_rows
 
-            rows = hub_split_rows(profile, where, splits)
+            rows = hub_split_rows(profile, where, splits, token)
             classes = {split: None for split in splits}
         else:
             from .hub import open_splits

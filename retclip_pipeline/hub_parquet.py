@@ -159,14 +159,15 @@ def _split(profile: Profile, repo: str, split: str, listing: Listing, files) -> 
     return ParquetSplit(split, shards, opened, columns, label_column, label_names)
 
 
-def hub_split_rows(profile: Profile, repo: str, splits: list[str]) -> dict[str, int]:
+def hub_split_rows(profile: Profile, repo: str, splits: list[str], token=None) -> dict[str, int]:
     """Rows of each split from its shards' parquet footers: the listing, then one range
-    request per shard not in the hub cache; no image is read."""
+    request per shard not in the hub cache; no image is read. `token`: a hub.Token (the
+    wizard's typed one), else the profile's."""
     import pyarrow.parquet as pq
 
     from .hub import resolve_token
 
-    token = resolve_token(profile).value
+    token = (token or resolve_token(profile)).value
     retrier = Retrier(lambda message: None)
     listing = list_shards(repo, splits, token, retrier)
     rows = {}

@@ -1,48 +1,108 @@
-"""What a user sees before converting: a CSV's likely column mapping, its first rows, and a
-validation report (counts, texts per image, classes, prompt lengths against the context,
-the data set's own check). The TUI's Data screen shows these; they never change a file."""
+"""What a user sees before converting: a CSV's first rows and what looks wrong in them, its
+likely column mapping, the columns the profile needs, and a validation report (counts, texts
+per image, classes, prompt lengths against the context, the data set's own check, a hub set's
+access and row counts). The TUI's Data screen shows these; they never change a file."""
 
 from __future__ import annotations
 
-import csv
+import dataclasses
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .profile import Profile
-from .prompts import read_header, read_prompts
+from .profile import DataSection, Profile
+from .prompts import (
+    columns_said,
+    csv_records,
+    needed_columns,
+    read_prompts,
+    read_start,
+    row_problem,
+    separator_hint,
+)
 
 INDEX_NAMES = ("dataset_index", "index", "idx", "image_index", "row", "patient_id", "id")
 LABEL_NAMES = ("label", "class", "diagnosis", "category", "labels")
 TEXT_NAMES = ("prompt", "text", "caption", "report", "description", "prompt_patient")
+PREVIEW_BYTES = 1 << 20  # a glance reads at most this much of a file, however big
+EXAMPLE_CSV = Path(__file__).resolve().parent.parent / "prompts" / "example_prompts.csv"
+OFFLINE = (
+    "offline: the data set id was not checked; it is checked when you convert or run --check online"
+)
+
+
+@dataclass
+class Glance:
+    """A CSV's header and first rows (each cut or padded to the header's width, so that a
+    ragged row never breaks a table view), and what looks wrong in them."""
+
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+
+def glance(path: Path, rows: int = 5, data: DataSection | None = None) -> Glance:
+    """The first rows of a CSV, from its first megabyte only; a file that is not CSV text at
+    all (missing, a folder, not UTF-8, empty, a first line over a megabyte) is a UserError."""
+    text, more = read_start(path, PREVIEW_BYTES)
+    lines = list(io.StringIO(text, newline=""))
+    if more:
+        lines = lines[:-1]  # it may be cut
+        if not lines:
+            raise UserError(
+                f"{path}: its first line is over {PREVIEW_BYTES >> 20} MB: not a prompt CSV "
+                "(one starts with a header line of column names)"
+            )
+    records = csv_records(path, lines)
+    first = next(records, None)
+    if first is None:
+        raise UserError(f"{path} is empty: a prompt CSV starts with a header line of column names")
+    header = first[2]
+    width = len(header)
+    index = (data or DataSection()).index_column
+    index_at = header.index(index) if index in header else 0
+    seen = Glance(header, [], _header_notes(header))
+    try:
+        for line, end, fields in records:
+            if len(seen.rows) >= rows:
+                break
+            problem = row_problem(lines, line, end, fields, width, index_at)
+            if problem and len(seen.notes) < 2:
+                seen.notes.append(f"line {line}: {problem}")
+            seen.rows.append((fields + [""] * width)[:width])
+    except UserError as exc:  # a CSV error below the header: the rows so far, and why
+        seen.notes.append(str(exc))
+    if not seen.rows and rows and not more:
+        seen.notes.append("a header and no rows: add one row per prompt")
+    return seen
+
+
+def _header_notes(header: list[str]) -> list[str]:
+    notes = []
+    if len(header) == 1:
+        notes.append("one column only: " + separator_hint(header))
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        notes.append(f"column {repeated[0]!r} appears {header.count(repeated[0])} times")
+    return notes
 
 
 def preview(path: Path, rows: int = 5) -> tuple[list[str], list[list[str]]]:
-    """The header and the first rows of a CSV, each row cut or padded to the header's width
-    (a ragged row must not break a table view; validating names it by its line)."""
-    header = read_header(path)
-    width = len(header)
-    out = []
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)
-            for row in reader:
-                if row:
-                    out.append((row + [""] * width)[:width])
-                if len(out) >= rows:
-                    break
-    except (UnicodeDecodeError, csv.Error):
-        pass  # the rows read so far; validating reports the problem with its line
-    return header, out
+    """The header and the first rows of a CSV (see glance)."""
+    seen = glance(path, rows)
+    return seen.header, seen.rows
 
 
 def guess_columns(path: Path) -> dict[str, str]:
     """The profile's data.*_column keys for a CSV, guessed from its header and first rows:
-    known names first, else the all-integer column for the index and the longest text."""
+    known names first, else the all-integer column for the index and the longest text.
+    Nothing for a file of one column (it is no prompt CSV: a guess would be noise)."""
     header, rows = preview(path, 20)
-    lower = {name.lower(): name for name in header}
+    if len(header) < 2:
+        return {}
+    lower = {name.lower(): name for name in header if len(name) <= 100}
 
     def named(candidates) -> str | None:
         return next((lower[c] for c in candidates if c in lower), None)
@@ -51,11 +111,12 @@ def guess_columns(path: Path) -> dict[str, str]:
         k = header.index(name)
         return [row[k] for row in rows if k < len(row)]
 
+    usable = [h for h in header if h and len(h) <= 100]
     index = named(INDEX_NAMES) or next(
-        (h for h in header if column(h) and all(v.strip().isdigit() for v in column(h))), None
+        (h for h in usable if column(h) and all(v.strip().isdigit() for v in column(h))), None
     )
     text = named(TEXT_NAMES) or max(
-        (h for h in header if h != index),
+        (h for h in usable if h != index),
         key=lambda h: sum(len(v) for v in column(h)),
         default=None,
     )
@@ -64,11 +125,52 @@ def guess_columns(path: Path) -> dict[str, str]:
     return {key: value for key, value in guess.items() if value}
 
 
+def column_guide(data: DataSection) -> list[tuple[str, str, bool]]:
+    """(profile key, what its CSV column holds, needed) for each column the profile reads,
+    worded by the profile's own help strings so that the screen never drifts from them."""
+    helps = {spec.name: spec.metadata["help"] for spec in dataclasses.fields(DataSection)}
+    keys = needed_columns(dataclasses.replace(data, label_column=data.label_column or "label"))
+    order = ("index_column", "label_column", "text_column")
+    out = []
+    for key in sorted(keys, key=lambda k: order.index(k) if k in order else len(order)):
+        said = helps[key].removeprefix("paired: ").removeprefix("CSV column with ")
+        out.append((key, said, key != "label_column"))
+    return out
+
+
+def column_problems(profile: Profile) -> dict[str, str]:
+    """What is wrong with the prompt CSVs' headers, by the profile key to fix ("data.text_column"
+    for a missing column; "data.train_csv" for a file that is no CSV text). A path that is no
+    file is left to the profile's own checks. Reads a megabyte of each CSV at most."""
+    problems: dict[str, str] = {}
+    for name, key in (("train", "train_csv"), ("test", "test_csv")):
+        value = getattr(profile.data, key)
+        if not value:
+            continue
+        path = profile.resolve(value)
+        try:
+            header = glance(path, 0, profile.data).header
+        except UserError as exc:
+            if path.exists():
+                problems.setdefault(f"data.{key}", str(exc))
+            continue
+        for column_key, column in needed_columns(profile.data).items():
+            if column not in header:
+                message = f"{column!r} is not in the {name} CSV: {columns_said(header)}"
+            elif header.count(column) > 1:
+                message = f"{column!r} appears {header.count(column)} times in the {name} CSV"
+            else:
+                continue
+            problems.setdefault(f"data.{column_key}", message)
+    return problems
+
+
 @dataclass
 class Report:
     ok: bool = True
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # passes, with something to look at
 
     def add(self, line: str) -> None:
         self.lines.append(line)
@@ -77,10 +179,16 @@ class Report:
         self.ok = False
         self.problems.append(line)
 
+    def verdict(self) -> str:
+        """One line a screen keeps in sight: the first problem, or ready (with a warning)."""
+        if not self.ok:
+            return self.problems[0]
+        return "; ".join(["ready to convert", *self.warnings[:1]])
 
-def data_report(profile: Profile, tokens: bool = True) -> Report:
-    """Check the CSVs against the profile (and the data set, when it is local); summarise."""
-    from .check import dataset_checks
+
+def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
+    """Check the CSVs against the profile, and the data set: a local one's splits, a hub
+    one's access and row counts (none offline); `token`: a hub.Token, else the profile's."""
     from .convert import plan_counts, split_plan
 
     report = Report()
@@ -107,8 +215,14 @@ def data_report(profile: Profile, tokens: bool = True) -> Report:
         shown = ", ".join(f"{label} {count}" for label, count in classes.most_common())
         report.add(f"  {len(classes)} classes: {shown}")
     if report.ok:
-        for item in dataset_checks(profile):
-            (report.add if item.ok else report.fail)(f"{item.name}: {item.detail}")
+        for item in dataset_items(profile, token):
+            line = f"{item.name}: {item.detail}"
+            if not item.ok:
+                report.fail(line)
+            elif item.warning:
+                report.warnings.append(line)
+            else:
+                report.add(line)
         counts = plan_counts(profile)
         report.add(
             "sizing "
@@ -119,6 +233,37 @@ def data_report(profile: Profile, tokens: bool = True) -> Report:
     if tokens and tables:
         report.lines += _token_lines(profile, tables)
     return report
+
+
+def dataset_items(profile: Profile, token=None) -> list:
+    """The data set's check items: a hub set is asked first whether it exists and can be
+    read (a misspelt id is named as hub.dataset), then its splits' row counts against the
+    CSV indices; offline, one warning that the id was not checked."""
+    from .check import CheckItem, dataset_checks
+
+    kind, where = profile.dataset_source()
+    if kind == "hub":
+        from .fetch import offline
+
+        if offline():
+            return [CheckItem("hub.dataset", True, OFFLINE, warning=True)]
+        from .hub import resolve_token
+        from .token_cli import check
+
+        token = token or resolve_token(profile)
+        findings = check(token, where)
+        names = ("token", "hub.dataset")  # as `check` orders its findings
+        failed = [
+            CheckItem(names[min(n, 1)], False, f.message)
+            for n, f in enumerate(findings)
+            if not f.ok
+        ]
+        if failed:  # no rows can be counted without access
+            return failed
+        return [CheckItem("hub.dataset", True, findings[-1].message)] + dataset_checks(
+            profile, token
+        )
+    return dataset_checks(profile)
 
 
 def _token_lines(profile: Profile, tables) -> list[str]:

@@ -264,7 +264,10 @@ class Profile:
         return self.source.parent if self.source else Path.cwd()
 
     def resolve(self, value: str) -> Path:
-        path = Path(value).expanduser()
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError:  # "~someone/..." with no such user: a path that is not found
+            path = Path(value)
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     def workdir_path(self) -> Path:

@@ -55,6 +55,20 @@ def needed_columns(data: DataSection) -> dict[str, str]:
     return needed
 
 
+def read_start(path: Path, limit: int) -> tuple[str, bool]:
+    """The first `limit` bytes of a CSV as text (a byte-order mark dropped, a character cut
+    at the end left out), and whether the file goes on: a preview never reads a huge file.
+    One-line errors as read_header's; a byte that is not UTF-8 is named by its line."""
+    with _reading(path), open(path, "rb") as handle:
+        raw = handle.read(limit + 1)
+    more = len(raw) > limit
+    raw = raw[:limit].removeprefix(codecs.BOM_UTF8)
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(raw, final=not more), more
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, raw, exc) from None
+
+
 def read_header(path: Path) -> list[str]:
     """The column names on a CSV's first line; one-line errors for a file that is missing, a
     folder, unreadable, not UTF-8 or empty."""
@@ -69,9 +83,9 @@ def check_columns(path: Path, data: DataSection) -> list[str]:
 
 def read_prompts(path: Path, data: DataSection, split_size: int | None) -> PromptTable:
     """All rows of a prompt CSV; bad rows stop the run or are skipped, per data.on_bad_row.
-    A bad row is named by its first line; see `_row_problem` for what makes a row bad."""
+    A bad row is named by its first line; see `row_problem` for what makes a row bad."""
     lines = _read_lines(path)
-    records = _records(path, lines)
+    records = csv_records(path, lines)
     first = next(records, None)
     header = _check_header(path, _header(path, first[2] if first else []), data)
     index_at = header.index(data.index_column)
@@ -80,7 +94,7 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
     read = 0
     for line, end, fields in records:
         read += 1
-        problem = _row_problem(lines, line, end, fields, len(header), index_at)
+        problem = row_problem(lines, line, end, fields, len(header), index_at)
         if problem:
             bad.append((line, problem))
             continue
@@ -122,7 +136,7 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
 DIGITS = re.compile(r"[0-9]+")
 
 
-def _row_problem(
+def row_problem(
     lines: list[str], line: int, end: int, fields: list[str], width: int, index_at: int
 ) -> str | None:
     """Why a record (physical lines `line`..`end`) cannot be read as a row, or None.
@@ -148,6 +162,24 @@ def _row_problem(
     return None
 
 
+def columns_said(header: list[str]) -> str:
+    """A header as a message names it: short, whatever the file holds (a binary file's
+    "header" can be megabytes), with a hint when it is not comma-separated."""
+    if len(header) == 1:
+        return f"its only column is {header[0][:40]!r} ({separator_hint(header)})"
+    names = ", ".join(name[:30] for name in header[:8])
+    more = f" and {len(header) - 8} more" if len(header) > 8 else ""
+    return f"its columns are {names}{more}"
+
+
+def separator_hint(header: list[str]) -> str:
+    """What a header of one column says about the file."""
+    for mark, name in (("\t", "tab"), (";", "semicolon"), ("|", "bar")):
+        if mark in header[0]:
+            return f"the file looks {name}-separated; a prompt CSV is comma-separated"
+    return "a prompt CSV has an index, a text and maybe a label column, comma-separated"
+
+
 def _header(path: Path, header: list[str]) -> list[str]:
     """`header`, once there is one (an empty file, or one of blank lines, has none)."""
     if not header:
@@ -161,7 +193,7 @@ def _check_header(path: Path, header: list[str], data: DataSection) -> list[str]
     for key, column in needed_columns(data).items():
         if column not in header:
             raise UserError(
-                f"{path} has no column {column!r} (columns: {', '.join(header)}): "
+                f"{path} has no column {column!r} ({columns_said(header)}): "
                 f"set data.{key} to the right column"
             )
         if header.count(column) > 1:
@@ -187,6 +219,8 @@ def _reading(path: Path) -> Iterator[None]:
         raise UserError(f"no permission to read {path}: make the CSV readable") from None
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text: save the CSV as UTF-8") from None
+    except OSError as exc:  # a symlink loop, an I/O error: still one line
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -198,12 +232,16 @@ def _read_lines(path: Path) -> list[str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = len(re.findall(rb"\r\n|\r|\n", raw[: exc.start])) + 1
-        raise UserError(f"{path} line {line} is not UTF-8 text: save the CSV as UTF-8") from None
+        raise _not_utf8(path, raw, exc) from None
     return list(io.StringIO(text, newline=""))
 
 
-def _records(path: Path, lines: list[str]) -> Iterator[tuple[int, int, list[str]]]:
+def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> UserError:
+    line = len(re.findall(rb"\r\n|\r|\n", raw[: exc.start])) + 1
+    return UserError(f"{path} line {line} is not UTF-8 text: save the CSV as UTF-8")
+
+
+def csv_records(path: Path, lines: list[str]) -> Iterator[tuple[int, int, list[str]]]:
     """(first line, last line, fields) of each record in a CSV's lines; blank lines left out."""
     reader = csv.reader(lines)
     end = 0

@@ -30,8 +30,12 @@ def home(tmp_path, monkeypatch, demo_root) -> Path:
     (tmp_path / "profiles" / "tui.toml").write_text(
         demo.tiny_profile("tui", epochs=1), encoding="utf-8"
     )
+    (tmp_path / "prompts").mkdir()  # the example CSV the Data screen points to, shown relative
+    example = shutil.copy(ROOT / "prompts" / "example_prompts.csv", tmp_path / "prompts")
+    monkeypatch.setattr("retclip_pipeline.inspect_data.EXAMPLE_CSV", Path(example))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the TUI's error log
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     return tmp_path
 
@@ -156,7 +160,9 @@ def test_data_screen_previews_guesses_validates_and_marks_bad_fields(home):
             await app.workers.wait_for_complete()
             await pilot.pause()
             report = text_of(app.screen.query_one("#report"))
-            assert "distinct images" in report and "ready to convert" in report
+            assert "distinct images" in report and "ready to convert" in text_of(
+                app.screen.query_one("#verdict")
+            )
             assert "classes" in report and "prompt tokens" in report
             await type_into(pilot, "#f-data--train_csv", "missing.csv")
             await pilot.press("ctrl+n")

@@ -3,7 +3,8 @@ bound to profile keys with their errors shown in place."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from rich.text import Text
@@ -12,10 +13,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
+from textual.worker import get_current_worker
 
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.profile import ProfileError
 
+from .. import errlog
 from ..widgets.plan_line import PlanLine
 
 STEPS = ("start", "token", "data", "sizing", "prepare", "train", "evaluate", "save")
@@ -186,24 +189,69 @@ class WizardScreen(Screen):
                     shown.append(f"{problem.key}: {problem.message}")
             self.show_error("; ".join(shown) or "fix the fields marked in red")
             return False
+        except Exception as exc:  # noqa: BLE001 - a path no check foresaw: said, not fatal
+            self.show_failure("checking the settings", exc)
+            return False
         self.refresh_plan()  # the stages' states follow every setting
         return True
 
-    def show_later(self, selector: str, compute: Callable[[], Any], waiting: str = "") -> None:
-        """Run `compute` off the UI thread (it may import torch or ask the network) and show
-        what it returns in the Static `selector`; a user error shows as its one red line."""
+    def show_later(
+        self,
+        selector: str,
+        compute: Callable[[], Any],
+        waiting: str = "",
+        show: Callable[[Any], None] | None = None,
+        what: str = "",
+    ) -> None:
+        """Run `compute` off the UI thread (it may import torch, ask the network or read a
+        user's file) and show what it returns in the Static `selector`, or pass it to `show`
+        (on the UI thread). A user error shows as its one red line; any other error as the
+        error panel (see show_failure), its red line in `selector` too: never the app's end."""
         target = self.query_one(selector, Static)
+        what = what or "the work for " + selector.lstrip("#")
         if waiting:
             target.update(waiting)
 
-        def work() -> None:
-            try:
-                shown = compute()
-            except UserError as exc:
-                shown = Text(str(exc), "bold red")
-            self.app.call_from_thread(target.update, shown)
+        def display(shown: Any) -> None:
+            if isinstance(shown, str):  # plain text: a path with "[" is no markup
+                shown = Text(shown)
+            (show or target.update)(shown)
 
-        self.run_worker(work, thread=True, exclusive=True, group=selector)
+        def work() -> None:
+            worker = get_current_worker()  # cancelled: a newer run or the screen left
+            try:
+                try:
+                    shown = compute()
+                except UserError as exc:
+                    shown = Text(str(exc), "bold red")
+                if not worker.is_cancelled:
+                    self.app.call_from_thread(display, shown)
+            except Exception as exc:  # noqa: BLE001 - whatever it was, the wizard stays
+                message = errlog.report(what, exc, self.session)
+                if not worker.is_cancelled:
+                    self.app.call_from_thread(self.show_failed, message, display)
+
+        self.run_worker(work, thread=True, exclusive=True, group=selector, exit_on_error=False)
+
+    def show_failed(self, message: str, display: Callable[[Any], None] | None = None) -> None:
+        """The error panel: `message` (errlog's two lines) under the body, its first line in
+        the place the work's result would have gone."""
+        self.show_error(message)
+        if display is not None:
+            with suppress(Exception):  # the panel above already says it
+                display(Text(message.splitlines()[0], "bold red"))
+
+    def show_failure(self, what: str, exc: BaseException) -> None:
+        """An unexpected error on the UI thread: logged (no token), said in the error panel."""
+        self.show_failed(errlog.report(what, exc, self.session))
+
+    @contextmanager
+    def guarded(self, what: str) -> Iterator[None]:
+        """For a handler that touches user files: any error becomes the error panel."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - no file may end the wizard
+            self.show_failure(what, exc)
 
     def show_error(self, message: str) -> None:
         self.query_one("#error", Static).update(Text(message, "bold red") if message else "")

@@ -1,22 +1,34 @@
-"""Data: the data set, the prompt CSVs (typed or picked), the column mapping (guessed from
-the CSV, editable), a preview of rows, and the validation report."""
+"""Data: the data set, the prompt CSVs (typed or picked), the columns they need and their
+mapping (guessed from the CSV, editable), a preview of rows with what looks wrong in them,
+and the validation report in a scrolling panel under a verdict that stays in sight.
+
+No file may end the wizard: every handler that reads one shows an error in the screen."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from retclip_pipeline.errors import UserError
+from retclip_pipeline.hub import Token
 
+from ..session import shown
 from ..widgets.file_picker import FilePicker
-from .base import Field, WizardScreen, field_id
+from .base import Field, WizardScreen, dotted_key, field_id, set_error
 
-COLUMNS = ("data.index_column", "data.label_column", "data.text_column")
+COLUMNS = ("index_column", "label_column", "text_column", "left_text_column", "right_text_column")
+PAIRED_ONLY = ("left_text_column", "right_text_column")
+NOT_VALIDATED = "not validated yet: ctrl+r checks the CSVs and the data set"
+CHANGED = "changed since the last check: ctrl+r checks again"
+SCROLL_HINT = "validation report: Tab here, then PgUp/PgDn or arrows to scroll"
 
 
 class DataScreen(WizardScreen):
@@ -30,66 +42,128 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         Binding("ctrl+r", "validate", "Validate", show=False),
         Binding("ctrl+f", "browse", "Pick CSV", show=False),
     ]
+    # The verdict docks at the bottom of the scrolling body: always in sight at 80x24.
+    DEFAULT_CSS = """
+    #verdict { dock: bottom; height: auto; max-height: 2; background: $panel; }
+    #columns-guide { color: $text-muted; }
+    #preview-note { height: auto; max-height: 3; padding-left: 16; }
+    #report-panel { height: auto; max-height: 12; border: round $primary-darken-2; }
+    #report-panel:focus { border: round $primary; }
+    """
 
     def body(self) -> ComposeResult:
         p = self.session.profile
         yield Field("hub.dataset", "data set", p.hub.dataset)
         yield Field("data.train_csv", "train CSV", p.data.train_csv)
+        note = Static("", id="preview-note")  # what the preview finds, in sight as typed
+        note.display = False
+        yield note
         yield Field("data.test_csv", "test CSV", p.data.test_csv)
         yield Field("data.eyes", "eyes", p.data.eyes)
         yield Label("Columns (guessed from the train CSV; edit if wrong):", classes="heading")
-        yield Field("data.index_column", "index column", p.data.index_column)
-        yield Field("data.label_column", "label column", p.data.label_column)
-        yield Field("data.text_column", "text column", p.data.text_column)
+        yield Static("", id="columns-guide")
+        for key in COLUMNS:
+            field = Field(f"data.{key}", column_label(key), getattr(p.data, key))
+            field.display = key not in PAIRED_ONLY or p.data.eyes == "paired"
+            yield field
         with Horizontal(classes="buttons"):
             yield Button("Pick CSV (ctrl+f)", id="browse", compact=True)
             yield Button("Validate (ctrl+g)", id="validate", variant="success", compact=True)
         yield DataTable(id="preview", zebra_stripes=True)
-        yield Static("", id="report")
+        with VerticalScroll(id="report-panel") as panel:
+            panel.border_title = SCROLL_HINT
+            panel.display = False
+            yield Static("", id="report")
+        yield Static(Text(NOT_VALIDATED, "dim"), id="verdict")
+
+    validated = False  # a report is shown: edits make it stale
+    waiting_focus = None  # the focus when validation began: the report takes it if unmoved
 
     def on_mount(self) -> None:
+        self.show_guide()
         self.show_preview(guess=False)
         self.query_one("#" + field_id("hub.dataset"), Input).focus()
 
+    def value(self, dotted: str) -> str:
+        return self.query_one("#" + field_id(dotted), Input).value
+
     def csv_path(self, key: str = "data.train_csv") -> Path | None:
-        value = self.query_one("#" + field_id(key), Input).value.strip()
-        if not value:
+        """The typed CSV path, if it names a file (any path at all: never an error here)."""
+        try:
+            value = self.value(key).strip()
+            path = self.session.profile.resolve(value) if value else None
+            return path if path is not None and path.is_file() else None
+        except Exception:  # noqa: BLE001 - a path the OS refuses is no file to preview
             return None
-        path = self.session.profile.resolve(value)
-        return path if path.is_file() else None
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == field_id("data.train_csv"):
+        key = dotted_key(event.input.id or "")
+        if key == "data.train_csv":
             self.show_preview(guess=True)
+        elif key in ("data.eyes", "data.label_column"):
+            self.show_guide()
+        if self.validated:
+            self.set_verdict(Text(CHANGED, "yellow"))
+
+    def show_guide(self) -> None:
+        """The columns the CSV needs, worded by the profile's own help (see column_guide)."""
+        from retclip_pipeline.inspect_data import EXAMPLE_CSV, column_guide
+
+        data = dataclasses.replace(
+            self.session.profile.data,
+            eyes=self.value("data.eyes").strip(),
+            label_column=self.value("data.label_column").strip(),
+        )
+        for field in self.query(Field):
+            if field.dotted.removeprefix("data.") in PAIRED_ONLY:
+                field.display = data.eyes == "paired"
+        text = Text("The CSV: a header line, then one row per prompt, with these columns:\n")
+        for key, said, needed in column_guide(data):
+            text.append(f"  {column_label(key):<18}", "bold")
+            text.append(("" if needed else "optional: ") + said + "\n")
+        if EXAMPLE_CSV.is_file():
+            text.append(f"Example: {shown(EXAMPLE_CSV)}")
+        self.query_one("#columns-guide", Static).update(text)
 
     def show_preview(self, guess: bool) -> None:
-        from retclip_pipeline.inspect_data import guess_columns, preview
-
+        """The train CSV's first rows and what looks wrong in them; with `guess`, the column
+        fields that do not name one of its columns take the guessed ones."""
         table = self.query_one("#preview", DataTable)
-        table.clear(columns=True)
-        path = self.csv_path()
-        if path is None:
-            return
+        note = self.query_one("#preview-note", Static)
+        with self.guarded("previewing the train CSV"):
+            table.clear(columns=True)
+            set_note(note, Text())
+            value = self.value("data.train_csv").strip()
+            path = self.session.profile.resolve(value) if value else None
+            if path is None:
+                return
+            if not path.exists() and not path.is_symlink():  # as it is being typed
+                set_note(note, Text(f"no file at {relative(str(path))} yet", "dim"))
+            elif path.exists() and not path.is_file() and not path.is_dir():
+                set_note(note, Text("not a regular file: name a CSV file", "red"))  # a pipe blocks
+            else:  # a file, or a folder or dangling link that glance names as such
+                self.preview_into(table, note, path, guess)
+
+    def preview_into(self, table: DataTable, note: Static, path: Path, guess: bool) -> None:
+        from retclip_pipeline.inspect_data import glance, guess_columns
+
         try:
-            header, rows = preview(path, 4)
+            seen = glance(path, 4, self.session.profile.data)
             guessed = guess_columns(path) if guess else {}
         except UserError as exc:
-            self.query_one("#report", Static).update(Text(str(exc), "red"))
+            set_note(note, Text(relative(str(exc)), "red"))
             return
-        table.add_columns(*header)
-        for row in rows:
-            table.add_row(*[cell[:40] for cell in row + [""] * (len(header) - len(row))])
+        table.add_columns(*[cell_text(name) for name in seen.header])
+        for row in seen.rows:
+            table.add_row(*[cell_text(cell) for cell in row])
+        if seen.notes:
+            set_note(note, Text("\n".join(relative(line) for line in seen.notes), "yellow"))
         for key, column in guessed.items():
             field = self.query_one("#" + field_id(f"data.{key}"), Input)
-            if field.value not in header:
+            if field.value not in seen.header:
                 field.value = column
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "browse":
-            self.action_browse()
-        elif event.button.id == "validate":
-            self.action_validate()
-
+    @on(Button.Pressed, "#browse")
     def action_browse(self) -> None:
         focused = self.focused
         key = "data.test_csv" if focused and focused.id == field_id("data.test_csv") else None
@@ -99,29 +173,110 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
 
         def picked(path: Path | None) -> None:
             if path is not None:
-                self.query_one("#" + field_id(key), Input).value = str(path)
+                with self.guarded("taking the picked file"):
+                    field = self.query_one("#" + field_id(key), Input)
+                    field.value = str(path)
+                    field.focus()  # in sight, with what the preview says under it
 
         self.app.push_screen(FilePicker(start, f"Pick the {key.split('.')[1]}"), picked)
 
+    @on(Button.Pressed, "#validate")
     def action_validate(self) -> None:
         if not self.apply_fields():
+            self.set_verdict(Text("not validated: the fields marked in red come first", "red"))
             return
         profile = self.session.profile
+        typed = self.session.token
+        token = Token(typed, "the token typed on the Token screen") if typed else None
 
-        def validate() -> Text:
+        def validate():
             from retclip_pipeline.inspect_data import data_report
 
-            report = data_report(profile)
-            text = Text("\n".join(report.lines))
-            for problem in report.problems:
-                text.append("\n" + problem, "bold red")
-            if report.ok:
-                text.append("\nready to convert", "bold green")
-            return text
+            return data_report(profile, token=token)
 
-        self.show_later("#report", validate, "checking the CSVs and the data set...")
+        self.query_one("#report-panel").display = True
+        self.waiting_focus = self.focused
+        self.set_verdict(Text("checking the CSVs and the data set...", "dim"))
+        self.show_later(
+            "#report", validate, "checking...", show=self.show_report, what="validating the data"
+        )
+
+    def show_report(self, result) -> None:
+        """A data report into the panel and its verdict into sight; or an error's red line."""
+        from retclip_pipeline.inspect_data import Report
+
+        if isinstance(result, Report):  # problems first: in sight without scrolling
+            text = Text()
+            for line, style in (
+                *[(line, "bold red") for line in result.problems],
+                *[(line, "yellow") for line in result.warnings],
+                *[(line, "") for line in result.lines],
+            ):
+                text.append(relative(line) + "\n", style)
+            text.rstrip()
+            verdict = Text(relative(result.verdict()), "bold green" if result.ok else "bold red")
+        else:
+            lines = result.plain.strip().splitlines() or ["the check failed"]
+            text = Text("\n".join(relative(line) for line in lines), "bold red")
+            verdict = Text(relative(lines[0]), "bold red")
+        self.query_one("#report", Static).update(text)
+        self.set_verdict(verdict)
+        self.validated = True
+        panel = self.query_one("#report-panel", VerticalScroll)
+        panel.scroll_home(animate=False)
+        if self.focused is self.waiting_focus:  # not while the user has moved on
+            panel.focus(scroll_visible=False)
+            body = self.query_one("#body", VerticalScroll)  # once the report is laid out
+            self.call_after_refresh(body.scroll_to_widget, panel, top=True, animate=False)
+
+    def apply_fields(self, extra=None) -> bool:
+        ok = super().apply_fields(extra)
+        self.drop_repeated_note()
+        return ok
+
+    def drop_repeated_note(self) -> None:
+        """The preview's note, once the train CSV's error line says the same (or that the
+        file is not found)."""
+        note = str(self.query_one("#preview-note", Static).render())
+        error = str(self.query_one("#e-" + field_id("data.train_csv"), Static).render())
+        if note == error or (error and note.startswith("no file at ")):
+            set_note(self.query_one("#preview-note", Static), Text())
+
+    def set_verdict(self, verdict: Text) -> None:
+        self.query_one("#verdict", Static).update(verdict)
 
     def commit(self) -> bool:
-        return self.apply_fields(
-            {"data.train_csv": self.query_one("#" + field_id("data.train_csv"), Input).value}
-        )
+        """The fields, then the CSVs' columns: a missing one blocks Next, said at its field."""
+        from retclip_pipeline.inspect_data import column_problems
+
+        if not self.apply_fields({"data.train_csv": self.value("data.train_csv")}):
+            return False
+        with self.guarded("checking the CSV columns"):
+            problems = column_problems(self.session.profile)
+            for key, message in problems.items():
+                set_error(self.query_one("#e-" + field_id(key), Static), relative(message))
+            self.drop_repeated_note()
+            if problems:
+                self.show_error("fix the fields marked in red")
+            return not problems
+        return False
+
+
+def set_note(note: Static, text: Text) -> None:
+    note.update(text)
+    note.display = bool(text.plain)
+
+
+def column_label(key: str) -> str:
+    return key.removesuffix("_column").replace("_", " ") + " column"
+
+
+def cell_text(value: str) -> Text:
+    """A CSV cell for the table: one line, short, and never read as markup."""
+    return Text(" ".join(value.split())[:40])
+
+
+def relative(line: str) -> str:
+    """Paths under the current folder shown relative, as everywhere on screen; a line cut
+    short (a message may quote a whole file)."""
+    return line.replace(str(Path.cwd().resolve()) + os.sep, "")[:600]

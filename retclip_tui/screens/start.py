@@ -73,6 +73,10 @@ recycled runtime."""
         except UserError as exc:
             set_error(error, str(exc))
             return
+        except Exception as exc:  # noqa: BLE001 - no file may end the wizard
+            set_error(error, "")
+            self.show_failure(f"loading {path}", exc)
+            return
         set_error(error, "")
         self.session.profile = loaded
         self.session.run_dir = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -14,7 +15,8 @@ from textual.widgets import DirectoryTree, Footer, Static
 
 class CsvTree(DirectoryTree):
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if p.is_dir() or p.suffix.lower() in (".csv", ".toml")]
+        # _safe_is_dir: an entry the OS will not describe is no folder, never an error
+        return [p for p in paths if p.suffix.lower() in (".csv", ".toml") or self._safe_is_dir(p)]
 
 
 class FilePicker(ModalScreen[Path | None]):
@@ -26,7 +28,7 @@ class FilePicker(ModalScreen[Path | None]):
 
     def __init__(self, start: Path, title: str = "Pick a CSV file"):
         super().__init__()
-        self.start = start if start.is_dir() else Path.cwd()
+        self.start = start if CsvTree._safe_is_dir(start) else Path.cwd()
         self.title = title
 
     def compose(self) -> ComposeResult:
@@ -39,6 +41,7 @@ class FilePicker(ModalScreen[Path | None]):
         self.query_one(CsvTree).focus()
 
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        # Any file at all: the screen that asked reads it and says what is wrong with it.
         self.dismiss(event.path)
 
     def action_cancel(self) -> None:
@@ -46,4 +49,5 @@ class FilePicker(ModalScreen[Path | None]):
 
     def action_up(self) -> None:
         tree = self.query_one(CsvTree)
-        tree.path = Path(tree.path).resolve().parent
+        with suppress(OSError, RuntimeError):  # a symlink loop above: stay where we are
+            tree.path = Path(tree.path).resolve().parent
