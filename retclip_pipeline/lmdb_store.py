@@ -227,7 +227,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         summary.update(verify(ctx.path("lmdb", split), profile.data.eyes == "paired", split))
         ctx.emit.log(
             f"{split}: {summary[f'{split}_images']} images and "
-            f"{summary[f'{split}_pairs']} pairs in {ctx.path('lmdb', split)}, verified"
+            f"{summary[f'{split}_pairs']} pairs in lmdb/{split}, verified"
         )
     return summary
 

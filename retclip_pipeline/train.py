@@ -538,7 +538,8 @@ class Trainer:
         if main:
             export(self.module, self.tokenizer, self.folder / "export")
             emit.log(
-                f"model exported to {self.folder / 'export'} (transformers folders and a "
+                f"model exported to {self.folder.relative_to(self.ctx.workdir) / 'export'} "
+                f"(transformers folders and a "
                 f"RET-CLIP-layout state dict)"
             )
         distributed.barrier(self.world)

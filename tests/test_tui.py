@@ -254,24 +254,34 @@ def test_help_and_module_entry_point():
 # ---- snapshots -------------------------------------------------------------------------
 
 
+async def settled(pilot) -> None:
+    """The screen once its background work has shown: the plan line, the device line."""
+    await wait_for(pilot, lambda: bool(pilot.app.screen.query_one("#plan").states), 60)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def test_snapshot_start_80x24(home, snap_compare):
-    assert snap_compare(make_app(home), terminal_size=(80, 24))
+    assert snap_compare(make_app(home), terminal_size=(80, 24), run_before=settled)
 
 
 def test_snapshot_start_120x40(home, snap_compare):
-    assert snap_compare(make_app(home), terminal_size=(120, 40))
+    assert snap_compare(make_app(home), terminal_size=(120, 40), run_before=settled)
 
 
 def test_snapshot_data_80x24(home, snap_compare):
-    assert snap_compare(make_app(home), terminal_size=(80, 24), press=["ctrl+n", "ctrl+n"])
+    async def to_data(pilot):
+        await pilot.press("ctrl+n", "ctrl+n")
+        await settled(pilot)
+
+    assert snap_compare(make_app(home), terminal_size=(80, 24), run_before=to_data)
 
 
 def test_snapshot_train_120x40(home, snap_compare):
     async def to_train(pilot):
         pilot.app.goto("train")
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()  # the device line, found off the UI thread
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(make_app(home), terminal_size=(120, 40), run_before=to_train)
 

@@ -372,6 +372,7 @@ def test_snapshot_data_validated_80x24(home, snap_compare):
         await pilot.press("ctrl+r")
         await settle(pilot)
         await pilot.pause(0.2)
+        await test_tui.settled(pilot)
 
     assert snap_compare(make_app(home), terminal_size=(80, 24), run_before=validated)
 

@@ -110,7 +110,7 @@ def test_the_new_keys_move_check_and_save(home):
             await pilot.press("ctrl+g")  # Validate
             await app.workers.wait_for_complete()
             await pilot.pause()
-            assert "ready to convert" in tui.text_of(app.screen.query_one("#report"))
+            assert "ready to convert" in tui.text_of(app.screen.query_one("#verdict"))
             await pilot.press("f2")
             assert tui.screen_name(app) == "SaveScreen"
             await pilot.press("f10")
@@ -226,7 +226,8 @@ def test_save_offers_the_profiles_folder_not_the_runs_own_copy(home):
             app.session.profile.source = home / "runs" / "tui" / "tui-profile.toml"  # attached
             app.goto("save")
             await pilot.pause()
-            assert app.screen.query_one("#target").value == str(home / "profiles" / "tui.toml")
+            offered = Path(app.screen.query_one("#target").value).resolve()  # shown relative
+            assert offered == home / "profiles" / "tui.toml"
 
     asyncio.run(walk())
 

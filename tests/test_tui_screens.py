@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from retclip_pipeline import runs
@@ -16,7 +19,16 @@ from retclip_pipeline import runs
 from . import test_tui
 from .test_tui import TOKEN, make_app, type_into, wait_for
 
-home = test_tui.home  # the wizard's folder: a profile over the small demo set
+
+@pytest.fixture
+def home(request, monkeypatch, demo_root):
+    """The wizard's folder, at a path of the same length on every machine: the screens
+    wrap long lines, so a longer path would move words to other lines."""
+    folder = Path(tempfile.mkdtemp(prefix="rtui-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return test_tui.home.__wrapped__(folder, monkeypatch, demo_root)
+
+
 SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "text"
 # What changes from run to run: rates, durations, pids, times of day.
 VOLATILE = [
@@ -50,7 +62,11 @@ def settled(text: str, home: Path) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
-def check(request, name: str, app, home: Path) -> None:
+async def check(request, name: str, pilot, home: Path) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: bool(app.screen.query_one("#plan").states), 60)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
     text = settled(screen_text(app), home)
     assert len(text.splitlines()) <= 24, "taller than the terminal"
     path = SNAPSHOTS / f"{name}.txt"
@@ -66,44 +82,44 @@ def test_every_screen_in_its_result_state_at_80x24(home, request):
         app = make_app(home)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
-            check(request, "start", app, home)
+            await check(request, "start", pilot, home)
             await pilot.press("f4")
             await type_into(pilot, "#token-input", TOKEN)
             await pilot.press("ctrl+g")
             await app.workers.wait_for_complete()
             await pilot.pause()
-            check(request, "token", app, home)
+            await check(request, "token", pilot, home)
             await pilot.press("f4")
             await pilot.press("ctrl+g")  # validate
             await app.workers.wait_for_complete()
             await pilot.pause()
-            check(request, "data", app, home)
+            await check(request, "data", pilot, home)
             await pilot.press("f4")
             app.screen.query_one("#mode").focus()
             await pilot.press("home", "enter")  # smoke
             await pilot.pause()
-            check(request, "sizing", app, home)
+            await check(request, "sizing", pilot, home)
             await pilot.press("f4")
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: app.screen.query_one("RunPanel").done)
             await pilot.pause(1.0)
-            check(request, "prepare", app, home)
+            await check(request, "prepare", pilot, home)
             await pilot.press("f4")
             await pilot.press("ctrl+g")
             results = app.session.workdir / "evaluation" / "evaluation_results.json"
             await wait_for(pilot, results.exists)
             await wait_for(pilot, lambda: not runs.run_info(app.session.workdir).running)
             await pilot.pause(1.5)
-            check(request, "train", app, home)
+            await check(request, "train", pilot, home)
             await pilot.press("f4")
             await pilot.pause(1.0)
-            check(request, "evaluate", app, home)
+            await check(request, "evaluate", pilot, home)
             await pilot.press("f4")
             await pilot.press("ctrl+g")  # save
             await pilot.pause()
             if type(app.screen).__name__ != "SaveScreen":  # the overwrite question: yes
                 await pilot.press("y")
                 await pilot.pause()
-            check(request, "save", app, home)
+            await check(request, "save", pilot, home)
 
     asyncio.run(walk())

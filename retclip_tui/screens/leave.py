@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -26,9 +27,11 @@ class LeaveScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(
-                f"A run is still going in {self.run_dir}.\n\nLeave it running (attach to it "
-                "later from the Start screen or with retclip-tui --attach), or stop it (it "
-                "resumes where it stopped)?"
+                Text(
+                    f"A run is still going in {self.run_dir}.\n\nLeave it running (attach to "
+                    "it later from the Start screen or with retclip-tui --attach), or stop it "
+                    "(it resumes where it stopped)?"
+                )
             )
             with Horizontal(classes="buttons"):
                 yield Button("Leave running (l)", id="leave", variant="primary", compact=True)

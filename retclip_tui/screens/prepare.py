@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
@@ -21,8 +22,10 @@ the Start screen (or retclip-tui --attach) follows it again."""
     def body(self) -> ComposeResult:
         p = self.session.profile
         yield Static(
-            f"{p.hub.dataset} -> {shown(self.session.workdir)}/data, sizing {p.sizing.mode}. "
-            "The run goes on if you leave; ctrl+g starts or resumes it.",
+            Text(
+                f"{p.hub.dataset} -> {shown(self.session.workdir)}/data, sizing "
+                f"{p.sizing.mode}. The run goes on if you leave; ctrl+g starts or resumes it."
+            ),
             id="what",
         )
         yield RunLog()
@@ -31,5 +34,5 @@ the Start screen (or retclip-tui --attach) follows it again."""
         if message.ok:
             report = self.session.workdir / "data" / "convert_report.txt"
             self.query_one("#what", Static).update(
-                f"done: the conversion report is {shown(report)}"
+                Text(f"done: the conversion report is {shown(report)}")
             )

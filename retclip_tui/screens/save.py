@@ -35,7 +35,7 @@ python -m retclip_pipeline --profile FILE."""
             # Attached to a run: its profile is the run's copy, which the pipeline reads.
             default = Path.cwd() / "profiles" / f"{p.name}.toml"
         yield Static("Save the profile to:")
-        yield Input(str(default), id="target", compact=True)
+        yield Input(shown(default), id="target", compact=True)
         # Button and outcome above the TOML, which can be longer than the screen: "saved."
         # must show at 80x24 without scrolling.
         with Horizontal(classes="buttons"):

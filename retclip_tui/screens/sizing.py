@@ -3,6 +3,7 @@ disk, fetching and conversion time."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -79,9 +80,9 @@ the fetching and the conversion time it takes."""
             )
             lines = sizing_lines(trial)
         except UserError as exc:
-            self.query_one("#estimate", Static).update(f"no estimate yet: {exc}")
+            self.query_one("#estimate", Static).update(Text(f"no estimate yet: {exc}"))
             return
-        self.query_one("#estimate", Static).update("\n".join(lines))
+        self.query_one("#estimate", Static).update(Text("\n".join(lines)))  # paths: no markup
 
     def commit(self) -> bool:
         return self.apply_fields({"sizing.mode": self.mode()})

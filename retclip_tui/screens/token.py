@@ -12,6 +12,7 @@ from textual.widgets import Button, Input, Label, Static
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.hub import Token, resolve_token
 
+from ..session import shown
 from .base import WizardScreen
 
 
@@ -53,7 +54,7 @@ with huggingface_hub for later runs."""
         else:
             text = f"Token found: {token.origin}. It is never shown or written to a file."
         if kind == "local":
-            text += f"\nThe data set is a local folder ({where}): no token is needed."
+            text += f"\nThe data set is a local folder ({shown(where)}): no token is needed."
         self.query_one("#token-source", Static).update(text)
 
     def on_button_pressed(self, event) -> None:

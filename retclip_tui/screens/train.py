@@ -92,25 +92,33 @@ or a hub id or a local folder."""
             self.losses, self.vals, self.epochs = [], [], 0  # a new training: fresh curves
             self.show_curves()
         metrics = event.metrics or {}
+        if event.kind == "stage_finished":  # the last epoch's checkpoint is written now
+            self.show_checkpoints()
         if event.kind != "metric":
             return
         if "train_loss" in metrics:  # an epoch ended
             self.epochs = int(metrics.get("epoch", self.epochs))
             if "val_loss" in metrics:
                 self.vals.append(float(metrics["val_loss"]))
-            checkpoints = sorted(p.name for p in self.session.workdir.rglob("checkpoints/*.pt"))
-            self.query_one("#live", Static).update(
-                f"epoch {metrics.get('epoch')}: train loss {metrics['train_loss']}; "
-                f"checkpoints: {', '.join(checkpoints[-4:]) or 'none yet'}"
-            )
+            self.epoch_line = f"epoch {metrics.get('epoch')}: train loss {metrics['train_loss']}"
+            self.show_checkpoints()
         elif "loss" in metrics:
             self.losses.append(float(metrics["loss"]))
             rate, eta = metrics.get("samples_per_s"), metrics.get("eta_s")
             pace = f"{rate:.0f} samples/s" if rate else ""
             if eta is not None:
                 pace += f", ETA {duration(eta)} to the end of training"
-            self.query_one("#live", Static).update(f"step {metrics.get('step')}: {pace}")
+            self.query_one("#live", Static).update(Text(f"step {metrics.get('step')}: {pace}"))
         self.show_curves()
+
+    def show_checkpoints(self) -> None:
+        """The last epoch's figures and the checkpoints written so far (an epoch's own is
+        written just after its figures: listed from the next event on)."""
+        folder = self.session.workdir / "logs" / self.session.profile.name / "checkpoints"
+        names = sorted(p.name for p in folder.glob("*.pt"))
+        line = getattr(self, "epoch_line", "")
+        shown = f"checkpoints: {', '.join(names[-4:])}" if names else "no checkpoint yet"
+        self.query_one("#live", Static).update(Text(f"{line}; {shown}" if line else shown))
 
     def show_curves(self) -> None:
         """Each curve with its last value, its range and how many points it has."""
@@ -123,7 +131,8 @@ or a hub id or a local folder."""
         self.query_one("#loss-label", Label).update(loss)
         val = "val loss"
         if self.vals:
-            val += f" {self.vals[-1]:.3f} ({_range(self.vals)}, {len(self.vals)} epochs)"
+            count = len(self.vals)
+            val += f" {self.vals[-1]:.3f} ({_range(self.vals)}, {count} epoch{'s' * (count > 1)})"
         self.query_one("#val-label", Label).update(val)
 
 

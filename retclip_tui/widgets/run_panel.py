@@ -51,7 +51,7 @@ class TaskBar(Horizontal):
             detail += f", ETA {units.duration((event.total - done) / rate)}"
         if event.message:
             detail = event.message
-        self.detail.update(detail[:30])
+        self.detail.update(Text(detail[:30]))  # a note from the hub is text, not markup
 
 
 class RunPanel(Vertical):
@@ -207,7 +207,10 @@ class RunPanel(Vertical):
             if values & {"resume", "failed", "interrupted"}
             else "Start"
         )
-        self.query_one("#run-start", Button).label = f"{label} (ctrl+g)"
+        start = self.query_one("#run-start", Button)
+        if str(start.label) != f"{label} (ctrl+g)":
+            start.label = f"{label} (ctrl+g)"
+            start.refresh(layout=True)  # a longer label needs a wider button
         if not info.running and self.ended is not None:
             ok, self.ended = self.ended and values == {"done"}, None
             self.post_message(self.Finished(ok))
