@@ -27,7 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retclip_pipeline import demo  # noqa: E402
+from retclip_pipeline.data import demo  # noqa: E402
 
 
 def _make_one(args: tuple[str, int, str]) -> int:

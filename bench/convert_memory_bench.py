@@ -23,10 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retclip_pipeline import convert_report  # noqa: E402
-from retclip_pipeline.convert import CHUNK, SplitResult  # noqa: E402
+from retclip_pipeline.data import report as convert_report  # noqa: E402
+from retclip_pipeline.data.prompts import PromptRow, PromptTable  # noqa: E402
 from retclip_pipeline.profile import Profile  # noqa: E402
-from retclip_pipeline.prompts import PromptRow, PromptTable  # noqa: E402
+from retclip_pipeline.stages.convert import CHUNK, SplitResult  # noqa: E402
 
 CLASSES = [f"class {n}" for n in range(10)]
 GOAL_MIB = 1.5e9 / 2**20

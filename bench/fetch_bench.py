@@ -26,10 +26,10 @@ _HOME = Path(tempfile.mkdtemp(prefix="retclip-fetch-bench-"))
 os.environ["HF_HOME"] = str(_HOME / "hf")  # before huggingface_hub is imported
 os.environ.pop("HF_HUB_OFFLINE", None)
 
-from retclip_pipeline import convert  # noqa: E402
 from retclip_pipeline import profile as profiles  # noqa: E402
 from retclip_pipeline.events import Emitter  # noqa: E402
 from retclip_pipeline.stage import StageContext  # noqa: E402
+from retclip_pipeline.stages import convert  # noqa: E402
 from tests import hubstand  # noqa: E402
 from tests.realsize import CLASS_ROWS as CLASSES  # noqa: E402
 

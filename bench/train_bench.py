@@ -46,8 +46,8 @@ def make_lmdb(folder: Path, pairs: int, size: int) -> Path:
     import base64
     import pickle
 
-    from retclip_pipeline import demo
-    from retclip_pipeline.lmdb_store import COUNT_KEYS, build_env
+    from retclip_pipeline.data import demo
+    from retclip_pipeline.data.lmdb_io import COUNT_KEYS, build_env
 
     split = folder / f"lmdb-{pairs}-{size}"
     if (split / "pairs" / "data.mdb").exists():
@@ -146,8 +146,8 @@ def _settings(args):
 def bench_steps(args) -> dict:
     import torch
 
-    from retclip_pipeline.estimate import memory, sample_flops, shapes_of
-    from retclip_pipeline.loss import retclip_loss
+    from retclip_pipeline.model.loss import retclip_loss
+    from retclip_pipeline.preflight.estimate import memory, sample_flops, shapes_of
     from retclip_pipeline.training.optim import make_optimizer
 
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")

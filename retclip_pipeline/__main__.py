@@ -83,19 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     no_library_bars()
     try:
         if argv and argv[0] == "compare":
-            from . import compare
+            from .evaluation import compare
 
             return compare.main(argv[1:])
         if argv and argv[0] == "token":
-            from . import token_cli
+            from .cli import token as token_cli
 
             return token_cli.main(argv[1:])
         if argv and argv[0] in ("embed", "query"):
-            from . import use
+            from .cli import use
 
             return getattr(use, argv[0])(argv[1:])
         if argv and argv[0] == "promote":
-            from . import promote
+            from .cli import promote
 
             return promote.main(argv[1:])
     except UserError as exc:
@@ -161,7 +161,7 @@ def _distributed(profile, workdir: Path, selected: list[str] | None) -> int:
         run(profile, workdir, PlainRenderer(), selected=selected)
         return 0
     from .runner import plan
-    from .train import run_worker
+    from .stages.train import run_worker
 
     status = {row.stage.name: row.status for row in plan(profile, workdir)}
     if status["train"] != "done":
@@ -170,7 +170,7 @@ def _distributed(profile, workdir: Path, selected: list[str] | None) -> int:
 
 
 def _check(profile, workdir: Path, gpu: str | None) -> int:
-    from .check import run_checks
+    from .preflight.check import run_checks
 
     items = run_checks(profile, workdir, gpu)
     for item in items:
@@ -184,8 +184,8 @@ def _check(profile, workdir: Path, gpu: str | None) -> int:
 
 def _train_estimate(profile, gpu: str | None) -> list[str]:
     """The estimate's lines, or why there is none (a tower that cannot be had offline)."""
-    from .convert import split_pairs
-    from .estimate import estimate
+    from .preflight.estimate import estimate
+    from .stages.convert import split_pairs
 
     try:
         pairs = split_pairs(profile)
@@ -216,7 +216,7 @@ def _dry_run(profile, workdir: Path, selected: list[str] | None, gpu: str | None
                     f"           {split}: {counts['rows']} CSV rows on {counts['images']} images, "
                     f"{counts['sampled']} images in this run"
                 )
-            from .costs import sizing_lines
+            from .preflight.costs import sizing_lines
 
             for line in sizing_lines(profile):
                 print(f"           {line}")

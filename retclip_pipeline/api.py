@@ -34,7 +34,7 @@ class Run:
         import torch
         from PIL import Image
 
-        from .images import BadImage, normalise
+        from .data.images import BadImage, normalise
         from .model.build import ModelSpec, image_size_of
         from .training.data import image_transform, normalize
 
@@ -103,9 +103,9 @@ class Run:
     def classes(self) -> tuple[list[str], Any]:
         """The run's classes and their zero-shot embeddings (from the profile's templates)."""
         if self._classes is None:
-            from .evaluate import class_name
             from .evaluation.features import split_texts
             from .evaluation.metrics import class_embeddings
+            from .stages.evaluate import class_name
 
             labels = sorted(
                 {
@@ -151,7 +151,7 @@ def load(run_dir: str | Path, checkpoint: str | None = None) -> Run:
     """A run directory's model (its latest checkpoint, or `checkpoint`) ready to encode."""
     from . import profile as profiles
     from .evaluation.features import checkpoint_path, load_model
-    from .train import resolve_device
+    from .stages.train import resolve_device
 
     folder = Path(run_dir).expanduser().resolve()
     resolved = folder / "profile.resolved.toml"

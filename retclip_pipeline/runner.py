@@ -19,15 +19,16 @@ from .atomic import write_text
 from .errors import DamagedOutput, StageInterrupted, UserError, as_user_error, one_line
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
 from .quiet import library_messages
-from .runs import EVENTS_FILE, RESOLVED_PROFILE, run_lock
 from .stage import Stage, StageContext
 from .state import RunState
+from .watch import EVENTS_FILE, RESOLVED_PROFILE, run_lock
 
 HEARTBEAT_EVERY_S = 2.0
 
 
 def all_stages() -> list[Stage]:
-    from . import convert, evaluate, lmdb_store, train
+    from .data import lmdb_io as lmdb_store
+    from .stages import convert, evaluate, train
 
     return [convert.STAGE, lmdb_store.STAGE, train.STAGE, evaluate.STAGE]
 
@@ -124,7 +125,9 @@ class _Heartbeat:
         now = time.monotonic()
         if now - self.last >= HEARTBEAT_EVERY_S:
             self.last = now
-            self.state.beat(event.stage)
+            # Best effort: a full disk must not turn the event that reports it into a crash.
+            with contextlib.suppress(OSError):
+                self.state.beat(event.stage)
 
 
 @contextmanager
@@ -241,7 +244,7 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
 
 def _smoke_checklist(workdir: Path, sink: EventSink) -> None:
     """A finished smoke run says whether the full run can follow, and how."""
-    from .smoke import checklist
+    from .preflight.smoke import checklist
 
     items = checklist(workdir)
     for item in items:
@@ -305,7 +308,7 @@ def _user_error(exc: Exception, stage: Stage, profile, workdir: Path) -> UserErr
     """A full disk or a read-only folder as one line, with the space the stage needs."""
     user = as_user_error(exc, str(workdir))
     if user is not None and "disk full" in str(user):
-        from .check import space_needed
+        from .preflight.check import space_needed
 
         user = as_user_error(exc, str(workdir), space_needed(profile, stage.name))
     return user

@@ -10,7 +10,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from retclip_pipeline import profile as profiles
-from retclip_pipeline import runs
+from retclip_pipeline import watch
 
 from .session import Session, new_profile, shown
 
@@ -61,7 +61,7 @@ class RetclipApp(App[str | None]):
     def attach(self, run_dir: Path) -> None:
         """Follow a run: its profile becomes the session's; the step its stages reached opens."""
         run_dir = run_dir.expanduser().resolve()
-        for name in ("tui-profile.toml", runs.RESOLVED_PROFILE):
+        for name in ("tui-profile.toml", watch.RESOLVED_PROFILE):
             if (run_dir / name).is_file():
                 self.session.profile = profiles.load(run_dir / name, check_files=False)
                 break
@@ -70,7 +70,7 @@ class RetclipApp(App[str | None]):
             self.goto("start")
             return
         self.session.run_dir = run_dir
-        info = runs.run_info(run_dir)
+        info = watch.run_info(run_dir)
         stage = info.stage_running or next(
             (s for s in ("evaluate", "train", "lmdb", "convert") if s in info.stages), "convert"
         )
@@ -82,14 +82,14 @@ class RetclipApp(App[str | None]):
         if isinstance(self.screen, LeaveScreen):
             return  # F10 again while asked
         run_dir = self.session.run_dir or self.session.profile.workdir_path()
-        pid = runs.lock_holder(run_dir)
+        pid = watch.lock_holder(run_dir)
         if not pid:
             self.exit()
             return
 
         def chosen(choice: str | None) -> None:
             if choice == "stop":
-                runs.stop(run_dir)
+                watch.stop(run_dir)
                 self.exit()
             elif choice == "leave":
                 where = shlex.quote(shown(run_dir))

@@ -9,7 +9,7 @@ import csv
 import shutil
 from pathlib import Path
 
-from retclip_pipeline import demo
+from retclip_pipeline.data import demo
 from retclip_pipeline.model.tokenizer import TINY_TOKENIZER_DIR
 
 ROOT = Path(__file__).resolve().parent.parent

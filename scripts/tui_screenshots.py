@@ -40,8 +40,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="retclip-shots-"))
     os.environ["HF_HOME"] = str(home / "hf")
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from retclip_pipeline import demo
     from retclip_pipeline import profile as profiles
+    from retclip_pipeline.data import demo
     from retclip_pipeline.runner import run
 
     demo.write_single_eye(home / "seeds" / "demo", per_class={"train": 8, "test": 4})

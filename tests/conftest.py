@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """A small single-eye demo set: 6 train and 3 test images a class."""
-    from retclip_pipeline import demo
+    from retclip_pipeline.data import demo
 
     root = tmp_path_factory.mktemp("demo")
     demo.write_single_eye(root, per_class={"train": 6, "test": 3})
@@ -34,7 +34,7 @@ def demo_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def paired_root(tmp_path_factory) -> Path:
-    from retclip_pipeline import demo
+    from retclip_pipeline.data import demo
 
     root = tmp_path_factory.mktemp("paired")
     demo.write_paired(root, patients={"train": 24, "test": 8})

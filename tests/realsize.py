@@ -173,7 +173,7 @@ def write_hub_layout_set(folder: Path, image_side: int = 48, distinct: int = 4) 
     """data/{split}-0000k-of-0000n.parquet with the real split sizes, as push_to_hub lays a
     set out; `distinct` JPEGs per class (4:3, `image_side` high), repeated (the real set
     repeats images too)."""
-    from retclip_pipeline import demo
+    from retclip_pipeline.data import demo
 
     from .hubstand import parquet_shards
 

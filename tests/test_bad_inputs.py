@@ -131,7 +131,7 @@ def _unreadable_test_images(tmp_path):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from retclip_pipeline.runs import run_lock
+from retclip_pipeline.watch import run_lock
 with run_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(600)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from retclip_pipeline import profile as profiles
-from retclip_pipeline.check import run_checks
+from retclip_pipeline.preflight.check import run_checks
 
 from . import realsize
 from .conftest import demo_toml, write_profile
@@ -124,7 +124,7 @@ def test_a_context_longer_than_the_positions_fails(tmp_path, demo_root):
 
 
 def test_too_little_disk_for_the_checkpoints_fails(tmp_path, demo_root, monkeypatch):
-    from retclip_pipeline import check
+    from retclip_pipeline.preflight import check
 
     real = shutil.disk_usage
     monkeypatch.setattr(
@@ -135,7 +135,7 @@ def test_too_little_disk_for_the_checkpoints_fails(tmp_path, demo_root, monkeypa
 
 
 def test_memory_beyond_the_machine_fails(tmp_path, demo_root, monkeypatch):
-    from retclip_pipeline import estimate
+    from retclip_pipeline.preflight import estimate
 
     monkeypatch.setattr(estimate, "available_ram", lambda: 0.5 * 2**30)
     item = _items(tmp_path, demo_root)["training estimate"]

@@ -236,7 +236,7 @@ BAD_INPUT = [
 def test_disk_full_is_a_user_error_and_keeps_finished_work(
     tmp_path, demo_root, capsys, monkeypatch, kind
 ):
-    from retclip_pipeline import lmdb_store
+    from retclip_pipeline.data import lmdb_io as lmdb_store
 
     profile = _profile(tmp_path, demo_root)
 

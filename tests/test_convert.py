@@ -144,7 +144,7 @@ def test_paired_eyes_keep_left_right_and_patient_texts(tmp_path, paired_root):
     texts = _read_jsonl(tmp_path / "run/data/train_texts.jsonl")
     assert texts[0]["text_left"].startswith("The left fundus")
     assert texts[0]["text_right"].startswith("The right fundus")
-    from retclip_pipeline.lmdb_store import LmdbPairsDataset
+    from retclip_pipeline.data.lmdb_io import LmdbPairsDataset
 
     item = LmdbPairsDataset(tmp_path / "run/lmdb/train")[0]
     assert not item["same_image"]
@@ -153,7 +153,7 @@ def test_paired_eyes_keep_left_right_and_patient_texts(tmp_path, paired_root):
 
 @pytest.mark.parametrize("workers", [1])
 def test_conversion_is_deterministic(tmp_path, demo_root, workers, monkeypatch):
-    from retclip_pipeline import convert
+    from retclip_pipeline.stages import convert
 
     first = _profile(tmp_path, demo_root, "a.toml")
     run(first, tmp_path / "run", lambda e: None, selected=DATA_STAGES)
@@ -196,8 +196,8 @@ def _stop_on_the_corrupt_image(demo_profile, monkeypatch) -> tuple[Path, bytes, 
     """Convert with one truncated image under the default on_bad_row = "error", in chunks of
     8 images. Returns the image, its good bytes, and the list that records each chunk
     converted from then on as (split, chunk number)."""
-    from retclip_pipeline import convert
     from retclip_pipeline.errors import UserError
+    from retclip_pipeline.stages import convert
     from retclip_pipeline.state import RunState
 
     monkeypatch.setattr(convert, "CHUNK", 8)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retclip_pipeline import convert_report
-from retclip_pipeline.convert import SplitResult
-from retclip_pipeline.prompts import PromptTable
+from retclip_pipeline.data import report as convert_report
+from retclip_pipeline.data.prompts import PromptTable
+from retclip_pipeline.stages.convert import SplitResult
 
 from .conftest import ROOT
 
@@ -64,9 +64,9 @@ _MEASURE = """
 import sys
 from pathlib import Path
 import numpy as np
-from retclip_pipeline import convert_report
-from retclip_pipeline.convert import SplitResult
-from retclip_pipeline.prompts import PromptTable
+from retclip_pipeline.data import report as convert_report
+from retclip_pipeline.stages.convert import SplitResult
+from retclip_pipeline.data.prompts import PromptTable
 
 def split(name, count, rng):
     text = rng.bytes(32 * count).hex()

@@ -2,7 +2,7 @@
 
 import filecmp
 
-from retclip_pipeline import demo
+from retclip_pipeline.data import demo
 
 
 def _same_tree(a, b) -> bool:

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from retclip_pipeline.loss import retclip_loss
+from retclip_pipeline.model.loss import retclip_loss
 from retclip_pipeline.model.retclip import RetClipOutput
 from retclip_pipeline.training.distributed import World, gather
 

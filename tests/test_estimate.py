@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from retclip_pipeline import profile as profiles
-from retclip_pipeline.estimate import activation_bytes, estimate
+from retclip_pipeline.preflight.estimate import activation_bytes, estimate
 
 from .conftest import demo_toml, write_profile
 

@@ -90,8 +90,8 @@ def test_with_neither_state_nor_receipts_training_resumes_from_its_checkpoint(tm
 def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
     tmp_path, demo_root, monkeypatch
 ):
-    from retclip_pipeline import train
     from retclip_pipeline.errors import UserError
+    from retclip_pipeline.stages import train
 
     profile = _profile(tmp_path, demo_root, tmp_path / "run")
     _events(profile)
@@ -126,8 +126,8 @@ def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
 @pytest.mark.parametrize("moment", ["after the epoch file", "after the latest"])
 def test_a_kill_just_after_an_epoch_save_loses_nothing(tmp_path, demo_root, monkeypatch, moment):
     """epoch2.pt and metrics.jsonl's second line survive a kill at either moment."""
-    from retclip_pipeline import train
     from retclip_pipeline.atomic import link_or_copy
+    from retclip_pipeline.stages import train
 
     whole = _profile(tmp_path, demo_root, tmp_path / "whole", {"epochs": 3, "save_every": 2})
     _events(whole, selected=["convert", "lmdb", "train"])
@@ -223,7 +223,7 @@ def test_a_moved_run_folder_reruns_nothing(tmp_path, demo_root):
 
 def test_a_torn_or_foreign_events_line_is_skipped(tmp_path):
     from retclip_pipeline.events import Event, read_events
-    from retclip_pipeline.runs import EventFollower
+    from retclip_pipeline.watch import EventFollower
 
     good = Event("train", "log", "fine").to_json()
     torn = good[:25]  # a writer killed mid-line; the next run appends on the same line
@@ -249,8 +249,9 @@ def test_a_full_disk_or_read_only_folder_is_one_line_and_keeps_finished_work(
     """Even when the state file itself cannot be written any more."""
     import errno
 
-    from retclip_pipeline import lmdb_store, state
+    from retclip_pipeline import state
     from retclip_pipeline.__main__ import main
+    from retclip_pipeline.data import lmdb_io as lmdb_store
 
     profile = _profile(tmp_path, demo_root, tmp_path / "run", {"epochs": 1})
     before = ["convert"] if stage == "lmdb" else ["convert", "lmdb", "train"]
@@ -273,7 +274,7 @@ def test_a_full_disk_or_read_only_folder_is_one_line_and_keeps_finished_work(
     if stage == "lmdb":
         monkeypatch.setattr(lmdb_store, "build_env", broken)
     else:
-        monkeypatch.setattr("retclip_pipeline.evaluate.write_text", broken)
+        monkeypatch.setattr("retclip_pipeline.stages.evaluate.write_text", broken)
     saves = []
     real_save = state.RunState.save
 

@@ -257,7 +257,7 @@ def test_loose_image_repo_is_read_through_the_parquet_conversion(hub, shards, de
 def test_check_counts_a_hub_splits_rows_from_parquet_footers_alone(
     hub, demo_root, tmp_path, monkeypatch
 ):
-    from retclip_pipeline.check import run_checks
+    from retclip_pipeline.preflight.check import run_checks
 
     text = demo_toml(demo_root, workdir=str(tmp_path / "run"))
     text = text.replace(f'dataset = "{demo_root}"', f'dataset = "{REPO}"')

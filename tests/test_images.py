@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retclip_pipeline.images import (
+from retclip_pipeline.data.images import (
     BadImage,
     check_size,
     convert_one,
@@ -176,7 +176,7 @@ _MEASURE = """
 import io, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # an old square fails, not swaps
 from PIL import Image
-from retclip_pipeline.images import BadImage, normalise
+from retclip_pipeline.data.images import BadImage, normalise
 width, height = int(sys.argv[1]), int(sys.argv[2])
 out = io.BytesIO()
 Image.new("L", (width, height)).save(out, format="PNG")

@@ -11,7 +11,7 @@ MODEL_CODE = (
     "retclip_pipeline.model.retclip",
     "retclip_pipeline.model.weights",
     "retclip_pipeline.model.export",
-    "retclip_pipeline.loss",
+    "retclip_pipeline.model.loss",
     "retclip_pipeline.training.data",
     "retclip_pipeline.training.optim",
     "retclip_pipeline.training.checkpoint",

@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
+from retclip_pipeline.data.prompts import read_prompts
 from retclip_pipeline.errors import UserError
-from retclip_pipeline.inspect_data import (
+from retclip_pipeline.preflight.inspect import (
     OFFLINE,
     column_guide,
     column_problems,
@@ -19,7 +20,6 @@ from retclip_pipeline.inspect_data import (
     guess_columns,
 )
 from retclip_pipeline.profile import DataSection, Profile
-from retclip_pipeline.prompts import read_prompts
 
 HEADER = "dataset_index,label,prompt\n"
 
@@ -141,7 +141,7 @@ def test_an_unknown_user_home_is_a_path_not_a_crash():
 
 
 def test_example_csv_is_shipped_and_reads(tmp_path):
-    from retclip_pipeline.inspect_data import EXAMPLE_CSV
+    from retclip_pipeline.preflight.inspect import EXAMPLE_CSV
 
     table = read_prompts(EXAMPLE_CSV, DataSection(), None)
     assert 18 <= table.rows_read <= 24 and not table.skipped

@@ -6,7 +6,7 @@ import pickle
 import lmdb
 import pytest
 
-from retclip_pipeline.lmdb_store import (
+from retclip_pipeline.data.lmdb_io import (
     COMMIT_EVERY,
     LmdbPairsDataset,
     LmdbReader,

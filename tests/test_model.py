@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from retclip_pipeline.errors import UserError
-from retclip_pipeline.loss import info_nce, retclip_loss
 from retclip_pipeline.model.build import ModelSpec, build
+from retclip_pipeline.model.loss import info_nce, retclip_loss
 from retclip_pipeline.model.retclip import LOGIT_SCALE_MAX
 from retclip_pipeline.model.tokenizer import encode_texts
 from retclip_pipeline.model.weights import load_reference, ours_to_reference, save_reference

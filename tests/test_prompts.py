@@ -2,9 +2,9 @@ from collections import Counter
 
 import pytest
 
+from retclip_pipeline.data.prompts import read_prompts, stratified_sample
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.profile import DataSection
-from retclip_pipeline.prompts import read_prompts, stratified_sample
 
 from .conftest import FIXTURES
 
@@ -132,7 +132,7 @@ def test_unreadable_files_are_one_line(tmp_path, content, message):
 
 
 def test_preview_rows_have_the_header_width(tmp_path):
-    from retclip_pipeline.inspect_data import guess_columns, preview
+    from retclip_pipeline.preflight.inspect import guess_columns, preview
 
     path = _csv(tmp_path, "0,A,fine\n1,B,cut, here\n2\n")
     header, rows = preview(path)

@@ -34,7 +34,7 @@ def _weights(workdir):
     ],
 )
 def test_a_resumed_run_ends_with_the_same_weights(tmp_path, demo_root, monkeypatch, extra):
-    from retclip_pipeline import train
+    from retclip_pipeline.stages import train
 
     whole = _profile(tmp_path, demo_root, extra, "whole.toml", "whole")
     run(whole, whole.workdir_path(), lambda e: None)
@@ -102,7 +102,7 @@ def test_frozen_towers_do_not_move(tmp_path, demo_root):
 def test_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoint(
     tmp_path, demo_root, monkeypatch
 ):
-    from retclip_pipeline import loss as losses
+    from retclip_pipeline.model import loss as losses
 
     profile = _profile(tmp_path, demo_root)
     original, calls = losses.retclip_loss, []
@@ -134,8 +134,8 @@ def test_early_stopping(tmp_path, demo_root):
 def test_temperatures_are_clamped_after_every_step_and_learn_again(
     tmp_path, demo_root, monkeypatch
 ):
-    from retclip_pipeline import train
     from retclip_pipeline.model.retclip import LOGIT_SCALE_MAX
+    from retclip_pipeline.stages import train
 
     original, grads, stored = train.Trainer.optimizer_step, [], []
 
@@ -200,7 +200,7 @@ def test_export_loads_back_with_transformers_and_the_reference_layout(tmp_path, 
 
 @pytest.mark.parametrize("retry", [False, True])
 def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkeypatch, retry):
-    from retclip_pipeline import train
+    from retclip_pipeline.stages import train
 
     original = train.Trainer.run
 
@@ -228,7 +228,7 @@ def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkey
 
 def test_a_stop_saves_the_step_it_reached_and_resumes_from_it(tmp_path, demo_root, monkeypatch):
     """Ctrl-C or the wizard's stop costs at most the step under way, with no step saving."""
-    from retclip_pipeline import train
+    from retclip_pipeline.stages import train
 
     whole = _profile(tmp_path, demo_root, {"workers": 2}, "whole.toml", "whole")
     run(whole, whole.workdir_path(), lambda e: None)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from retclip_pipeline import demo, runs
+from retclip_pipeline import watch
+from retclip_pipeline.data import demo
 
 from .conftest import ROOT
 
@@ -32,7 +33,7 @@ def home(tmp_path, monkeypatch, demo_root) -> Path:
     )
     (tmp_path / "prompts").mkdir()  # the example CSV the Data screen points to, shown relative
     example = shutil.copy(ROOT / "prompts" / "example_prompts.csv", tmp_path / "prompts")
-    monkeypatch.setattr("retclip_pipeline.inspect_data.EXAMPLE_CSV", Path(example))
+    monkeypatch.setattr("retclip_pipeline.preflight.inspect.EXAMPLE_CSV", Path(example))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the TUI's error log
@@ -63,7 +64,7 @@ async def wait_for(pilot, condition, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            log = pilot.app.session.workdir / runs.LOG_FILE
+            log = pilot.app.session.workdir / watch.LOG_FILE
             tail = log.read_text()[-2000:] if log.exists() else "no pipeline.log"
             raise AssertionError(f"timed out on {screen_name(pilot.app)}:\n{tail}")
         await pilot.pause(0.5)
@@ -216,7 +217,7 @@ def test_train_and_save_screens_mark_bad_values(home):
             await type_into(pilot, "#f-train--epochs", "0")
             await pilot.press("ctrl+g")  # start: the settings are checked first
             assert "at least 1" in error_under(app, "train.epochs")
-            assert not (home / "runs" / "tui" / runs.LOG_FILE).exists()
+            assert not (home / "runs" / "tui" / watch.LOG_FILE).exists()
             await type_into(pilot, "#f-train--epochs", "3")
             await pilot.press("f2")  # to the Save screen from any step
             await pilot.pause()
@@ -337,7 +338,7 @@ def test_leave_a_run_going_then_attach_to_it_and_stop_it(home):
             app.goto("prepare")
             await pilot.pause()
             await pilot.press("ctrl+g")
-            await wait_for(pilot, lambda: runs.run_info(workdir).stages.get("lmdb") == "done")
+            await wait_for(pilot, lambda: watch.run_info(workdir).stages.get("lmdb") == "done")
             await goto(pilot, "TrainScreen")
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: bool(app.screen.losses))
@@ -348,7 +349,7 @@ def test_leave_a_run_going_then_attach_to_it_and_stop_it(home):
             await pilot.pause()
 
     asyncio.run(first())
-    pid = runs.lock_holder(workdir)
+    pid = watch.lock_holder(workdir)
     assert pid, "the run ended with the TUI"
 
     async def second():
@@ -363,12 +364,12 @@ def test_leave_a_run_going_then_attach_to_it_and_stop_it(home):
             app.screen.query_one("RunPanel").start()  # a second start is refused
             assert "already being run" in text_of(app.screen.query_one("#run-status"))
             await pilot.press("ctrl+y")
-            await wait_for(pilot, lambda: runs.lock_holder(workdir) is None, 60)
+            await wait_for(pilot, lambda: watch.lock_holder(workdir) is None, 60)
             await pilot.pause(1.0)
             assert "interrupted" in text_of(app.screen.query_one("#run-status"))
 
     asyncio.run(second())
-    assert runs.run_info(workdir).stages["train"] == "interrupted"
+    assert watch.run_info(workdir).stages["train"] == "interrupted"
     assert os.path.exists(workdir / "events.jsonl")
 
 

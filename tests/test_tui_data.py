@@ -94,7 +94,7 @@ def _refuse_reading(monkeypatch, locked: Path) -> None:
             raise PermissionError(13, "Permission denied", str(self))
         return real_read(self)
 
-    monkeypatch.setattr("retclip_pipeline.prompts.open", refusing_open, raising=False)
+    monkeypatch.setattr("retclip_pipeline.data.prompts.open", refusing_open, raising=False)
     monkeypatch.setattr(pathlib.Path, "read_bytes", refusing_read)
 
 
@@ -255,12 +255,12 @@ def test_an_unforeseen_error_shows_a_panel_and_logs_without_the_token(home, monk
             await type_into(pilot, "#token-input", SECRET)
             await goto(pilot, "DataScreen")
             await type_into(pilot, "#f-data--test_csv", "")  # a setting typed before
-            monkeypatch.setattr("retclip_pipeline.inspect_data.glance", boom)
+            monkeypatch.setattr("retclip_pipeline.preflight.inspect.glance", boom)
             await type_into(pilot, "#f-data--train_csv", str(home / "seeds/demo/prompts_test.csv"))
             error = text_of(app.screen.query_one("#error"))
             assert "previewing the train CSV failed (RuntimeError" in error
             assert "cache/retclip/tui.log" in error and SECRET not in error
-            monkeypatch.setattr("retclip_pipeline.inspect_data.data_report", boom)
+            monkeypatch.setattr("retclip_pipeline.preflight.inspect.data_report", boom)
             await pilot.press("ctrl+r")
             await settle(pilot)
             assert "validating the data failed" in text_of(app.screen.query_one("#verdict"))

@@ -290,7 +290,7 @@ def test_an_empty_folder_starts_a_new_profile_there(tmp_path, monkeypatch):
 
 
 def test_leaving_a_run_going_prints_how_to_attach(home, monkeypatch, capsys):
-    monkeypatch.setattr("retclip_pipeline.runs.lock_holder", lambda workdir: 4242)
+    monkeypatch.setattr("retclip_pipeline.watch.lock_holder", lambda workdir: 4242)
 
     async def walk():
         app = tui.make_app(home)

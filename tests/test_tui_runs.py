@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from retclip_pipeline import demo, runs
+from retclip_pipeline import watch
+from retclip_pipeline.data import demo
 
 from . import test_tui
 from .test_tui import goto, make_app, screen_name, text_of, type_into, wait_for
@@ -40,7 +41,7 @@ async def train_to_the_end(pilot) -> None:
     await pilot.press("ctrl+g")
     evaluation = app.session.workdir / "evaluation" / "evaluation_results.json"
     await wait_for(pilot, evaluation.exists)  # Train's one start ran the evaluation too
-    await wait_for(pilot, lambda: not runs.run_info(app.session.workdir).running)
+    await wait_for(pilot, lambda: not watch.run_info(app.session.workdir).running)
 
 
 @pytest.mark.slow
@@ -89,7 +90,7 @@ def test_new_settings_over_a_trained_model_ask_and_default_to_a_new_folder(home)
             await pilot.pause()
             assert app.session.workdir == home / "runs" / "tui-2"
             await wait_for(pilot, (app.session.workdir / "evaluation").exists)
-            await wait_for(pilot, lambda: not runs.run_info(app.session.workdir).running)
+            await wait_for(pilot, lambda: not watch.run_info(app.session.workdir).running)
             assert {p.name: p.read_bytes() for p in old.iterdir()} == kept
             assert app.screen.losses and len(app.screen.vals) == 1  # fresh curves
 
@@ -120,7 +121,7 @@ def test_a_failure_shows_its_reason_in_view_and_evaluating_unfinished_training_a
             await pilot.press("enter")  # the default: cancel
             await pilot.pause()
             assert screen_name(app) == "EvaluateScreen"
-            assert not runs.run_info(app.session.workdir).running
+            assert not watch.run_info(app.session.workdir).running
 
     asyncio.run(walk())
 

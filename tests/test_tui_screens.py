@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from retclip_pipeline import runs
+from retclip_pipeline import watch
 
 from . import test_tui
 from .test_tui import TOKEN, make_app, type_into, wait_for
@@ -108,7 +108,7 @@ def test_every_screen_in_its_result_state_at_80x24(home, request):
             await pilot.press("ctrl+g")
             results = app.session.workdir / "evaluation" / "evaluation_results.json"
             await wait_for(pilot, results.exists)
-            await wait_for(pilot, lambda: not runs.run_info(app.session.workdir).running)
+            await wait_for(pilot, lambda: not watch.run_info(app.session.workdir).running)
             await pilot.pause(1.5)
             await check(request, "train", pilot, home)
             await pilot.press("f4")

@@ -15,7 +15,7 @@ from ..profile import Profile
 
 def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None) -> str:
     """The checkpoint to evaluate: a path, or "init" for the untrained starting weights."""
-    from ..train import run_dir
+    from ..stages.train import run_dir
 
     choice = override or profile.eval.checkpoint
     if choice == "init":
@@ -78,7 +78,7 @@ class SplitImages:
     """The images of a split by position in data/<split>_images.jsonl, as uint8 tensors."""
 
     def __init__(self, split_dir: Path, ids: list, transform):
-        from ..lmdb_store import LmdbReader
+        from ..data.lmdb_io import LmdbReader
 
         self.reader, self.ids, self.transform = LmdbReader(split_dir), ids, transform
 

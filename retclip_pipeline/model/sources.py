@@ -93,7 +93,7 @@ def weights_where(source: str) -> str:
         )
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    from ..hub import hub_api
+    from ..hub.client import hub_api
 
     try:
         info = hub_api().model_info(source, files_metadata=True)

@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from ..data.lmdb_io import REBUILD, LmdbReader
 from ..errors import DamagedOutput
-from ..lmdb_store import REBUILD, LmdbReader
 from ..model.tokenizer import encode_texts
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

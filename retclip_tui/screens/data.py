@@ -18,7 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from retclip_pipeline.errors import UserError
-from retclip_pipeline.hub import Token
+from retclip_pipeline.hub.client import Token
 
 from ..session import shown
 from ..widgets.file_picker import FilePicker
@@ -107,7 +107,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
 
     def show_guide(self) -> None:
         """The columns the CSV needs, worded by the profile's own help (see column_guide)."""
-        from retclip_pipeline.inspect_data import EXAMPLE_CSV, column_guide
+        from retclip_pipeline.preflight.inspect import EXAMPLE_CSV, column_guide
 
         data = dataclasses.replace(
             self.session.profile.data,
@@ -145,7 +145,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
                 self.preview_into(table, note, path, guess)
 
     def preview_into(self, table: DataTable, note: Static, path: Path, guess: bool) -> None:
-        from retclip_pipeline.inspect_data import glance, guess_columns
+        from retclip_pipeline.preflight.inspect import glance, guess_columns
 
         try:
             seen = glance(path, 4, self.session.profile.data)
@@ -190,7 +190,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         token = Token(typed, "the token typed on the Token screen") if typed else None
 
         def validate():
-            from retclip_pipeline.inspect_data import data_report
+            from retclip_pipeline.preflight.inspect import data_report
 
             return data_report(profile, token=token)
 
@@ -203,7 +203,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
 
     def show_report(self, result) -> None:
         """A data report into the panel and its verdict into sight; or an error's red line."""
-        from retclip_pipeline.inspect_data import Report
+        from retclip_pipeline.preflight.inspect import Report
 
         if isinstance(result, Report):  # problems first: in sight without scrolling
             text = Text()
@@ -247,7 +247,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
 
     def commit(self) -> bool:
         """The fields, then the CSVs' columns: a missing one blocks Next, said at its field."""
-        from retclip_pipeline.inspect_data import column_problems
+        from retclip_pipeline.preflight.inspect import column_problems
 
         if not self.apply_fields({"data.train_csv": self.value("data.train_csv")}):
             return False

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Label, Static
 
-from retclip_pipeline import runs
+from retclip_pipeline import watch
 
 from ..dialogs import Question
 from ..session import run_roots, shown
@@ -45,12 +45,12 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         """Evaluating a training that has not finished says so first."""
         if not self.before_start():
             return
-        plan = {s.stage: s for s in runs.stage_states(self.session.profile, self.session.workdir)}
+        plan = {s.stage: s for s in watch.stage_states(self.session.profile, self.session.workdir)}
         train = plan.get("train")
         if train is None or train.status == "done":
             super().action_start_run()
             return
-        at = runs.trained_outputs_any(self.session.profile, self.session.workdir)
+        at = watch.trained_outputs_any(self.session.profile, self.session.workdir)
         question = (
             f"The training is {train.status}"
             + (f" ({at.describe()})" if at else "")
@@ -130,21 +130,21 @@ when it passes, ctrl+l reruns at full size with the same settings."""
             table.add_row(name[:30], *[_fmt(values.get(k)) for k in keys])
 
     def show_compare(self) -> None:
-        from retclip_pipeline.compare import COLUMNS, row
+        from retclip_pipeline.evaluation.compare import COLUMNS, row
 
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         titles = [t for t, _ in COLUMNS if t not in ("checkpoint", "towers")][:6]
         for title in titles:
             table.add_column(title, width=max(len(title), 16 if title == "run" else 6))
-        for info in runs.find_runs(*run_roots(self.session)):
+        for info in watch.find_runs(*run_roots(self.session)):
             if (info.workdir / "evaluation" / "evaluation_results.json").exists():
                 values = row(info.workdir)
                 table.add_row(*[_fmt(values.get(t, "")) for t in titles])
 
     def show_checklist(self) -> Text | None:
         """The smoke run's checklist below; its verdict returned for the top line."""
-        from retclip_pipeline.smoke import checklist
+        from retclip_pipeline.preflight.smoke import checklist
 
         if self.session.profile.sizing.mode != "smoke":
             return None
@@ -176,8 +176,8 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         """The smoke run's settings at full size (the core's `promote`), in a run folder of
         its own; every stage of it starts at once, to the evaluation."""
         from retclip_pipeline import profile as profiles
+        from retclip_pipeline.cli.promote import promote
         from retclip_pipeline.errors import UserError
-        from retclip_pipeline.promote import promote
 
         if self.query_one("#full", Button).disabled:
             return
@@ -186,7 +186,7 @@ when it passes, ctrl+l reruns at full size with the same settings."""
             path = promote(session.workdir)
             session.profile = profiles.load(path, check_files=False)
             session.run_dir = session.profile.workdir_path()
-            pid = runs.start_detached(path, session.run_dir, env=session.env())
+            pid = watch.start_detached(path, session.run_dir, env=session.env())
         except (UserError, OSError) as exc:
             self.show_error(f"cannot start the full-size run: {exc}")
             return

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 
-from retclip_pipeline import runs
+from retclip_pipeline import watch
 
 from ..dialogs import Question
 from ..widgets.run_panel import RunPanel
@@ -34,7 +34,7 @@ class RunningScreen(WizardScreen):
     def action_start_run(self) -> None:
         if not self.before_start():
             return
-        at_risk = runs.trained_outputs(self.session.profile, self.session.workdir)
+        at_risk = watch.trained_outputs(self.session.profile, self.session.workdir)
         if at_risk is None:
             self.confirmed_start()
             return

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from retclip_pipeline import runs
+from retclip_pipeline import watch
 from retclip_pipeline.errors import UserError
 
 from ..session import RUN_PROFILE, shown
@@ -31,7 +31,7 @@ python -m retclip_pipeline --profile FILE."""
     def body(self) -> ComposeResult:
         p = self.session.profile
         default = p.source
-        if default is None or default.name in (RUN_PROFILE, runs.RESOLVED_PROFILE):
+        if default is None or default.name in (RUN_PROFILE, watch.RESOLVED_PROFILE):
             # Attached to a run: its profile is the run's copy, which the pipeline reads.
             default = Path.cwd() / "profiles" / f"{p.name}.toml"
         yield Static("Save the profile to:")

@@ -71,7 +71,7 @@ the fetching and the conversion time it takes."""
             self.estimate()
 
     def estimate(self) -> None:
-        from retclip_pipeline.costs import sizing_lines
+        from retclip_pipeline.preflight.costs import sizing_lines
 
         try:
             samples = self.query_one("#" + field_id("sizing.samples"), Input).value

@@ -10,7 +10,7 @@ from textual.widgets import Checkbox, DataTable, Input, Label, OptionList, Stati
 from textual.widgets.option_list import Option
 
 from retclip_pipeline import profile as profiles
-from retclip_pipeline import runs
+from retclip_pipeline import watch
 from retclip_pipeline.errors import UserError
 
 from ..session import DRIVE, new_profile, profile_files, run_roots, shown
@@ -45,7 +45,7 @@ recycled runtime."""
         self.show_current()
         table = self.query_one("#runs", DataTable)
         table.add_columns("run", "sizing", "state", "directory")
-        self.runs = runs.find_runs(*run_roots(self.session))
+        self.runs = watch.find_runs(*run_roots(self.session))
         for info in self.runs:
             table.add_row(info.name, info.sizing, info.summary(), shown(info.workdir))
         if not self.runs:

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Static
 
 from retclip_pipeline.errors import UserError
-from retclip_pipeline.hub import Token, resolve_token
+from retclip_pipeline.hub.client import Token, resolve_token
 
 from ..session import shown
 from .base import WizardScreen
@@ -68,7 +68,7 @@ with huggingface_hub for later runs."""
         kind, where = self.session.profile.dataset_source()
 
         def ask_hub() -> Text:
-            from retclip_pipeline.token_cli import check
+            from retclip_pipeline.cli.token import check
 
             try:
                 findings = check(token, where if kind == "hub" else None)
@@ -87,7 +87,7 @@ with huggingface_hub for later runs."""
             return
 
         def store() -> Text:
-            from retclip_pipeline.token_cli import store_token
+            from retclip_pipeline.cli.token import store_token
 
             try:
                 store_token(typed)

@@ -40,7 +40,7 @@ class PlanLine(Static):
         profile, workdir = session.profile, session.workdir
 
         def compute() -> None:
-            from retclip_pipeline.runs import stage_states
+            from retclip_pipeline.watch import stage_states
 
             try:
                 states = stage_states(profile, workdir)

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Label, ProgressBar, RichLog, Static
 
-from retclip_pipeline import runs, units
+from retclip_pipeline import units, watch
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.events import Event
 
@@ -72,7 +72,7 @@ class RunPanel(Vertical):
     def __init__(self, stages: list[str], **kwargs):
         super().__init__(**kwargs)
         self.stages = stages
-        self.follower: runs.EventFollower | None = None
+        self.follower: watch.EventFollower | None = None
         self.bars: dict[str, TaskBar] = {}
         self.ended: bool | None = None
 
@@ -92,7 +92,7 @@ class RunPanel(Vertical):
             log.write(text)
 
     def on_mount(self) -> None:
-        self.follower = runs.EventFollower(self.session.workdir)
+        self.follower = watch.EventFollower(self.session.workdir)
         self.poll()
         self.set_interval(0.5, self.poll)
 
@@ -107,7 +107,7 @@ class RunPanel(Vertical):
         session = self.session
         try:
             profile_path = session.write_run_profile()
-            session.pid = runs.start_detached(
+            session.pid = watch.start_detached(
                 profile_path, session.workdir, stages or self.stages, restart, env=session.env()
             )
         except (UserError, OSError) as exc:
@@ -115,12 +115,12 @@ class RunPanel(Vertical):
             return
         self.ended = None
         if self.follower is None or self.follower.path.parent != session.workdir:
-            self.follower = runs.EventFollower(session.workdir)  # a new folder's own events
+            self.follower = watch.EventFollower(session.workdir)  # a new folder's own events
         self.log_line(f"started {', '.join(stages or self.stages)} (pid {session.pid})")
         self.poll()
 
     def stop(self) -> None:
-        if runs.stop(self.session.workdir):
+        if watch.stop(self.session.workdir):
             self.log_line("stopping after the step under way: Start resumes from there")
 
     def poll(self) -> None:
@@ -164,12 +164,12 @@ class RunPanel(Vertical):
         lines = self.screen.query(PlanLine)
         states = lines.first().states if lines else []
         if not states:
-            info = runs.run_info(self.session.workdir)
-            return {s: runs.StageState(s, info.stages.get(s, "to run")) for s in self.stages}
+            info = watch.run_info(self.session.workdir)
+            return {s: watch.StageState(s, info.stages.get(s, "to run")) for s in self.stages}
         return {s.stage: s for s in states if s.stage in self.stages}
 
     def _status(self) -> None:
-        info = runs.run_info(self.session.workdir)
+        info = watch.run_info(self.session.workdir)
         plan = self.plan()
         states = {
             stage: (
@@ -217,14 +217,14 @@ class RunPanel(Vertical):
 
     @property
     def done(self) -> bool:
-        info = runs.run_info(self.session.workdir)
-        plan = runs.stage_states(self.session.profile, self.session.workdir)
+        info = watch.run_info(self.session.workdir)
+        plan = watch.stage_states(self.session.profile, self.session.workdir)
         mine = [s for s in plan if s.stage in self.stages]
         return not info.running and all(s.status == "done" for s in mine)
 
     def blocked(self) -> str:
         """Why Next may not go on: the first stage of this step the plan does not call done."""
-        for state in runs.stage_states(self.session.profile, self.session.workdir):
+        for state in watch.stage_states(self.session.profile, self.session.workdir):
             if state.stage in self.stages and state.status != "done":
                 why = f" ({state.reason})" if state.reason else ""
                 return f"{state.stage} is {state.status}{why}: ctrl+g runs it"

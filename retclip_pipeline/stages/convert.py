@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import convert_report, ownership
-from .atomic import atomic_open, concat_files, write_json, write_text
-from .errors import UserError, describe
-from .hub import SplitSource, open_splits, read_image_ref
-from .images import BadImage, convert_one
-from .profile import Profile, file_digest
-from .prompts import PromptTable, read_prompts, stratified_sample
-from .stage import Stage, StageContext
+from .. import ownership
+from ..atomic import atomic_open, concat_files, write_json, write_text
+from ..data import report as convert_report
+from ..data.images import BadImage, convert_one
+from ..data.prompts import PromptTable, read_prompts, stratified_sample
+from ..errors import UserError, describe
+from ..hub.client import SplitSource, open_splits, read_image_ref
+from ..profile import Profile, file_digest
+from ..stage import Stage, StageContext
 
 CHUNK = 256  # images per part file: the unit of resume
 BATCH = 16  # images per task sent to a worker process

@@ -10,9 +10,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .profile import Profile, train_batch_size
-from .prompts import PromptTable, check_columns, read_prompts
+from ..data.prompts import PromptTable, check_columns, read_prompts
+from ..errors import UserError
+from ..profile import Profile, train_batch_size
 
 # Bytes per pixel of a 95-quality fundus JPEG, measured on the demo and real-like images.
 JPEG_BYTES_PER_PIXEL = 0.35
@@ -59,7 +59,7 @@ def _existing_parent(path: Path) -> Path:
 
 
 def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[CheckItem]:
-    from .convert import split_plan
+    from ..stages.convert import split_plan
 
     items = [CheckItem("profile", True, str(profile.source or "built in"))]
     tables: dict[str, PromptTable] = {}
@@ -99,7 +99,7 @@ def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[
 
 
 def _batch_check(profile: Profile) -> CheckItem:
-    from .convert import train_pairs
+    from ..stages.convert import train_pairs
 
     pairs = train_pairs(profile)
     cfg = profile.train
@@ -126,7 +126,7 @@ def _batch_check(profile: Profile) -> CheckItem:
 def _train_check(profile: Profile, gpu: str | None, towers_ok: bool):
     """The estimate item (memory must fit where the run trains, and on a named GPU), and the
     estimate itself for the disk check."""
-    from .convert import split_pairs
+    from ..stages.convert import split_pairs
     from .estimate import estimate
 
     if not towers_ok:
@@ -142,8 +142,8 @@ def _train_check(profile: Profile, gpu: str | None, towers_ok: bool):
 def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
     """Each tower's config and weights (not read), the tokenizer, and the context length
     against the text tower's positions."""
-    from .model.sources import describe_tower, fetch_advice, tokenizer_problem
-    from .model.tokenizer import load_tokenizer
+    from ..model.sources import describe_tower, fetch_advice, tokenizer_problem
+    from ..model.tokenizer import load_tokenizer
 
     items, ok = [], True
     limits: dict = {}
@@ -196,14 +196,14 @@ def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
 
 
 def _prompt_fit(profile: Profile, tables: dict[str, PromptTable]) -> CheckItem:
-    from .convert_report import fit_lines, measure_tokens, prompt_fit
+    from ..data.report import fit_lines, measure_tokens, prompt_fit
 
     fit = prompt_fit(profile, tables, measure_tokens(profile.model.text, tables))
     return CheckItem("prompt fit", True, "; ".join(fit_lines(fit)), bool(fit["warnings"]))
 
 
 def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> list[CheckItem]:
-    from .convert import plan_counts
+    from ..stages.convert import plan_counts
 
     try:
         parent = _existing_parent(workdir)
@@ -254,18 +254,18 @@ def _writable(path: Path) -> bool:
 def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
     """The data set's splits, and the CSV indices against their row counts (a hub set's
     from its parquet footers: no image is downloaded; `token` as hub_split_rows's)."""
-    from .convert import split_plan
+    from ..stages.convert import split_plan
 
     kind, where = profile.dataset_source()
     splits = [split for _, _, split in split_plan(profile)]
     try:
         if kind == "hub":
-            from .hub_parquet import hub_split_rows
+            from ..hub.parquet import hub_split_rows
 
             rows = hub_split_rows(profile, where, splits, token)
             classes = {split: None for split in splits}
         else:
-            from .hub import open_splits
+            from ..hub.client import open_splits
 
             sources = open_splits(profile, splits)
             rows = {split: len(source) for split, source in sources.items()}
@@ -296,8 +296,8 @@ def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
 
 def _token_check(profile: Profile) -> list[CheckItem]:
     """The token and, for a hub data set, access to it: the checks of `token check`."""
-    from .hub import resolve_token
-    from .token_cli import check
+    from ..cli.token import check
+    from ..hub.client import resolve_token
 
     kind, where = profile.dataset_source()
     if kind == "local":
@@ -310,8 +310,8 @@ def _token_check(profile: Profile) -> list[CheckItem]:
 def space_needed(profile: Profile, stage: str) -> str:
     """About how much free space a stage's outputs take, for a disk-full message ("" when
     it cannot be told)."""
-    from .convert import plan_counts
-    from .units import size
+    from ..stages.convert import plan_counts
+    from ..units import size
 
     try:
         images = sum(split["sampled"] for split in plan_counts(profile).values())

@@ -13,15 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError
-from .profile import Profile
+from ..errors import UserError
+from ..profile import Profile
 
 
 def full_profile(smoke_workdir: Path, workdir: Path | None = None) -> Profile:
     """The smoke run's resolved profile at full size, named `<name>-full`, in `workdir`
     (default: a folder of that name beside the smoke run's)."""
-    from . import profile as profiles
-    from .runs import RESOLVED_PROFILE
+    from .. import profile as profiles
+    from ..watch import RESOLVED_PROFILE
 
     resolved = smoke_workdir / RESOLVED_PROFILE
     if not resolved.is_file():
@@ -45,8 +45,8 @@ def full_profile(smoke_workdir: Path, workdir: Path | None = None) -> Profile:
 
 def promote(smoke_workdir: Path, workdir: Path | None = None, force: bool = False) -> Path:
     """Write the full run's profile into its folder; returns the profile's path."""
-    from . import profile as profiles
-    from .smoke import checklist
+    from .. import profile as profiles
+    from ..preflight.smoke import checklist
 
     smoke_workdir = smoke_workdir.expanduser().resolve()
     profile = full_profile(smoke_workdir, workdir)
@@ -83,6 +83,6 @@ def main(argv: list[str]) -> int:
     print(f"full run created: {path.parent}\nrun it with: {command}", file=sys.stderr)
     if not args.start:
         return 0
-    from .__main__ import main as run_main
+    from ..__main__ import main as run_main
 
     return run_main(["--profile", str(path)])

@@ -7,29 +7,29 @@ import time
 
 import pytest
 
-from retclip_pipeline import runs
+from retclip_pipeline import watch
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.events import Event
 from retclip_pipeline.state import RunState
 
 
 def test_one_pipeline_per_run_directory(tmp_path):
-    assert runs.lock_holder(tmp_path) is None
-    with runs.run_lock(tmp_path):
-        assert runs.lock_holder(tmp_path) > 0
+    assert watch.lock_holder(tmp_path) is None
+    with watch.run_lock(tmp_path):
+        assert watch.lock_holder(tmp_path) > 0
         with (
             pytest.raises(UserError, match="already being run by process"),
-            runs.run_lock(tmp_path),
+            watch.run_lock(tmp_path),
         ):
             pass
         with pytest.raises(UserError, match="already being run"):
-            runs.start_detached(tmp_path / "p.toml", tmp_path)
-    assert runs.lock_holder(tmp_path) is None  # released, and no stale lock file matters
+            watch.start_detached(tmp_path / "p.toml", tmp_path)
+    assert watch.lock_holder(tmp_path) is None  # released, and no stale lock file matters
 
 
 def test_follower_waits_for_a_whole_line(tmp_path):
-    path = tmp_path / runs.EVENTS_FILE
-    follower = runs.EventFollower(tmp_path)
+    path = tmp_path / watch.EVENTS_FILE
+    follower = watch.EventFollower(tmp_path)
     assert follower.poll() == []
     first = Event("convert", "log", "one").to_json()
     second = Event("convert", "log", "two").to_json()
@@ -47,14 +47,14 @@ def test_runs_are_found_with_their_state_and_a_silent_run_is_stalled(tmp_path, m
     state = RunState.load(workdir)
     state.mark("convert", "done", "f")
     state.mark("lmdb", "failed", "f", error="disk full")
-    (workdir / runs.RESOLVED_PROFILE).write_text('name = "a"\n[sizing]\nmode = "smoke"\n')
-    old = Event("lmdb", "log", "x", time=time.time() - 2 * runs.STALL_S).to_json()
-    (workdir / runs.EVENTS_FILE).write_text(old + "\n")
-    (info,) = runs.find_runs(tmp_path / "runs")
+    (workdir / watch.RESOLVED_PROFILE).write_text('name = "a"\n[sizing]\nmode = "smoke"\n')
+    old = Event("lmdb", "log", "x", time=time.time() - 2 * watch.STALL_S).to_json()
+    (workdir / watch.EVENTS_FILE).write_text(old + "\n")
+    (info,) = watch.find_runs(tmp_path / "runs")
     assert (info.name, info.sizing, info.running) == ("a", "smoke", False)
     assert info.summary() == "failed at lmdb"
     assert not info.stalled  # not running: nothing to stall
-    with runs.run_lock(workdir):
-        info = runs.run_info(workdir)
+    with watch.run_lock(workdir):
+        info = watch.run_info(workdir)
         assert info.running and info.stalled and "stalled" in info.summary()
     assert json.loads((workdir / "state.json").read_text())["stages"]["convert"]["status"] == "done"

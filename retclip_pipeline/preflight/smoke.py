@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..state import RunState
 from .check import CheckItem
-from .state import RunState
 
 
 def checklist(workdir: Path) -> list[CheckItem]:

@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import ownership
-from .atomic import replace_dir
-from .convert import split_plan
-from .errors import DamagedOutput, UserError
-from .profile import Profile
-from .stage import Stage, StageContext
+from .. import ownership
+from ..atomic import replace_dir
+from ..errors import DamagedOutput, UserError
+from ..profile import Profile
+from ..stage import Stage, StageContext
+from ..stages.convert import split_plan
 
 PROGRESS_KEY = b"__retclip_next__"
 COMMIT_EVERY = 1000

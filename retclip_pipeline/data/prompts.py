@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
-from .profile import DataSection
+from ..errors import UserError
+from ..profile import DataSection
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 

@@ -11,9 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
-from .profile import DataSection, Profile
-from .prompts import (
+from ..data.prompts import (
     columns_said,
     csv_records,
     needed_columns,
@@ -22,12 +20,14 @@ from .prompts import (
     row_problem,
     separator_hint,
 )
+from ..errors import UserError
+from ..profile import DataSection, Profile
 
 INDEX_NAMES = ("dataset_index", "index", "idx", "image_index", "row", "patient_id", "id")
 LABEL_NAMES = ("label", "class", "diagnosis", "category", "labels")
 TEXT_NAMES = ("prompt", "text", "caption", "report", "description", "prompt_patient")
 PREVIEW_BYTES = 1 << 20  # a glance reads at most this much of a file, however big
-EXAMPLE_CSV = Path(__file__).resolve().parent.parent / "prompts" / "example_prompts.csv"
+EXAMPLE_CSV = Path(__file__).resolve().parents[2] / "prompts" / "example_prompts.csv"
 OFFLINE = (
     "offline: the data set id was not checked; it is checked when you convert or run --check online"
 )
@@ -189,7 +189,7 @@ class Report:
 def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
     """Check the CSVs against the profile, and the data set: a local one's splits, a hub
     one's access and row counts (none offline); `token`: a hub.Token, else the profile's."""
-    from .convert import plan_counts, split_plan
+    from ..stages.convert import plan_counts, split_plan
 
     report = Report()
     tables = {}
@@ -243,12 +243,12 @@ def dataset_items(profile: Profile, token=None) -> list:
 
     kind, where = profile.dataset_source()
     if kind == "hub":
-        from .fetch import offline
+        from ..hub.shards import offline
 
         if offline():
             return [CheckItem("hub.dataset", True, OFFLINE, warning=True)]
-        from .hub import resolve_token
-        from .token_cli import check
+        from ..cli.token import check
+        from ..hub.client import resolve_token
 
         token = token or resolve_token(profile)
         findings = check(token, where)
@@ -267,6 +267,6 @@ def dataset_items(profile: Profile, token=None) -> list:
 
 
 def _token_lines(profile: Profile, tables) -> list[str]:
-    from .convert_report import fit_lines, measure_tokens, prompt_fit
+    from ..data.report import fit_lines, measure_tokens, prompt_fit
 
     return fit_lines(prompt_fit(profile, tables, measure_tokens(profile.model.text, tables)))

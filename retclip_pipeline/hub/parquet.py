@@ -7,8 +7,10 @@ import bisect
 import json
 from collections import OrderedDict
 
-from .events import Emitter
-from .fetch import (
+from ..events import Emitter
+from ..profile import Profile
+from .retry import Retrier, library_waits_shown
+from .shards import (
     Listing,
     RangeFile,
     cached_file,
@@ -19,8 +21,6 @@ from .fetch import (
     remote_url,
     save_listing,
 )
-from .profile import Profile
-from .retry import Retrier, library_waits_shown
 
 
 class ParquetSplit:
@@ -119,7 +119,7 @@ def open_hub_splits(
     """The named splits of a hub data set; `mode` None: the profile's (see fetch_mode)."""
     import pyarrow.parquet as pq
 
-    from .hub import resolve_token
+    from .client import resolve_token
 
     mode = mode or fetch_mode(profile)
     token = resolve_token(profile).value
@@ -149,7 +149,7 @@ def open_hub_splits(
 
 
 def _split(profile: Profile, repo: str, split: str, listing: Listing, files) -> ParquetSplit:
-    from .hub import split_columns
+    from .client import split_columns
 
     shards = listing.files[split]
     opened = [files[s.path] for s in shards]
@@ -165,7 +165,7 @@ def hub_split_rows(profile: Profile, repo: str, splits: list[str], token=None) -
     wizard's typed one), else the profile's."""
     import pyarrow.parquet as pq
 
-    from .hub import resolve_token
+    from .client import resolve_token
 
     token = (token or resolve_token(profile)).value
     retrier = Retrier(lambda message: None)

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .atomic import write_json
-from .errors import UserError
-from .hub import hub_api, hub_endpoint
+from ..atomic import write_json
+from ..errors import UserError
+from .client import hub_api, hub_endpoint
 from .retry import Retrier
 
 PARQUET_CONVERSION = "refs/convert/parquet"

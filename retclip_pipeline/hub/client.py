@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .events import Emitter
-from .profile import Profile
+from ..errors import UserError
+from ..events import Emitter
+from ..profile import Profile
 
 
 def hub_endpoint() -> str | None:
@@ -104,7 +104,7 @@ def open_splits(
     kind, where = profile.dataset_source()
     wanted = list(dict.fromkeys(splits))
     if kind == "hub":
-        from .hub_parquet import open_hub_splits
+        from .parquet import open_hub_splits
 
         emit = emit or Emitter(lambda event: None, "hub")
         return open_hub_splits(profile, where, wanted, emit, fetch)

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 
@@ -45,7 +45,7 @@ def check(token, dataset: str | None) -> list[Finding]:
     """Findings about the token (from hub.resolve_token) and, if named, the data set."""
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-    from .hub import hub_api
+    from ..hub.client import hub_api
 
     api, findings = hub_api(), []
     endpoint = api.endpoint
@@ -142,8 +142,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.verb == "login":
         return _login()
-    from . import profile as profiles
-    from .hub import resolve_token
+    from .. import profile as profiles
+    from ..hub.client import resolve_token
 
     profile = profiles.load(args.profile, check_files=False) if args.profile else profiles.Profile()
     dataset = args.dataset

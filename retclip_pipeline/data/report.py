@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import describe
-from .profile import Profile
+from ..errors import describe
+from ..profile import Profile
 
 if TYPE_CHECKING:
-    from .convert import SplitResult
+    from ..stages.convert import SplitResult
     from .prompts import PromptTable
 
 EXAMPLES = 10
@@ -61,8 +61,8 @@ def _split_report(result: SplitResult) -> dict[str, Any]:
 def measure_tokens(text_tower: str, tables: dict[str, PromptTable]) -> dict[str, Any]:
     """(tokens, unknown tokens) of every text of each split's prompt table, by CSV line, and
     the vocabulary's language; or why the tokenizer could not be loaded."""
-    from .model.sources import fetch_advice
-    from .model.tokenizer import load_fast_tokenizer, token_counts, vocab_language
+    from ..model.sources import fetch_advice
+    from ..model.tokenizer import load_fast_tokenizer, token_counts, vocab_language
 
     try:
         tokenizer = load_fast_tokenizer(text_tower)
@@ -92,7 +92,7 @@ def token_fit(
 ) -> dict[str, Any]:
     """How the text tower's tokenizer fits the prompts: lengths against the context length,
     the unknown-token rate, tokens a word, and warnings with what to do."""
-    from .model.tokenizer import ENGLISH_PRESETS, text_language
+    from ..model.tokenizer import ENGLISH_PRESETS, text_language
 
     name, context = profile.model.text, profile.model.context_length
     prompts_language = text_language(texts[:2000])

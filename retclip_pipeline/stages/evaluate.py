@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_json, write_text
-from .profile import Profile, file_identity
-from .stage import Stage, StageContext
+from ..atomic import write_json, write_text
+from ..profile import Profile, file_identity
+from ..stage import Stage, StageContext
 
 SCHEMA_VERSION = 1
 DIRECTIONS = ("image_to_text", "text_to_image")  # the keys of each retrieval level
@@ -33,14 +33,14 @@ def _outputs(profile: Profile, workdir: Path) -> list[Path]:
 
 
 def _inputs(profile: Profile, workdir: Path) -> list[str]:
-    from .evaluation.features import checkpoint_path
+    from ..evaluation.features import checkpoint_path
 
     return [str(workdir / "lmdb" / "test"), checkpoint_path(profile, workdir)]
 
 
 def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
     # The checkpoint's identity: a newly trained one makes the evaluation stale.
-    from .evaluation.features import checkpoint_path
+    from ..evaluation.features import checkpoint_path
 
     path = checkpoint_path(profile, profile.workdir_path())
     if path == "init":
@@ -59,9 +59,9 @@ def class_name(label: str, names: dict[str, str]) -> str:
 def run(ctx: StageContext) -> dict[str, Any]:
     import torch
 
-    from .evaluation import features as feats
-    from .evaluation import metrics
-    from .model.build import ModelSpec, image_size_of
+    from ..evaluation import features as feats
+    from ..evaluation import metrics
+    from ..model.build import ModelSpec, image_size_of
     from .train import resolve_device, resolve_precision
 
     profile, workdir, emit = ctx.profile, ctx.workdir, ctx.emit
@@ -215,7 +215,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
 def _save_pt(path: Path, data: dict[str, Any]) -> None:
     import torch
 
-    from .atomic import atomic_open
+    from ..atomic import atomic_open
 
     with atomic_open(path, "wb") as handle:
         torch.save(data, handle)
@@ -257,7 +257,7 @@ def _caveats(workdir: Path, profile: Profile) -> list[str]:
 
 
 def _figures(results, workdir, folder, model, test_images, texts, device, dtype, cfg) -> None:
-    from .evaluation import figures
+    from ..evaluation import figures
 
     for source, result in results.get("zero_shot", {}).items():
         if isinstance(result, dict) and "confusion_matrix" in result:
@@ -286,10 +286,10 @@ def _examples(workdir, folder, images, texts, count: int) -> None:
     import torch
     from torch.nn import functional as F
 
-    from .evaluation import figures
-    from .evaluation.features import split_texts
-    from .lmdb_store import LmdbReader
-    from .training.data import decode
+    from ..data.lmdb_io import LmdbReader
+    from ..evaluation import figures
+    from ..evaluation.features import split_texts
+    from ..training.data import decode
 
     words = {t["text_id"]: t["text"] for t in split_texts(workdir, "test")}
     reader = LmdbReader(workdir / "lmdb" / "test")

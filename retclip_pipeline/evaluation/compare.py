@@ -9,8 +9,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_json, write_text
-from .errors import UserError
+from ..atomic import write_json, write_text
+from ..errors import UserError
 
 COLUMNS = [
     ("run", "run"),

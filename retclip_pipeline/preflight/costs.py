@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from .profile import Profile
-from .units import duration, size
+from ..profile import Profile
+from ..units import duration, size
 
 IMAGE_BYTES = 142_000  # the real set's average image (2.3 GB / 16,242)
 CONVERT_PER_CORE = 125  # images/s a core, from bench/convert_bench.py on 2 cores (257/s)
@@ -16,8 +16,8 @@ LINK = 50e6  # bytes/s: the low end of a Colab or cloud link
 
 def sizing_lines(profile: Profile) -> list[str]:
     """The cost lines; a UserError when the CSVs cannot be read."""
+    from ..stages.convert import plan_counts
     from .check import estimate_output_bytes
-    from .convert import plan_counts
 
     counts = plan_counts(profile)
     images = sum(c["sampled"] for c in counts.values())
@@ -32,7 +32,7 @@ def sizing_lines(profile: Profile) -> list[str]:
     kind, _ = profile.dataset_source()
     if kind != "hub":
         return lines + ["fetch: none (a local data set)"]
-    from .hub_parquet import fetch_mode
+    from ..hub.parquet import fetch_mode
 
     mode = fetch_mode(profile)
     fetched = available * IMAGE_BYTES

@@ -11,7 +11,7 @@ import warnings
 
 from PIL import Image, ImageOps
 
-from .errors import describe
+from ..errors import describe
 
 # A pixel at or below this grey level counts as border; fundus borders are near black but
 # carry JPEG noise.

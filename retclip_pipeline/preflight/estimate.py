@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import UserError
-from .profile import GPU_CHOICES, Profile
-from .units import duration
-from .units import memory as size
+from ..errors import UserError
+from ..profile import GPU_CHOICES, Profile
+from ..units import duration
+from ..units import memory as size
 
 GiB = 2**30
 # Share of the bf16 peak a training step reaches (bench/gpu_check.sh measures it).
@@ -155,8 +155,8 @@ def model_shapes(profile: Profile) -> Shapes:
     and no weights are read."""
     import torch
 
-    from .model.build import ModelSpec, build
-    from .train import freeze
+    from ..model.build import ModelSpec, build
+    from ..stages.train import freeze
 
     spec = ModelSpec(
         profile.model.vision,
@@ -298,7 +298,7 @@ def estimate(
     GPUS key) adds that GPU; `measure` times a few steps on a GPU that is present."""
     import torch
 
-    from .profile import train_batch_size
+    from ..profile import train_batch_size
 
     shapes = model_shapes(profile)
     batch, _ = train_batch_size(profile, pairs)
@@ -365,7 +365,7 @@ def estimate(
 def _present_gpu(profile, shapes, batch, pairs, measure) -> tuple[Target, str]:
     import torch
 
-    from .train import resolve_precision
+    from ..stages.train import resolve_precision
 
     device = torch.device("cuda")
     dtype = resolve_precision(profile.train.precision, device)
@@ -396,10 +396,10 @@ def measure_steps(profile: Profile, device_type: str, batch: int) -> tuple[float
 
     import torch
 
-    from .loss import retclip_loss
-    from .model.build import ModelSpec, build
-    from .train import freeze, resolve_precision
-    from .training.optim import make_optimizer
+    from ..model.build import ModelSpec, build
+    from ..model.loss import retclip_loss
+    from ..stages.train import freeze, resolve_precision
+    from ..training.optim import make_optimizer
 
     cfg = profile.train
     model, tokenizer = build(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from .errors import UserError
+from ..errors import UserError
 
 T = TypeVar("T")
 

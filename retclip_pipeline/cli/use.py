@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -18,8 +18,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 def embed(argv: list[str]) -> int:
     import torch
 
-    from . import api
-    from .atomic import atomic_open
+    from .. import api
+    from ..atomic import atomic_open
 
     parser = argparse.ArgumentParser(prog="python -m retclip_pipeline embed")
     parser.add_argument("--run", required=True, type=Path, help="run directory")
@@ -59,8 +59,8 @@ def embed(argv: list[str]) -> int:
 def query(argv: list[str]) -> int:
     import torch
 
-    from . import api
-    from .evaluation.features import split_texts
+    from .. import api
+    from ..evaluation.features import split_texts
 
     parser = argparse.ArgumentParser(prog="python -m retclip_pipeline query")
     parser.add_argument("--run", required=True, type=Path, help="run directory")

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ownership
-from .atomic import write_text
-from .errors import UserError
-from .profile import Profile, train_batch_size
-from .stage import Stage, StageContext
+from .. import ownership
+from ..atomic import write_text
+from ..errors import UserError
+from ..profile import Profile, train_batch_size
+from ..stage import Stage, StageContext
 
 LOG_EVERY_S = 10.0  # metric events at most this often
 
@@ -136,7 +136,7 @@ def freeze(model, which: str) -> None:
 def forward(model, batch: dict[str, Any], device):
     """RetClipOutput for a batch, through the model's own forward (so DDP sees it); with
     per-eye texts, each text head reads its own text."""
-    from .training.data import normalize
+    from ..training.data import normalize
 
     move = {
         k: v.to(device, non_blocking=True)
@@ -156,11 +156,11 @@ class Trainer:
     def __init__(self, ctx: StageContext):
         import torch
 
-        from .model.build import ModelSpec, build, image_size_of
-        from .model.weights import load_reference
-        from .training import distributed
-        from .training.data import Collate, TrainPairs, image_transform, text_labels
-        from .training.optim import make_optimizer, make_scheduler
+        from ..model.build import ModelSpec, build, image_size_of
+        from ..model.weights import load_reference
+        from ..training import distributed
+        from ..training.data import Collate, TrainPairs, image_transform, text_labels
+        from ..training.optim import make_optimizer, make_scheduler
 
         self.ctx, profile = ctx, ctx.profile
         self.cfg = cfg = profile.train
@@ -240,7 +240,7 @@ class Trainer:
         """Called on every rank (the RNG states are gathered); rank 0 writes. The first save
         of a run that did not resume sets the earlier settings' outputs aside first, and
         deletes them once the new checkpoint is written."""
-        from .training import checkpoint, distributed
+        from ..training import checkpoint, distributed
 
         rngs = distributed.gather_objects(checkpoint.rng_state(), self.world)
         if self.world.main:
@@ -256,7 +256,7 @@ class Trainer:
         """Training outputs in this run's folder that another run made (other settings, or
         none this run can resume from) move to superseded/<time>/ before they would be
         overwritten; None when there are none."""
-        from .training import checkpoint
+        from ..training import checkpoint
 
         if self.resumed:
             return None
@@ -265,7 +265,7 @@ class Trainer:
     def save_epoch(self, kept: bool) -> None:
         """End of an epoch: epoch{N}.pt first when it is kept, then epoch_latest.pt as the
         same file, so that a kill between them costs nothing a rerun cannot redo."""
-        from .atomic import link_or_copy
+        from ..atomic import link_or_copy
 
         latest = self.checkpoints / "epoch_latest.pt"
         if not kept:
@@ -301,7 +301,7 @@ class Trainer:
         }
 
     def resume(self) -> bool:
-        from .training import checkpoint
+        from ..training import checkpoint
 
         latest = self.checkpoints / "epoch_latest.pt"
         if not latest.exists():
@@ -330,7 +330,7 @@ class Trainer:
     def loader(self, dataset, epoch: int, start: int, batch_size: int, shard: bool = True):
         import torch
 
-        from .training.data import EpochBatches
+        from ..training.data import EpochBatches
 
         rank, ranks = (self.world.rank, self.world.size) if shard else (0, 1)
         sampler = EpochBatches(len(dataset), batch_size, self.cfg.seed, epoch, start, rank, ranks)
@@ -376,8 +376,8 @@ class Trainer:
 
         import torch
 
-        from .loss import retclip_loss
-        from .training import distributed
+        from ..model.loss import retclip_loss
+        from ..training import distributed
 
         cfg, emit, progress, world = self.cfg, self.ctx.emit, self.progress, self.world
         gather = functools.partial(distributed.gather, world=world) if world.size > 1 else None
@@ -441,7 +441,7 @@ class Trainer:
     def stop_if_asked(self) -> None:
         """After a step: on Ctrl-C or a stop, save where training is and end the stage
         (every rank agrees, so that all of them save together)."""
-        from .training import distributed
+        from ..training import distributed
 
         if not distributed.any_rank(self.stop.asked, self.world):
             return
@@ -455,7 +455,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Rank 0's validation figures, shared with every rank (early stopping must agree)."""
-        from .training import distributed
+        from ..training import distributed
 
         metrics = self._validate() if self.world.main else {}
         return distributed.gather_objects(metrics, self.world)[0]
@@ -465,7 +465,7 @@ class Trainer:
         picked for an image has the image's label) on the test split, in a fixed order."""
         import torch
 
-        from .loss import retclip_loss
+        from ..model.loss import retclip_loss
 
         if self.val_set is None or len(self.val_set) < 2:
             return {}
@@ -532,8 +532,8 @@ class Trainer:
             write_text(self.folder / f"params_{stamp}.txt", params + "\n")
         with self.stop:
             self.train_epochs(stamp)
-        from .model.export import export
-        from .training import distributed
+        from ..model.export import export
+        from ..training import distributed
 
         if main:
             export(self.module, self.tokenizer, self.folder / "export")
@@ -587,7 +587,7 @@ def fits(profile: Profile, batch_size: int) -> bool:
     """Whether one training step at this batch size fits the GPU (random data)."""
     import torch
 
-    from .estimate import measure_steps
+    from ..preflight.estimate import measure_steps
 
     try:
         measure_steps(profile, "cuda", batch_size)
@@ -649,8 +649,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
 def run_worker(profile: Profile, workdir: Path) -> None:
     """A torchrun process other than rank 0: it trains alongside, with no events or state."""
-    from .events import Emitter
-    from .runner import fingerprints
+    from ..events import Emitter
+    from ..runner import fingerprints
 
     fingerprint = fingerprints(profile)["train"]
     Trainer(StageContext(profile, workdir, Emitter(lambda event: None, "train"), fingerprint)).run()
