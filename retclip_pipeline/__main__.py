@@ -160,12 +160,12 @@ def _distributed(profile, workdir: Path, selected: list[str] | None) -> int:
 
         run(profile, workdir, PlainRenderer(), selected=selected)
         return 0
-    from .runner import plan
+    from .runner import fingerprints, plan
     from .stages.train import run_worker
 
     status = {row.stage.name: row.status for row in plan(profile, workdir)}
     if status["train"] != "done":
-        run_worker(profile, workdir)
+        run_worker(profile, workdir, fingerprints(profile)["train"])
     return 0
 
 

@@ -35,18 +35,11 @@ class Run:
         from PIL import Image
 
         from .data.images import BadImage, normalise
-        from .model.build import ModelSpec, image_size_of
+        from .model.build import image_size_of
         from .training.data import image_transform, normalize
 
         data = self.profile.data
-        size = image_size_of(
-            ModelSpec(
-                self.profile.model.vision,
-                self.profile.model.text,
-                self.profile.model.context_length,
-                data.image_size,
-            )
-        )
+        size = image_size_of(self.profile.model_spec())
         transform = image_transform(size)
         tensors = []
         for image in images:
@@ -151,7 +144,7 @@ def load(run_dir: str | Path, checkpoint: str | None = None) -> Run:
     """A run directory's model (its latest checkpoint, or `checkpoint`) ready to encode."""
     from . import profile as profiles
     from .evaluation.features import checkpoint_path, load_model
-    from .stages.train import resolve_device
+    from .training.device import resolve_device
 
     folder = Path(run_dir).expanduser().resolve()
     resolved = folder / "profile.resolved.toml"

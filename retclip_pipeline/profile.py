@@ -275,6 +275,13 @@ class Profile:
             return self.resolve(self.workdir)
         return (Path.cwd() / "runs" / self.name).resolve()
 
+    def model_spec(self):
+        """The towers to build (model.build.ModelSpec) for these settings."""
+        from .model.build import ModelSpec
+
+        m = self.model
+        return ModelSpec(m.vision, m.text, m.context_length, self.data.image_size)
+
     def dataset_source(self) -> tuple[str, str]:
         """('local', absolute path) or ('hub', repo id)."""
         value = self.hub.dataset

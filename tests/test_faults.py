@@ -91,7 +91,7 @@ def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
     tmp_path, demo_root, monkeypatch
 ):
     from retclip_pipeline.errors import UserError
-    from retclip_pipeline.stages import train
+    from retclip_pipeline.training import trainer as train
 
     profile = _profile(tmp_path, demo_root, tmp_path / "run")
     _events(profile)
@@ -127,7 +127,7 @@ def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
 def test_a_kill_just_after_an_epoch_save_loses_nothing(tmp_path, demo_root, monkeypatch, moment):
     """epoch2.pt and metrics.jsonl's second line survive a kill at either moment."""
     from retclip_pipeline.atomic import link_or_copy
-    from retclip_pipeline.stages import train
+    from retclip_pipeline.training import trainer as train
 
     whole = _profile(tmp_path, demo_root, tmp_path / "whole", {"epochs": 3, "save_every": 2})
     _events(whole, selected=["convert", "lmdb", "train"])

@@ -34,7 +34,7 @@ def _weights(workdir):
     ],
 )
 def test_a_resumed_run_ends_with_the_same_weights(tmp_path, demo_root, monkeypatch, extra):
-    from retclip_pipeline.stages import train
+    from retclip_pipeline.training import trainer as train
 
     whole = _profile(tmp_path, demo_root, extra, "whole.toml", "whole")
     run(whole, whole.workdir_path(), lambda e: None)
@@ -135,7 +135,7 @@ def test_temperatures_are_clamped_after_every_step_and_learn_again(
     tmp_path, demo_root, monkeypatch
 ):
     from retclip_pipeline.model.retclip import LOGIT_SCALE_MAX
-    from retclip_pipeline.stages import train
+    from retclip_pipeline.training import trainer as train
 
     original, grads, stored = train.Trainer.optimizer_step, [], []
 
@@ -200,7 +200,7 @@ def test_export_loads_back_with_transformers_and_the_reference_layout(tmp_path, 
 
 @pytest.mark.parametrize("retry", [False, True])
 def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkeypatch, retry):
-    from retclip_pipeline.stages import train
+    from retclip_pipeline.training import trainer as train
 
     original = train.Trainer.run
 
@@ -210,7 +210,9 @@ def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkey
         return original(self)
 
     monkeypatch.setattr(train.Trainer, "run", small_gpu)
-    monkeypatch.setattr(train, "fits", lambda profile, batch: batch <= 8)
+    from retclip_pipeline.training import oom
+
+    monkeypatch.setattr(oom, "fits", lambda profile, batch: batch <= 8)
     profile = _profile(tmp_path, demo_root, {"epochs": 1, "oom_retry": retry})
     if not retry:
         with pytest.raises(
@@ -228,7 +230,7 @@ def test_out_of_gpu_memory_names_the_batch_that_fits(tmp_path, demo_root, monkey
 
 def test_a_stop_saves_the_step_it_reached_and_resumes_from_it(tmp_path, demo_root, monkeypatch):
     """Ctrl-C or the wizard's stop costs at most the step under way, with no step saving."""
-    from retclip_pipeline.stages import train
+    from retclip_pipeline.training import trainer as train
 
     whole = _profile(tmp_path, demo_root, {"workers": 2}, "whole.toml", "whole")
     run(whole, whole.workdir_path(), lambda e: None)

@@ -15,28 +15,23 @@ from ..profile import Profile
 
 def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None) -> str:
     """The checkpoint to evaluate: a path, or "init" for the untrained starting weights."""
-    from ..stages.train import run_dir
+    from ..layout import RunLayout
 
     choice = override or profile.eval.checkpoint
     if choice == "init":
         return "init"
     if choice:
         return str(profile.resolve(choice))
-    return str(run_dir(profile, workdir) / "checkpoints" / "epoch_latest.pt")
+    return str(RunLayout.of(profile, workdir).latest)
 
 
 def load_model(profile: Profile, checkpoint: str):
     """(model, tokenizer, a description) with the checkpoint's weights."""
-    from ..model.build import ModelSpec, build
+    from ..model.build import build
     from ..model.weights import load_reference
     from ..training.checkpoint import load
 
-    spec = ModelSpec(
-        profile.model.vision,
-        profile.model.text,
-        profile.model.context_length,
-        profile.data.image_size,
-    )
+    spec = profile.model_spec()
     torch.manual_seed(profile.train.seed)
     model, tokenizer = build(spec)
     if checkpoint == "init":

@@ -61,8 +61,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     from ..evaluation import features as feats
     from ..evaluation import metrics
-    from ..model.build import ModelSpec, image_size_of
-    from .train import resolve_device, resolve_precision
+    from ..model.build import image_size_of
+    from ..training.device import resolve_device, resolve_precision
 
     profile, workdir, emit = ctx.profile, ctx.workdir, ctx.emit
     folder = out_dir(workdir)
@@ -73,14 +73,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     device = resolve_device(profile.train.device, emit)
     dtype = resolve_precision(profile.train.precision, device)
     model.to(device)
-    size = image_size_of(
-        ModelSpec(
-            profile.model.vision,
-            profile.model.text,
-            profile.model.context_length,
-            profile.data.image_size,
-        )
-    )
+    size = image_size_of(profile.model_spec())
     cfg, context = profile.eval, profile.model.context_length
     started = time.perf_counter()
 

@@ -80,3 +80,41 @@ def discard_superseded(aside: Path, emit) -> None:
     total = sum(p.stat().st_size for p in aside.rglob("*") if p.is_file())
     ownership.remove(aside)
     emit.log(f"deleted {aside} ({size(total)}): this run's first checkpoint is written")
+
+
+def payload(trainer, rngs: list) -> dict[str, Any]:
+    """What a checkpoint holds: everything an exact resume needs, and the settings' print."""
+    return {
+        "epoch": trainer.progress.epoch,
+        "step": trainer.progress.step,
+        "name": trainer.ctx.profile.name,
+        "state_dict": trainer.module.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "rng": rngs,
+        "progress": vars(trainer.progress),
+        "fingerprint": trainer.ctx.fingerprint,
+    }
+
+
+def restore(trainer) -> bool:
+    """Load the run's epoch_latest.pt into the trainer when these settings wrote it."""
+    from .trainer import Progress
+
+    latest = trainer.layout.latest
+    if not latest.exists():
+        return False
+    data = load(latest)
+    if data.get("fingerprint") != trainer.ctx.fingerprint:
+        return False  # another run's: its outputs are set aside at the first save
+    trainer.module.load_state_dict(data["state_dict"])
+    trainer.optimizer.load_state_dict(data["optimizer"])
+    trainer.scheduler.load_state_dict(data["scheduler"])
+    trainer.scaler.load_state_dict(data["scaler"])
+    rngs, world = data["rng"], trainer.world
+    set_rng_state(rngs[world.rank] if len(rngs) == world.size else rngs[0])
+    trainer.progress = Progress(**data["progress"])
+    p = trainer.progress
+    trainer.ctx.emit.log(f"resuming at epoch {p.epoch + 1}, batch {p.batch}, step {p.step}")
+    return True

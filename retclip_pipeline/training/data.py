@@ -181,3 +181,24 @@ def text_labels(texts_jsonl: Path) -> dict[int, str]:
             if "label" in record:
                 labels[record["text_id"]] = record["label"]
     return labels
+
+
+def epoch_loader(dataset, collate, cfg, device, epoch, start, batch_size, rank=0, ranks=1):
+    """The batches of one epoch from batch `start` on, this rank's share of them."""
+    from .stop import ignore_interrupts
+
+    sampler = EpochBatches(len(dataset), batch_size, cfg.seed, epoch, start, rank, ranks)
+    # A private generator: making the loader must not draw on the global RNG, or a
+    # resumed run would see other dropout masks than an uninterrupted one.
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed + epoch),
+        # Ctrl-C reaches the whole process group: the workers leave it to the trainer,
+        # which stops after the current step (a worker that died of it would break
+        # the step being finished).
+        worker_init_fn=ignore_interrupts,
+    )

@@ -1,0 +1,140 @@
+"""Every path of a run folder, in one place: what each stage writes and reads, the run's own
+bookkeeping, and the wizard's files. Readers and writers ask a RunLayout instead of spelling
+paths, so the layout the README describes is the one the code uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: Path  # the run folder (the profile's workdir)
+    name: str  # the run's name: its training folder is logs/<name>
+
+    @classmethod
+    def of(cls, profile, workdir: Path | None = None) -> RunLayout:
+        return cls(Path(workdir or profile.workdir_path()), profile.name)
+
+    # -- the run's bookkeeping ----------------------------------------------------------------
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def receipts(self) -> Path:
+        return self.root / ".receipts"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "run.lock"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.txt"
+
+    @property
+    def resolved_profile(self) -> Path:
+        return self.root / "profile.resolved.toml"
+
+    @property
+    def pipeline_log(self) -> Path:  # a detached pipeline's own output (the wizard starts it)
+        return self.root / "pipeline.log"
+
+    @property
+    def tui_profile(self) -> Path:  # the profile the wizard hands a detached pipeline
+        return self.root / "tui-profile.toml"
+
+    @property
+    def superseded(self) -> Path:
+        return self.root / "superseded"
+
+    # -- convert ------------------------------------------------------------------------------
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def imgs_tsv(self, split: str) -> Path:
+        return self.data / f"{split}_imgs.tsv"
+
+    def texts_jsonl(self, split: str) -> Path:
+        return self.data / f"{split}_texts.jsonl"
+
+    def images_jsonl(self, split: str) -> Path:
+        return self.data / f"{split}_images.jsonl"
+
+    @property
+    def convert_report(self) -> Path:
+        return self.data / "convert_report.json"
+
+    @property
+    def convert_report_text(self) -> Path:
+        return self.data / "convert_report.txt"
+
+    @property
+    def parts(self) -> Path:
+        return self.data / ".parts"
+
+    # -- lmdb ---------------------------------------------------------------------------------
+    @property
+    def lmdb(self) -> Path:
+        return self.root / "lmdb"
+
+    def lmdb_split(self, split: str) -> Path:
+        return self.lmdb / split
+
+    def lmdb_env(self, split: str, env: str) -> Path:
+        return self.lmdb / split / env
+
+    def lmdb_building(self, split: str, env: str) -> Path:
+        return self.lmdb / ".building" / split / env
+
+    # -- train --------------------------------------------------------------------------------
+    @property
+    def training(self) -> Path:
+        return self.root / "logs" / self.name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.training / "checkpoints"
+
+    @property
+    def latest(self) -> Path:
+        return self.checkpoints / "epoch_latest.pt"
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch{epoch}.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.training / "metrics.jsonl"
+
+    @property
+    def export(self) -> Path:
+        return self.training / "export"
+
+    # -- evaluate -----------------------------------------------------------------------------
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation"
+
+    @property
+    def results(self) -> Path:
+        return self.evaluation / "evaluation_results.json"
+
+    @property
+    def report(self) -> Path:
+        return self.evaluation / "report.md"
+
+    def features(self, name: str) -> Path:
+        """test_imgs, test_texts, train_imgs or class_embeddings."""
+        return (
+            self.evaluation / f"{name}.pt"
+            if name == "class_embeddings"
+            else (self.evaluation / f"{name}_features.pt")
+        )
