@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from retclip_pipeline.data import report as convert_report  # noqa: E402
+from retclip_pipeline.data.conversion import CHUNK, SplitResult  # noqa: E402
 from retclip_pipeline.data.prompts import PromptRow, PromptTable  # noqa: E402
 from retclip_pipeline.profile import Profile  # noqa: E402
-from retclip_pipeline.stages.convert import CHUNK, SplitResult  # noqa: E402
 
 CLASSES = [f"class {n}" for n in range(10)]
 GOAL_MIB = 1.5e9 / 2**20

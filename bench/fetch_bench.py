@@ -27,6 +27,7 @@ os.environ["HF_HOME"] = str(_HOME / "hf")  # before huggingface_hub is imported
 os.environ.pop("HF_HUB_OFFLINE", None)
 
 from retclip_pipeline import profile as profiles  # noqa: E402
+from retclip_pipeline.data import conversion  # noqa: E402
 from retclip_pipeline.events import Emitter  # noqa: E402
 from retclip_pipeline.stage import StageContext  # noqa: E402
 from retclip_pipeline.stages import convert  # noqa: E402
@@ -69,8 +70,8 @@ def measure(folder: Path, hub: hubstand.Hub, mode: str, sizing: str) -> dict:
     start = time.perf_counter()
     rows = 0
     for source, result in convert._prepare(ctx):
-        for i in range(0, len(result.selected), convert.CHUNK):
-            rows += len(source.rows(result.selected[i : i + convert.CHUNK]))
+        for i in range(0, len(result.selected), conversion.CHUNK):
+            rows += len(source.rows(result.selected[i : i + conversion.CHUNK]))
     seconds = time.perf_counter() - start
     files = [r for r in hub.log if "/resolve/" in r.path]
     return {

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .layout import RunLayout
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Run:
         if self._classes is None:
             from .evaluation.features import split_texts
             from .evaluation.metrics import class_embeddings
-            from .stages.evaluate import class_name
+            from .evaluation.zero_shot import template_prompts
 
             labels = sorted(
                 {
@@ -110,10 +111,7 @@ class Run:
             )
             if not labels:
                 raise UserError(f"{self.folder} has no class labels: classify needs them")
-            templates = self.profile.eval.templates
-            names = [class_name(label, self.profile.eval.class_names) for label in labels]
-            prompts = [t.format(name) for name in names for t in templates]
-            owners = [i for i in range(len(labels)) for _ in templates]
+            prompts, owners, _ = template_prompts(labels, self.profile.eval)
             self._classes = (
                 labels,
                 class_embeddings(self.encode_texts(prompts), owners, len(labels)),
@@ -147,7 +145,7 @@ def load(run_dir: str | Path, checkpoint: str | None = None) -> Run:
     from .training.device import resolve_device
 
     folder = Path(run_dir).expanduser().resolve()
-    resolved = folder / "profile.resolved.toml"
+    resolved = RunLayout.of_folder(folder).resolved_profile
     if not resolved.exists():
         raise UserError(f"{folder} is not a run directory (no profile.resolved.toml)")
     profile = profiles.load(resolved, check_files=False)

@@ -7,20 +7,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# The bookkeeping files' names, for code that has a folder but no profile (a watcher).
+STATE_FILE = "state.json"
+EVENTS_FILE = "events.jsonl"
+LOCK_FILE = "run.lock"
+RESOLVED_PROFILE = "profile.resolved.toml"
+LOG_FILE = "pipeline.log"  # a detached pipeline's own stdout and stderr
+TUI_PROFILE = "tui-profile.toml"  # the profile the wizard hands a detached pipeline
+
 
 @dataclass(frozen=True)
 class RunLayout:
     root: Path  # the run folder (the profile's workdir)
-    name: str  # the run's name: its training folder is logs/<name>
+    name: str = ""  # the run's name, for the training paths: logs/<name>
 
     @classmethod
     def of(cls, profile, workdir: Path | None = None) -> RunLayout:
         return cls(Path(workdir or profile.workdir_path()), profile.name)
 
+    @classmethod
+    def of_folder(cls, root: Path) -> RunLayout:
+        """A run folder alone: the run's name from its resolved profile (the folder's own
+        name when it has none, as an unfinished or foreign folder may not)."""
+        import tomllib
+
+        root = Path(root)
+        try:
+            name = tomllib.loads((root / RESOLVED_PROFILE).read_text(encoding="utf-8"))["name"]
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
+            name = None
+        return cls(root, name if isinstance(name, str) else root.name)
+
     # -- the run's bookkeeping ----------------------------------------------------------------
     @property
     def state(self) -> Path:
-        return self.root / "state.json"
+        return self.root / STATE_FILE
 
     @property
     def receipts(self) -> Path:
@@ -28,11 +49,11 @@ class RunLayout:
 
     @property
     def events(self) -> Path:
-        return self.root / "events.jsonl"
+        return self.root / EVENTS_FILE
 
     @property
     def lock(self) -> Path:
-        return self.root / "run.lock"
+        return self.root / LOCK_FILE
 
     @property
     def manifest(self) -> Path:
@@ -40,15 +61,15 @@ class RunLayout:
 
     @property
     def resolved_profile(self) -> Path:
-        return self.root / "profile.resolved.toml"
+        return self.root / RESOLVED_PROFILE
 
     @property
     def pipeline_log(self) -> Path:  # a detached pipeline's own output (the wizard starts it)
-        return self.root / "pipeline.log"
+        return self.root / LOG_FILE
 
     @property
     def tui_profile(self) -> Path:  # the profile the wizard hands a detached pipeline
-        return self.root / "tui-profile.toml"
+        return self.root / TUI_PROFILE
 
     @property
     def superseded(self) -> Path:

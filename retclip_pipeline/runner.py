@@ -18,19 +18,20 @@ from . import profile as profiles
 from .atomic import write_text
 from .errors import DamagedOutput, StageInterrupted, UserError, as_user_error, one_line
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
+from .fingerprint import file_identity, fingerprint
+from .layout import EVENTS_FILE, RESOLVED_PROFILE, RunLayout
+from .lock import run_lock
 from .quiet import library_messages
 from .stage import Stage, StageContext
 from .state import RunState
-from .watch import EVENTS_FILE, RESOLVED_PROFILE, run_lock
 
 HEARTBEAT_EVERY_S = 2.0
 
 
 def all_stages() -> list[Stage]:
-    from .data import lmdb_io as lmdb_store
-    from .stages import convert, evaluate, train
+    from .stages import all_stages as stages
 
-    return [convert.STAGE, lmdb_store.STAGE, train.STAGE, evaluate.STAGE]
+    return stages()
 
 
 def stage_names() -> list[str]:
@@ -46,10 +47,10 @@ def fingerprints(profile: profiles.Profile) -> dict[str, str]:
         value = data.get(section, {}).get(key)
         if value and value != "init":
             path = Path(value)
-            data[section][key] = profiles.file_identity(path) if path.is_file() else "missing"
+            data[section][key] = file_identity(path) if path.is_file() else "missing"
     prints: dict[str, str] = {}
     for stage in all_stages():
-        prints[stage.name] = profiles.fingerprint(
+        prints[stage.name] = fingerprint(
             {
                 "sections": {name: _pick(data, name) for name in stage.sections},
                 "extra": stage.extra_fingerprint(profile),
@@ -229,7 +230,7 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                     if stage.name in later.stage.needs and later.status == "done":
                         later.status = "stale"
         if profile.sizing.mode == "smoke" and "evaluate" in selected:
-            _smoke_checklist(workdir, emit_all)
+            _smoke_checklist(RunLayout.of(profile, workdir), emit_all)
         emit_all(Event("run", "run_finished", "all stages done"))
     except StageInterrupted:
         emit_all(Event("run", "run_finished", "interrupted: rerun to resume", level="warning"))
@@ -242,17 +243,17 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
     return summaries
 
 
-def _smoke_checklist(workdir: Path, sink: EventSink) -> None:
+def _smoke_checklist(layout: RunLayout, sink: EventSink) -> None:
     """A finished smoke run says whether the full run can follow, and how."""
     from .preflight.smoke import checklist
 
-    items = checklist(workdir)
+    items = checklist(layout.root, layout)
     for item in items:
         sink(Event("smoke", "log", f"[{'pass' if item.ok else 'FAIL'}] {item.name}: {item.detail}"))
     if all(item.ok for item in items):
         message = (
             "smoke checklist passed: the same settings at full size with "
-            f"`python -m retclip_pipeline promote --run {workdir}`"
+            f"`python -m retclip_pipeline promote --run {layout.root}`"
         )
         sink(Event("smoke", "log", message))
     else:

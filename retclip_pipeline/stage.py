@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import Emitter
+from .layout import RunLayout
 from .profile import Profile
 
 
@@ -19,8 +20,9 @@ class StageContext:
     emit: Emitter
     fingerprint: str
 
-    def path(self, *parts: str) -> Path:
-        return self.workdir.joinpath(*parts)
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout.of(self.profile, self.workdir)
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,9 @@ class Stage:
     scratch: Callable[[Profile, Path], list[Path]] = lambda profile, workdir: []
     # Extra fingerprint material beyond the profile sections (e.g. digests of input files).
     extra_fingerprint: Callable[[Profile], dict[str, Any]] = lambda profile: {}
-    # Sample counts for the plan, computed cheaply without doing the work.
-    plan_counts: Callable[[Profile], dict[str, Any]] | None = field(default=None)
+    # What the plan (--dry-run) says beyond inputs and outputs: counts, costs, estimates,
+    # computed cheaply without doing the work; (profile, the --gpu named or None) -> lines.
+    plan_lines: Callable[[Profile, str | None], list[str]] | None = field(default=None)
     # Outputs that took long to make (trained checkpoints): a change of settings does not
     # delete them before the stage starts; the stage sets them aside itself when it must.
     precious: bool = False

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_json
+from .layout import STATE_FILE
 
-STATE_FILE = "state.json"
 RECEIPTS = ".receipts"
 
 

@@ -4,7 +4,7 @@ them."""
 
 from __future__ import annotations
 
-BYTE_UNITS = ("B", "bytes")
+BYTE_UNITS = ("bytes", "B")  # "B": events files of earlier versions
 
 
 def size(count: float) -> str:

@@ -4,103 +4,22 @@ events. Used by the TUI; nothing here imports Textual or torch."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
 from .events import Event
-from .state import STATE_FILE, RunState
+from .layout import EVENTS_FILE, LOCK_FILE, LOG_FILE, RESOLVED_PROFILE, STATE_FILE, RunLayout  # noqa: F401
+from .lock import lock_holder, run_lock  # noqa: F401 - what a watcher asks
+from .state import RunState
 
-EVENTS_FILE = "events.jsonl"
-RESOLVED_PROFILE = "profile.resolved.toml"
-
-LOCK_FILE = "run.lock"
-LOG_FILE = "pipeline.log"  # the detached pipeline's own stdout and stderr
 STALL_S = 300.0  # a running stage silent this long is flagged as stalled
-
-
-_HELD: set[int] = set()  # descriptors of the run locks this process holds
-
-
-def _close_held_in_child() -> None:
-    for descriptor in _HELD:
-        with contextlib.suppress(OSError):
-            os.close(descriptor)
-    _HELD.clear()
-
-
-os.register_at_fork(after_in_child=_close_held_in_child)
-
-
-@contextmanager
-def run_lock(workdir: Path) -> Iterator[None]:
-    """Held by the pipeline process for a whole run; the kernel drops it when the process
-    dies. A forked child (a data loader worker) closes its copy at once, so that a killed
-    run whose workers linger for a moment can be rerun at once."""
-    import fcntl
-
-    from . import ownership
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    ownership.claim(workdir / LOCK_FILE)
-    handle = open(workdir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held to the end
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = lock_holder(workdir)
-            raise UserError(
-                f"{workdir} is already being run by process {pid if pid and pid > 0 else '?'}: "
-                f"attach to it (retclip-tui --attach {workdir}) or wait for it to end"
-            ) from None
-        _HELD.add(handle.fileno())
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        _HELD.discard(handle.fileno())
-        handle.close()
-
-
-def lock_holder(workdir: Path) -> int | None:
-    """The pid of the process running this run directory, or None when none is; -1 when
-    the lock is held but the pid it wrote is not a live process."""
-    import fcntl
-
-    path = workdir / LOCK_FILE
-    if not path.exists():
-        return None
-    with open(path, "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            text = handle.read().strip()
-            pid = int(text) if text.isdigit() else -1
-            return pid if pid > 0 and _alive(pid) else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
 
 
 def pipeline_command(
@@ -314,16 +233,13 @@ def trained_outputs(profile, workdir: Path) -> TrainedOutputs | None:
     states = {s.stage: s.status for s in stage_states(profile, workdir)}
     if states.get("train") in ("done", "resume", "running", "failed", "interrupted"):
         return None
-    folder = workdir / "logs" / profile.name
-    if not list((folder / "checkpoints").glob("*.pt")):
-        return None
-    return _describe_trained(folder, workdir)
+    return trained_outputs_any(profile, workdir)
 
 
-def _describe_trained(folder: Path, workdir: Path) -> TrainedOutputs:
-    checkpoints = sorted((folder / "checkpoints").glob("*.pt"))
+def _describe_trained(layout: RunLayout) -> TrainedOutputs:
+    checkpoints = sorted(layout.checkpoints.glob("*.pt"))
     epoch = 0
-    metrics = folder / "metrics.jsonl"
+    metrics = layout.metrics
     if metrics.is_file():
         lines = metrics.read_text(encoding="utf-8", errors="replace").splitlines()
         for line in reversed(lines):
@@ -333,7 +249,7 @@ def _describe_trained(folder: Path, workdir: Path) -> TrainedOutputs:
             except (ValueError, AttributeError):
                 continue
     epochs = None
-    resolved = workdir / RESOLVED_PROFILE
+    resolved = layout.resolved_profile
     if resolved.is_file():
         import tomllib
 
@@ -348,7 +264,7 @@ def _describe_trained(folder: Path, workdir: Path) -> TrainedOutputs:
 def trained_outputs_any(profile, workdir: Path) -> TrainedOutputs | None:
     """The training folder's checkpoints whatever the plan says (for a question about an
     unfinished training)."""
-    folder = workdir / "logs" / profile.name
-    if not list((folder / "checkpoints").glob("*.pt")):
+    layout = RunLayout.of(profile, workdir)
+    if not list(layout.checkpoints.glob("*.pt")):
         return None
-    return _describe_trained(folder, workdir)
+    return _describe_trained(layout)

@@ -153,7 +153,7 @@ def test_paired_eyes_keep_left_right_and_patient_texts(tmp_path, paired_root):
 
 @pytest.mark.parametrize("workers", [1])
 def test_conversion_is_deterministic(tmp_path, demo_root, workers, monkeypatch):
-    from retclip_pipeline.stages import convert
+    from retclip_pipeline.data import conversion as convert
 
     first = _profile(tmp_path, demo_root, "a.toml")
     run(first, tmp_path / "run", lambda e: None, selected=DATA_STAGES)
@@ -196,11 +196,12 @@ def _stop_on_the_corrupt_image(demo_profile, monkeypatch) -> tuple[Path, bytes, 
     """Convert with one truncated image under the default on_bad_row = "error", in chunks of
     8 images. Returns the image, its good bytes, and the list that records each chunk
     converted from then on as (split, chunk number)."""
+    from retclip_pipeline.data import conversion
     from retclip_pipeline.errors import UserError
     from retclip_pipeline.stages import convert
     from retclip_pipeline.state import RunState
 
-    monkeypatch.setattr(convert, "CHUNK", 8)
+    monkeypatch.setattr(conversion, "CHUNK", 8)
     victim, good = _truncate_an_image(demo_profile)
     workdir = demo_profile.parent / "run"
     with pytest.raises(UserError) as caught:

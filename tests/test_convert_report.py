@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from retclip_pipeline.data import report as convert_report
+from retclip_pipeline.data.conversion import SplitResult
 from retclip_pipeline.data.prompts import PromptTable
-from retclip_pipeline.stages.convert import SplitResult
 
 from .conftest import ROOT
 
@@ -65,7 +65,7 @@ import sys
 from pathlib import Path
 import numpy as np
 from retclip_pipeline.data import report as convert_report
-from retclip_pipeline.stages.convert import SplitResult
+from retclip_pipeline.data.conversion import SplitResult
 from retclip_pipeline.data.prompts import PromptTable
 
 def split(name, count, rng):

@@ -68,7 +68,7 @@ def test_edited_csv_makes_conversion_stale(demo_profile):
 
 
 def test_interrupted_stage_resumes(demo_profile, monkeypatch):
-    from retclip_pipeline.stages import convert
+    from retclip_pipeline.data import conversion as convert
 
     profile = profiles.load(demo_profile)
     workdir = profile.workdir_path()

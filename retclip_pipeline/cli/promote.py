@@ -9,19 +9,19 @@ runs it at once; otherwise the command to run it is printed.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from ..errors import UserError
 from ..profile import Profile
+from . import PROG
 
 
 def full_profile(smoke_workdir: Path, workdir: Path | None = None) -> Profile:
     """The smoke run's resolved profile at full size, named `<name>-full`, in `workdir`
     (default: a folder of that name beside the smoke run's)."""
     from .. import profile as profiles
-    from ..watch import RESOLVED_PROFILE
+    from ..layout import RESOLVED_PROFILE
 
     resolved = smoke_workdir / RESOLVED_PROFILE
     if not resolved.is_file():
@@ -68,21 +68,26 @@ def promote(smoke_workdir: Path, workdir: Path | None = None, force: bool = Fals
     return path
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m retclip_pipeline promote",
+def add(commands) -> None:
+    parser = commands.add_parser(
+        "promote",
+        prog=f"{PROG} promote",
+        help="the full-size run of a finished smoke run",
         description="Create the full-size run of a finished smoke run, with its settings.",
     )
     parser.add_argument("--run", required=True, type=Path, help="the smoke run's folder")
     parser.add_argument("--workdir", type=Path, help="the full run's folder (default: beside)")
     parser.add_argument("--force", action="store_true", help="even if the checklist failed")
     parser.add_argument("--start", action="store_true", help="run the full run now")
-    args = parser.parse_args(argv)
+    parser.set_defaults(handler=_promote)
+
+
+def _promote(args) -> int:
     path = promote(args.run, args.workdir, args.force)
     command = f"python -m retclip_pipeline --profile {path}"
     print(f"full run created: {path.parent}\nrun it with: {command}", file=sys.stderr)
     if not args.start:
         return 0
-    from ..__main__ import main as run_main
+    from .run import run_profile
 
-    return run_main(["--profile", str(path)])
+    return run_profile(path)

@@ -8,12 +8,12 @@ printed, logged or written anywhere but the hub client's own store.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from . import PROG
 
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 
@@ -45,7 +45,7 @@ def check(token, dataset: str | None) -> list[Finding]:
     """Findings about the token (from hub.resolve_token) and, if named, the data set."""
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-    from ..hub.client import hub_api
+    from ..hub.env import hub_api
 
     api, findings = hub_api(), []
     endpoint = api.endpoint
@@ -130,8 +130,10 @@ def check(token, dataset: str | None) -> list[Finding]:
     return findings
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retclip_pipeline token")
+def add(commands) -> None:
+    parser = commands.add_parser(
+        "token", prog=f"{PROG} token", help="check or store the Hugging Face token"
+    )
     verbs = parser.add_subparsers(dest="verb", required=True)
     checking = verbs.add_parser("check", help="validate the token and the data set access")
     checking.add_argument(
@@ -139,7 +141,10 @@ def main(argv: list[str]) -> int:
     )
     checking.add_argument("--dataset", help="data set id (default: the profile's hub.dataset)")
     verbs.add_parser("login", help="store a token with huggingface_hub (hidden prompt or stdin)")
-    args = parser.parse_args(argv)
+    parser.set_defaults(handler=_token)
+
+
+def _token(args) -> int:
     if args.verb == "login":
         return _login()
     from .. import profile as profiles

@@ -7,28 +7,42 @@ python -m retclip_pipeline query --run RUN_DIR --image PATH    top texts and cla
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from . import PROG
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
 
-def embed(argv: list[str]) -> int:
-    import torch
-
-    from .. import api
-    from ..atomic import atomic_open
-
-    parser = argparse.ArgumentParser(prog="python -m retclip_pipeline embed")
+def add(commands) -> None:
+    parser = commands.add_parser(
+        "embed", prog=f"{PROG} embed", help="embeddings of images or texts from a trained run"
+    )
     parser.add_argument("--run", required=True, type=Path, help="run directory")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="a folder of images (searched recursively)")
     source.add_argument("--texts", type=Path, help="a text file, one text a line")
     parser.add_argument("--out", type=Path, help="output .pt (default: embeddings_*.pt here)")
     parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
-    args = parser.parse_args(argv)
+    parser.set_defaults(handler=embed)
+    parser = commands.add_parser(
+        "query", prog=f"{PROG} query", help="top images for a text, or texts for an image"
+    )
+    parser.add_argument("--run", required=True, type=Path, help="run directory")
+    parser.add_argument("text", nargs="?", help="a text: its top images of the test split")
+    parser.add_argument("--image", type=Path, help="an image: its top texts and classes")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
+    parser.set_defaults(handler=query)
+
+
+def embed(args) -> int:
+    import torch
+
+    from .. import api
+    from ..atomic import atomic_open
+
     run = api.load(args.run, args.checkpoint)
     if args.images:
         paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -56,23 +70,17 @@ def embed(argv: list[str]) -> int:
     return 0
 
 
-def query(argv: list[str]) -> int:
+def query(args) -> int:
     import torch
 
     from .. import api
     from ..evaluation.features import split_texts
+    from ..layout import RunLayout
 
-    parser = argparse.ArgumentParser(prog="python -m retclip_pipeline query")
-    parser.add_argument("--run", required=True, type=Path, help="run directory")
-    parser.add_argument("text", nargs="?", help="a text: its top images of the test split")
-    parser.add_argument("--image", type=Path, help="an image: its top texts and classes")
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
-    args = parser.parse_args(argv)
     if bool(args.text) == bool(args.image):
         raise UserError("give either a text or --image PATH")
     run = api.load(args.run, args.checkpoint)
-    features = run.folder / "evaluation" / "test_imgs_features.pt"
+    features = RunLayout.of(run.profile, run.folder).features("test_imgs")
     if args.text:
         if not features.exists():
             raise UserError(f"{features} is missing: run the evaluate stage first")

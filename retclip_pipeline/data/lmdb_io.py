@@ -1,4 +1,5 @@
-"""The LMDB stage (TSV/JSONL -> lmdb/<split>/{imgs,pairs}) and the reader training uses.
+"""LMDB environments: building one from the TSV/JSONL records (resumably), verifying it, and
+the reader training and evaluation use.
 
 Layout (the RET-CLIP reference reads it too):
   pairs: "0".."N-1" -> pickle((patient_id, text_id, text)), b"num_samples" -> N
@@ -12,7 +13,6 @@ environment is a fresh rewrite in key order, byte-identical whatever the build's
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -24,33 +24,10 @@ from typing import Any
 from .. import ownership
 from ..atomic import replace_dir
 from ..errors import DamagedOutput, UserError
-from ..profile import Profile
-from ..stage import Stage, StageContext
-from ..stages.convert import split_plan
 
 PROGRESS_KEY = b"__retclip_next__"
 COMMIT_EVERY = 1000
 PICKLE_PROTOCOL = 4  # fixed, so the bytes do not change with the Python version
-
-
-def _env_names(profile: Profile) -> tuple[str, ...]:
-    return ("imgs", "pairs", "eye_texts") if profile.data.eyes == "paired" else ("imgs", "pairs")
-
-
-def _outputs(profile: Profile, workdir: Path) -> list[Path]:
-    return [
-        workdir / "lmdb" / name / env / "data.mdb"
-        for name, _, _ in split_plan(profile)
-        for env in _env_names(profile)
-    ]
-
-
-def _inputs(profile: Profile, workdir: Path) -> list[str]:
-    return [
-        str(workdir / "data" / f"{name}_{kind}")
-        for name, _, _ in split_plan(profile)
-        for kind in ("imgs.tsv", "texts.jsonl")
-    ]
 
 
 def _img_records(tsv: Path) -> Iterator[tuple[bytes, bytes, int]]:
@@ -87,7 +64,7 @@ def _eye_text_records(jsonl: Path) -> Iterator[tuple[bytes, bytes, int]]:
 COUNT_KEYS = {"imgs": b"num_images", "pairs": b"num_samples", "eye_texts": b"num_texts"}
 
 
-def _records(env: str, data_dir: Path, split: str) -> tuple[Iterator, Path]:
+def records(env: str, data_dir: Path, split: str) -> tuple[Iterator, Path]:
     if env == "imgs":
         source = data_dir / f"{split}_imgs.tsv"
         return _img_records(source), source
@@ -190,50 +167,6 @@ def _commit(env, pending: list[tuple[bytes, bytes]], progress: int | None, map_s
         except lmdb.MapFullError:
             map_size *= 2
             env.set_mapsize(map_size)
-
-
-def run(ctx: StageContext) -> dict[str, Any]:
-    profile, data_dir = ctx.profile, ctx.path("data")
-    summary: dict[str, Any] = {}
-    for split, _, _ in split_plan(profile):
-        for needed in (data_dir / f"{split}_imgs.tsv", data_dir / f"{split}_texts.jsonl"):
-            if not needed.exists():
-                raise UserError(f"{needed} is missing: run the convert stage first")
-        sources = {env: _records(env, data_dir, split)[1] for env in _env_names(profile)}
-        total = sum(p.stat().st_size for p in sources.values())
-        offset, task = 0, f"{split} lmdb"
-        ctx.emit.progress(task, 0, total, "bytes")
-        for env in _env_names(profile):
-            records, source = _records(env, data_dir, split)
-            size = source.stat().st_size
-            dest = ctx.path("lmdb", split, env)
-            if (dest / "data.mdb").exists() and not ctx.path(
-                "lmdb", ".building", split, env
-            ).exists():
-                offset += size  # finished before an interruption of this stage
-                ctx.emit.progress(task, offset, total, "bytes")
-                continue
-
-            report = functools.partial(_report_bytes, ctx, task, offset, total)
-            build_env(
-                dest,
-                ctx.path("lmdb", ".building", split, env),
-                records,
-                COUNT_KEYS[env],
-                size,
-                report,
-            )
-            offset += size
-        summary.update(verify(ctx.path("lmdb", split), profile.data.eyes == "paired", split))
-        ctx.emit.log(
-            f"{split}: {summary[f'{split}_images']} images and "
-            f"{summary[f'{split}_pairs']} pairs in lmdb/{split}, verified"
-        )
-    return summary
-
-
-def _report_bytes(ctx: StageContext, task: str, base: int, total: int, done: int) -> None:
-    ctx.emit.progress(task, base + done, total, "bytes")
 
 
 def verify(split_dir: Path, paired: bool, split: str) -> dict[str, int]:
@@ -451,15 +384,3 @@ class LmdbPairsDataset:
         if eye_texts:
             item["text_left"], item["text_right"] = eye_texts
         return item
-
-
-STAGE = Stage(
-    name="lmdb",
-    description="TSV/JSONL -> LMDB",
-    sections=(),
-    needs=("convert",),
-    run=run,
-    inputs=_inputs,
-    outputs=_outputs,
-    scratch=lambda profile, workdir: [workdir / "lmdb"],
-)

@@ -13,7 +13,7 @@ from ..errors import describe
 from ..profile import Profile
 
 if TYPE_CHECKING:
-    from ..stages.convert import SplitResult
+    from .conversion import SplitResult
     from .prompts import PromptTable
 
 EXAMPLES = 10

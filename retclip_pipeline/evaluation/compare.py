@@ -1,16 +1,15 @@
-"""`python -m retclip_pipeline compare RUN_DIR...`: one table across runs' evaluations (for
-example the same data with different text towers)."""
+"""One table across runs' evaluations (for example the same data with different text
+towers): the rows, as plain text and as markdown. The command is cli/compare.py."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_json, write_text
 from ..errors import UserError
+from ..layout import RunLayout
 
 COLUMNS = [
     ("run", "run"),
@@ -38,7 +37,8 @@ def _dig(data: dict[str, Any], dotted: str) -> Any:
 
 
 def row(run_dir: Path) -> dict[str, Any]:
-    results_path = run_dir / "evaluation" / "evaluation_results.json"
+    layout = RunLayout.of_folder(run_dir)
+    results_path = layout.results
     if not results_path.exists():
         raise UserError(
             f"{run_dir} has no evaluation/evaluation_results.json: run its evaluate stage first"
@@ -48,7 +48,7 @@ def row(run_dir: Path) -> dict[str, Any]:
         "run": results.get("run", run_dir.name),
         "checkpoint": Path(str(results.get("checkpoint", ""))).name.split(" ")[0],
     }
-    profile_path = run_dir / "profile.resolved.toml"
+    profile_path = layout.resolved_profile
     if profile_path.exists():
         model = tomllib.loads(profile_path.read_text(encoding="utf-8")).get("model", {})
         flat["towers"] = f"{model.get('vision', '?')} + {model.get('text', '?')}"
@@ -75,23 +75,3 @@ def plain(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m retclip_pipeline compare", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("comparison"),
-        help="where to save the table (.md and .json added)",
-    )
-    args = parser.parse_args(argv)
-    rows = [row(run.expanduser().resolve()) for run in args.runs]
-    print(plain(rows), end="")
-    write_text(args.out.with_suffix(".md"), markdown(rows))
-    write_json(args.out.with_suffix(".json"), rows)
-    print(f"saved {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")
-    return 0

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..layout import RunLayout
 from ..profile import Profile
 
 
@@ -110,9 +111,10 @@ def image_features(
     decoding runs in worker processes so that the model, not the loader, sets the pace."""
     from ..training.data import image_transform, normalize
 
-    images = _read_jsonl(workdir / "data" / f"{split}_images.jsonl")
+    layout = RunLayout(workdir)
+    images = _read_jsonl(layout.images_jsonl(split))
     dataset = SplitImages(
-        workdir / "lmdb" / split, [r["image_id"] for r in images], image_transform(size)
+        layout.lmdb_split(split), [r["image_id"] for r in images], image_transform(size)
     )
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda"
@@ -161,4 +163,4 @@ def text_features(
 
 
 def split_texts(workdir: Path, split: str) -> list[dict[str, Any]]:
-    return _read_jsonl(workdir / "data" / f"{split}_texts.jsonl")
+    return _read_jsonl(RunLayout(workdir).texts_jsonl(split))

@@ -3,6 +3,7 @@ retrieval examples."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,63 @@ def image_query(image, texts: list[str], hits: list[bool], path: Path) -> None:
     fig.suptitle("image query: top texts (+ of the image's class)", fontsize=9)
     _save(fig, path)
     plt.close(fig)
+
+
+def write_all(results, layout, test_images, texts, examples: int) -> None:
+    """Every figure of the report, into the evaluation folder."""
+    folder = layout.evaluation
+    for source, result in results.get("zero_shot", {}).items():
+        if isinstance(result, dict) and "confusion_matrix" in result:
+            confusion(
+                result,
+                folder / f"confusion_{source}.png",
+                f"zero-shot ({source.replace('_', ' ')})",
+            )
+            per_class_f1(
+                result,
+                folder / f"per_class_f1_{source}.png",
+                f"per-class F1, zero-shot ({source.replace('_', ' ')})",
+            )
+    if layout.metrics.exists():  # this run's training, never another name's in logs/
+        history = [json.loads(line) for line in layout.metrics.read_text().splitlines()]
+        if history:
+            curves(history, folder / "training_curves.png")
+    if examples and results["sizes"]["test_images"] >= 5:
+        _examples(layout, test_images, texts, examples)
+
+
+def _examples(layout, images, texts, count: int) -> None:
+    import torch
+    from torch.nn import functional as F
+
+    from ..data.lmdb_io import LmdbReader
+    from ..training.data import decode
+    from .features import split_texts
+
+    folder = layout.evaluation
+    words = {t["text_id"]: t["text"] for t in split_texts(layout.root, "test")}
+    reader = LmdbReader(layout.lmdb_split("test"))
+    sims = F.normalize(images["patient"], dim=-1) @ F.normalize(texts["patient"], dim=-1).t()
+    generator = torch.Generator().manual_seed(0)
+    for number in range(count):
+        query = int(torch.randint(len(texts["ids"]), (1,), generator=generator))
+        top = sims[:, query].topk(5).indices.tolist()
+        pictures = [
+            decode(reader.images_b64(images["ids"][i])[0]).permute(1, 2, 0).numpy() for i in top
+        ]
+        hits = [images["labels"][i] == texts["labels"][query] for i in top]
+        text_query(
+            words[texts["ids"][query]],
+            pictures,
+            hits,
+            folder / f"example_text_query_{number + 1}.png",
+        )
+        image = int(torch.randint(len(images["ids"]), (1,), generator=generator))
+        best = sims[image].topk(5).indices.tolist()
+        image_query(
+            decode(reader.images_b64(images["ids"][image])[0]).permute(1, 2, 0).numpy(),
+            [words[texts["ids"][i]] for i in best],
+            [texts["labels"][i] == images["labels"][image] for i in best],
+            folder / f"example_image_query_{number + 1}.png",
+        )
+    reader.close()

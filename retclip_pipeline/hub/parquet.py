@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 from ..events import Emitter
 from ..profile import Profile
+from .env import offline
 from .retry import Retrier, library_waits_shown
 from .shards import (
     Listing,
@@ -17,7 +18,6 @@ from .shards import (
     download,
     list_shards,
     missing_offline,
-    offline,
     remote_url,
     save_listing,
 )
@@ -101,10 +101,10 @@ class FetchProgress:
 
     def update(self, done: int, total: int | None) -> None:
         self.done, self.total = done, total
-        self.emit.progress(self.task, done, total, "B")
+        self.emit.progress(self.task, done, total, "bytes")
 
     def note(self, message: str) -> None:
-        self.emit.progress(self.task, self.done, self.total, "B", note=message)
+        self.emit.progress(self.task, self.done, self.total, "bytes", note=message)
 
 
 def fetch_mode(profile: Profile) -> str:
@@ -149,7 +149,7 @@ def open_hub_splits(
 
 
 def _split(profile: Profile, repo: str, split: str, listing: Listing, files) -> ParquetSplit:
-    from .client import split_columns
+    from .local import split_columns
 
     shards = listing.files[split]
     opened = [files[s.path] for s in shards]

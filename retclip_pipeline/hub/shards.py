@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..errors import UserError
-from .client import hub_api, hub_endpoint
+from .env import hub_api, hub_endpoint, offline
 from .retry import Retrier
 
 PARQUET_CONVERSION = "refs/convert/parquet"
@@ -50,12 +50,6 @@ class Listing:
     def from_json(cls, data: dict) -> Listing:
         files = {s: [ShardFile(**f) for f in fs] for s, fs in data["files"].items()}
         return cls(data["repo"], data["revision"], files)
-
-
-def offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def _listing_path(repo: str) -> Path:

@@ -145,11 +145,9 @@ def _build(spec: ModelSpec, weights: bool):
         else (TINY_EMBED if spec.vision == TINY else 512)
     )
     from_scratch = spec.vision == TINY and spec.text == TINY
-    model = RetClip(
+    model = RetClip.from_towers(
         vision,
-        vision.config.hidden_size,
         text,
-        text.config.hidden_size,
         embed_dim,
         tokenizer.pad_token_id or 0,
         LOGIT_SCALE_SCRATCH if from_scratch else LOGIT_SCALE_INIT,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .. import ownership
-from ..atomic import atomic_open, replace_dir
+from ..atomic import atomic_open
 from .retclip import RetClip
 from .weights import save_reference
 
@@ -18,15 +17,11 @@ HEADS = "heads.pt"
 CONFIG = "retclip_config.json"
 
 
-def export(model: RetClip, tokenizer, folder: Path) -> None:
-    """Write the export folder whole, then move it into place."""
+def write_export(model: RetClip, tokenizer, building: Path) -> None:
+    """Write the export into the empty folder `building` (the caller moves it into place)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our events report the stage; no bars of its own
-    building = folder.with_name(f".{folder.name}.building")
-    ownership.claim(folder)  # replaced whole below
-    ownership.remove(building)
-    building.mkdir(parents=True)
     model.visual.save_pretrained(building / "vision")
     model.bert.save_pretrained(building / "text")
     tokenizer.save_pretrained(building / "text")
@@ -44,7 +39,6 @@ def export(model: RetClip, tokenizer, folder: Path) -> None:
     with atomic_open(building / CONFIG, "w") as handle:
         json.dump(config, handle, indent=2)
     save_reference(model, building / "retclip_state_dict.pt")
-    replace_dir(building, folder)
 
 
 def load_exported(folder: Path) -> tuple[RetClip, object]:
@@ -57,14 +51,7 @@ def load_exported(folder: Path) -> tuple[RetClip, object]:
     vision, _ = load_vision_tower(str(folder / "vision"))
     text = load_text_tower(str(folder / "text"))
     tokenizer = AutoTokenizer.from_pretrained(folder / "text")
-    model = RetClip(
-        vision,
-        vision.config.hidden_size,
-        text,
-        text.config.hidden_size,
-        config["embed_dim"],
-        config["pad_token_id"],
-    )
+    model = RetClip.from_towers(vision, text, config["embed_dim"], config["pad_token_id"])
     missing, unexpected = model.load_state_dict(
         torch.load(folder / HEADS, map_location="cpu", weights_only=True), strict=False
     )

@@ -79,6 +79,26 @@ class RetClip(nn.Module):
         self.logit_scale_right = nn.Parameter(torch.tensor(logit_scale_init))
         self.register_load_state_dict_post_hook(_clamp_loaded_scales)
 
+    @classmethod
+    def from_towers(
+        cls,
+        vision: nn.Module,
+        text: nn.Module,
+        embed_dim: int,
+        pad_token_id: int,
+        logit_scale_init: float = LOGIT_SCALE_INIT,
+    ) -> RetClip:
+        """The heads around two transformers towers, sized from their configs."""
+        return cls(
+            vision,
+            vision.config.hidden_size,
+            text,
+            text.config.hidden_size,
+            embed_dim,
+            pad_token_id,
+            logit_scale_init,
+        )
+
     def encode_eye(self, pixels: torch.Tensor) -> torch.Tensor:
         """The raw single-eye feature (the tower's projected CLS), as used by linear probes."""
         pooled = self.visual(pixel_values=pixels).pooler_output

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..hub.env import offline
+from ..units import size
 
 # Short names a profile may use for `model.vision`; anything else is a hub id or a folder
 # holding a CLIP-family checkpoint (a full dual encoder, or a vision model alone).
@@ -37,12 +39,6 @@ def source_of(name: str, kind: str) -> str:
 
 def is_local(source: str) -> bool:
     return Path(source).expanduser().is_dir()
-
-
-def offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def hub_ids(names: list[str]) -> list[str]:
@@ -93,7 +89,7 @@ def weights_where(source: str) -> str:
         )
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    from ..hub.client import hub_api
+    from ..hub.env import hub_api
 
     try:
         info = hub_api().model_info(source, files_metadata=True)
@@ -107,7 +103,7 @@ def weights_where(source: str) -> str:
     found = [name for name in WEIGHT_FILES if name in sizes]
     if not found:
         raise UserError(f"{source} on the hub holds no weights ({', '.join(WEIGHT_FILES)})")
-    return f"{source} on the hub ({sizes[found[0]] / 1e9:.1f} GB, fetched at the first run)"
+    return f"{source} on the hub ({size(sizes[found[0]])}, fetched at the first run)"
 
 
 def describe_tower(name: str, kind: str) -> tuple[str, dict]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..data.prompts import PromptTable, check_columns, read_prompts
 from ..errors import UserError
 from ..profile import Profile, train_batch_size
+from ..units import size
 
 # Bytes per pixel of a 95-quality fundus JPEG, measured on the demo and real-like images.
 JPEG_BYTES_PER_PIXEL = 0.35
@@ -59,7 +60,7 @@ def _existing_parent(path: Path) -> Path:
 
 
 def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[CheckItem]:
-    from ..stages.convert import split_plan
+    from ..data.sampling import split_plan
 
     items = [CheckItem("profile", True, str(profile.source or "built in"))]
     tables: dict[str, PromptTable] = {}
@@ -99,7 +100,7 @@ def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[
 
 
 def _batch_check(profile: Profile) -> CheckItem:
-    from ..stages.convert import train_pairs
+    from ..data.sampling import train_pairs
 
     pairs = train_pairs(profile)
     cfg = profile.train
@@ -126,7 +127,7 @@ def _batch_check(profile: Profile) -> CheckItem:
 def _train_check(profile: Profile, gpu: str | None, towers_ok: bool):
     """The estimate item (memory must fit where the run trains, and on a named GPU), and the
     estimate itself for the disk check."""
-    from ..stages.convert import split_pairs
+    from ..data.sampling import split_pairs
     from .estimate import estimate
 
     if not towers_ok:
@@ -203,7 +204,7 @@ def _prompt_fit(profile: Profile, tables: dict[str, PromptTable]) -> CheckItem:
 
 
 def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> list[CheckItem]:
-    from ..stages.convert import plan_counts
+    from ..data.sampling import plan_counts
 
     try:
         parent = _existing_parent(workdir)
@@ -220,13 +221,13 @@ def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> lis
         counts = plan_counts(profile)
         images = sum(split["sampled"] for split in counts.values())
         data = estimate_output_bytes(profile, images)
-        parts = [f"data and LMDB {data / 1e9:.2f} GB for {images} images"]
+        parts = [f"data and LMDB {size(data)} for {images} images"]
         need = data
         if estimate is not None:
             kept = training_output_bytes(profile, estimate.parameters, estimate.trainable)
             need += kept
             parts.append(
-                f"{kept_checkpoints(profile)} checkpoints and the export {kept / 1e9:.1f} GB"
+                f"{kept_checkpoints(profile)} checkpoints and the export {size(kept)}"
             )
         else:
             parts.append("checkpoints not counted (no estimate)")
@@ -236,8 +237,8 @@ def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> lis
             CheckItem(
                 "disk space",
                 free > need,
-                f"about {need / 1e9:.1f} GB needed ({', '.join(parts)}), "
-                f"{free / 1e9:.1f} GB free at {parent}{verdict}",
+                f"about {size(need)} needed ({', '.join(parts)}), "
+                f"{size(free)} free at {parent}{verdict}",
             )
         )
         return items
@@ -254,7 +255,7 @@ def _writable(path: Path) -> bool:
 def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
     """The data set's splits, and the CSV indices against their row counts (a hub set's
     from its parquet footers: no image is downloaded; `token` as hub_split_rows's)."""
-    from ..stages.convert import split_plan
+    from ..data.sampling import split_plan
 
     kind, where = profile.dataset_source()
     splits = [split for _, _, split in split_plan(profile)]
@@ -265,7 +266,7 @@ def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
             rows = hub_split_rows(profile, where, splits, token)
             classes = {split: None for split in splits}
         else:
-            from ..hub.client import open_splits
+            from ..hub.splits import open_splits
 
             sources = open_splits(profile, splits)
             rows = {split: len(source) for split, source in sources.items()}
@@ -310,7 +311,7 @@ def _token_check(profile: Profile) -> list[CheckItem]:
 def space_needed(profile: Profile, stage: str) -> str:
     """About how much free space a stage's outputs take, for a disk-full message ("" when
     it cannot be told)."""
-    from ..stages.convert import plan_counts
+    from ..data.sampling import plan_counts
     from ..units import size
 
     try:

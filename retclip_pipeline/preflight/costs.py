@@ -16,7 +16,7 @@ LINK = 50e6  # bytes/s: the low end of a Colab or cloud link
 
 def sizing_lines(profile: Profile) -> list[str]:
     """The cost lines; a UserError when the CSVs cannot be read."""
-    from ..stages.convert import plan_counts
+    from ..data.sampling import plan_counts
     from .check import estimate_output_bytes
 
     counts = plan_counts(profile)

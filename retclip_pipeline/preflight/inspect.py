@@ -189,7 +189,7 @@ class Report:
 def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
     """Check the CSVs against the profile, and the data set: a local one's splits, a hub
     one's access and row counts (none offline); `token`: a hub.Token, else the profile's."""
-    from ..stages.convert import plan_counts, split_plan
+    from ..data.sampling import plan_counts, split_plan
 
     report = Report()
     tables = {}
@@ -243,7 +243,7 @@ def dataset_items(profile: Profile, token=None) -> list:
 
     kind, where = profile.dataset_source()
     if kind == "hub":
-        from ..hub.shards import offline
+        from ..hub.env import offline
 
         if offline():
             return [CheckItem("hub.dataset", True, OFFLINE, warning=True)]

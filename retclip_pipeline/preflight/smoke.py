@@ -6,29 +6,31 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..layout import RunLayout
 from ..state import RunState
 from .check import CheckItem
 
 
-def checklist(workdir: Path) -> list[CheckItem]:
+def checklist(workdir: Path, layout: RunLayout | None = None) -> list[CheckItem]:
+    layout = layout or RunLayout.of_folder(workdir)
     state = RunState.load(workdir)
 
     def done(stage: str) -> bool:
         return state.status(stage) == "done"
 
-    tsv = workdir / "data" / "train_imgs.tsv"
+    tsv = layout.imgs_tsv("train")
     rows = len(tsv.read_text(encoding="utf-8").splitlines()) if tsv.exists() else 0
     items = [CheckItem("data readable", done("convert") and rows > 0, f"{rows} train images")]
     lmdb = state.stages.get("lmdb", {}).get("summary", {})
     items.append(CheckItem("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))
     steps = 0
-    for metrics in workdir.rglob("metrics.jsonl"):
-        lines = metrics.read_text(encoding="utf-8").splitlines()
+    if layout.metrics.exists():  # this run's training, not another name's in logs/
+        lines = layout.metrics.read_text(encoding="utf-8").splitlines()
         if lines:
-            steps = max(steps, int(json.loads(lines[-1]).get("step", 0)))
+            steps = int(json.loads(lines[-1]).get("step", 0))
     items.append(CheckItem("one optimizer step", steps >= 1, f"{steps} steps taken"))
-    checkpoints = sorted(workdir.rglob("checkpoints/*.pt"))
-    results_path = workdir / "evaluation" / "evaluation_results.json"
+    checkpoints = sorted(layout.checkpoints.glob("*.pt"))
+    results_path = layout.results
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
     used = str(results.get("checkpoint", ""))
     reloaded = any(str(c) in used or c.name in used for c in checkpoints)

@@ -10,46 +10,32 @@ joined outputs are byte-identical to an uninterrupted run's.
 from __future__ import annotations
 
 import json
-import os
-import signal
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import ownership
 from ..atomic import atomic_open, concat_files, write_json, write_text
+from ..data import conversion
 from ..data import report as convert_report
-from ..data.images import BadImage, convert_one
-from ..data.prompts import PromptTable, read_prompts, stratified_sample
-from ..errors import UserError, describe
-from ..hub.client import SplitSource, open_splits, read_image_ref
-from ..profile import Profile, file_digest
+from ..data.conversion import SplitResult
+from ..data.prompts import read_prompts, stratified_sample
+from ..data.sampling import plan_counts, sample_size, split_plan
+from ..errors import UserError
+from ..fingerprint import file_digest
+from ..hub.local import SplitSource
+from ..hub.splits import open_splits
+from ..layout import RunLayout
+from ..profile import Profile
 from ..stage import Stage, StageContext
-
-CHUNK = 256  # images per part file: the unit of resume
-BATCH = 16  # images per task sent to a worker process
-REPORT = "convert_report.json"
-
-
-def split_plan(profile: Profile) -> list[tuple[str, str, str]]:
-    """(our split name, CSV path, data set split) for each split the profile converts."""
-    data = profile.data
-    splits = [("train", data.train_csv, data.train_split)]
-    if data.test_csv:
-        splits.append(("test", data.test_csv, data.test_split))
-    return splits
 
 
 def _outputs(profile: Profile, workdir: Path) -> list[Path]:
+    layout = RunLayout.of(profile, workdir)
     out = []
     for name, _, _ in split_plan(profile):
-        out += [
-            workdir / "data" / f"{name}_imgs.tsv",
-            workdir / "data" / f"{name}_texts.jsonl",
-            workdir / "data" / f"{name}_images.jsonl",
-        ]
-    return out + [workdir / "data" / REPORT]
+        out += [layout.imgs_tsv(name), layout.texts_jsonl(name), layout.images_jsonl(name)]
+    return out + [layout.convert_report]
 
 
 def _inputs(profile: Profile, workdir: Path) -> list[str]:
@@ -65,105 +51,6 @@ def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
         path = profile.resolve(csv)
         digests[name] = file_digest(path) if path.is_file() else "missing"
     return {"csv": digests, "format": 1}
-
-
-def sample_size(profile: Profile, name: str, available: int, train: tuple[int, int] | None) -> int:
-    """Images to convert from a split: the sizing for train; for test, its own count or the
-    fraction train took (`train` = (sampled, available) of the train split)."""
-    if name == "train":
-        return profile.train_samples(available)
-    return profile.test_samples(available, train[0] / train[1] if train else 1.0)
-
-
-def plan_counts(profile: Profile) -> dict[str, Any]:
-    """Rows and sampled images per split, from the CSVs alone."""
-    counts: dict[str, Any] = {}
-    train = None
-    for name, csv, _ in split_plan(profile):
-        table = read_prompts(profile.resolve(csv), profile.data, None)
-        groups = table.by_index()
-        count = sample_size(profile, name, len(groups), train)
-        train = train or (count, len(groups))
-        counts[name] = {"rows": table.rows_read, "images": len(groups), "sampled": count}
-    return counts
-
-
-def split_pairs(profile: Profile) -> dict[str, int]:
-    """Pairs each split will hold at the profile's sizing (for estimates)."""
-    return {
-        name: round(counts["rows"] * counts["sampled"] / max(1, counts["images"]))
-        for name, counts in plan_counts(profile).items()
-    }
-
-
-def train_pairs(profile: Profile) -> int:
-    return split_pairs(profile)["train"]
-
-
-@dataclass
-class SplitResult:
-    name: str
-    table: PromptTable
-    selected: list[int]
-    csv_labels: dict[int, str | None] = field(default_factory=dict)  # index -> first CSV label
-    images: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> label, hashes
-    bad: dict[int, str] = field(default_factory=dict)  # index -> reason
-
-
-def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """A pool of worker processes, all started now, that ignore Ctrl-C from their first
-    instruction: the parent handles it and stops the pool, and a worker interrupted while it
-    boots would print a traceback."""
-    import multiprocessing
-    import threading
-
-    workers = workers or os.cpu_count() or 1
-    # spawn, not fork: the parent holds threads (pyarrow, datasets) that fork would copy mid-lock.
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=exit_with_parent,
-        initargs=(os.getpid(),),
-    )
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    # An ignored SIGINT survives exec, and Python then installs no KeyboardInterrupt handler.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
-    try:
-        for _ in range(workers):  # each submit to a pool with no idle worker starts one
-            pool.submit(os.getpid)
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
-    return pool
-
-
-def exit_with_parent(parent: int) -> None:
-    """In a worker: end within a second of the parent's death (a kill -9 gives the pool no
-    chance to stop it, and a worker with queued work would go on for minutes)."""
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def convert_batch(
-    jobs: list[tuple[int, tuple[bytes | str, ...]]], size: int, quality: int, crop: bool
-) -> list[tuple[int, list[str] | None, list[int] | None, str]]:
-    """Worker task: (index, image refs) -> (index, base64 per eye, hash per eye, error)."""
-    out = []
-    for index, refs in jobs:
-        try:
-            encoded = [convert_one(read_image_ref(ref), size, quality, crop) for ref in refs]
-        except (BadImage, OSError) as exc:
-            out.append((index, None, None, describe(exc)))
-            continue
-        out.append((index, [e[0] for e in encoded], [e[1] for e in encoded], ""))
-    return out
 
 
 def _finished(meta_path: Path, retry_bad: bool) -> bool:
@@ -185,9 +72,13 @@ def _submit(
     jobs = [(index, refs) for index, (refs, _) in zip(chunk, rows, strict=True)]
     futures = [
         pool.submit(
-            convert_batch, jobs[i : i + BATCH], data.image_size, data.jpeg_quality, data.crop_border
+            conversion.convert_batch,
+            jobs[i : i + conversion.BATCH],
+            data.image_size,
+            data.jpeg_quality,
+            data.crop_border,
         )
-        for i in range(0, len(jobs), BATCH)
+        for i in range(0, len(jobs), conversion.BATCH)
     ]
     return labels, futures
 
@@ -212,10 +103,13 @@ def _convert_split(
     ctx: StageContext, pool: ProcessPoolExecutor, source: SplitSource, result: SplitResult
 ) -> None:
     data = ctx.profile.data
-    parts = ctx.path("data", ".parts", ctx.fingerprint, result.name)
+    parts = ctx.layout.parts / ctx.fingerprint / result.name
     ownership.claim(parts.parent)  # a folder of part files named by our fingerprint
     parts.mkdir(parents=True, exist_ok=True)
-    chunks = [result.selected[i : i + CHUNK] for i in range(0, len(result.selected), CHUNK)]
+    chunks = [
+        result.selected[i : i + conversion.CHUNK]
+        for i in range(0, len(result.selected), conversion.CHUNK)
+    ]
     task = f"{result.name} images"
     total, done = len(result.selected), 0
     ctx.emit.progress(task, 0, total, "images")
@@ -283,14 +177,12 @@ def check_bad_images(results: list[SplitResult], on_bad_row: str) -> None:
 def _write_split(ctx: StageContext, result: SplitResult) -> None:
     """Join a converted split's part files into its outputs."""
     data = ctx.profile.data
-    parts = ctx.path("data", ".parts", ctx.fingerprint, result.name)
-    chunks = -(-len(result.selected) // CHUNK)
-    data_dir = ctx.path("data")
-    concat_files(
-        [parts / f"{n:05d}.tsv" for n in range(chunks)], data_dir / f"{result.name}_imgs.tsv"
-    )
-    _write_texts(data_dir / f"{result.name}_texts.jsonl", result, data.eyes == "paired")
-    with atomic_open(data_dir / f"{result.name}_images.jsonl", "w", newline="\n") as out:
+    parts = ctx.layout.parts / ctx.fingerprint / result.name
+    chunks = -(-len(result.selected) // conversion.CHUNK)
+    layout = ctx.layout
+    concat_files([parts / f"{n:05d}.tsv" for n in range(chunks)], layout.imgs_tsv(result.name))
+    _write_texts(layout.texts_jsonl(result.name), result, data.eyes == "paired")
+    with atomic_open(layout.images_jsonl(result.name), "w", newline="\n") as out:
         for index in sorted(result.images):
             image = result.images[index]
             label = image["label"] or result.csv_labels.get(index)
@@ -350,8 +242,8 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
 
 def run(ctx: StageContext) -> dict[str, Any]:
     profile = ctx.profile
-    ctx.path("data").mkdir(parents=True, exist_ok=True)
-    with make_pool() as pool:  # the workers boot while the data set loads
+    ctx.layout.data.mkdir(parents=True, exist_ok=True)
+    with conversion.make_pool() as pool:  # the workers boot while the data set loads
         try:
             prepared = _prepare(ctx)
             # Token lengths in a worker process, beside the image work: loading a tokenizer
@@ -369,17 +261,29 @@ def run(ctx: StageContext) -> dict[str, Any]:
     for result in results:
         _write_split(ctx, result)
     report = convert_report.build(profile, results, measured_tokens)
-    write_json(ctx.path("data", REPORT), report)
+    write_json(ctx.layout.convert_report, report)
     text = convert_report.render(report)
-    write_text(ctx.path("data", "convert_report.txt"), text)
+    write_text(ctx.layout.convert_report_text, text)
     for line in text.splitlines():
         ctx.emit.log(line)
-    _clear_parts(ctx.path("data", ".parts"))
+    _clear_parts(ctx.layout.parts)
     return convert_report.summary(report)
 
 
 def _clear_parts(parts: Path) -> None:
     ownership.remove(parts)
+
+
+def _plan_lines(profile: Profile, gpu: str | None) -> list[str]:
+    """Rows and images per split, and what the sizing costs."""
+    from ..preflight.costs import sizing_lines
+
+    lines = [
+        f"{split}: {counts['rows']} CSV rows on {counts['images']} images, "
+        f"{counts['sampled']} images in this run"
+        for split, counts in plan_counts(profile).items()
+    ]
+    return lines + sizing_lines(profile)
 
 
 STAGE = Stage(
@@ -390,7 +294,7 @@ STAGE = Stage(
     run=run,
     inputs=_inputs,
     outputs=_outputs,
-    scratch=lambda profile, workdir: [workdir / "data" / ".parts"],
+    scratch=lambda profile, workdir: [RunLayout.of(profile, workdir).parts],
     extra_fingerprint=_extra_fingerprint,
-    plan_counts=plan_counts,
+    plan_lines=_plan_lines,
 )

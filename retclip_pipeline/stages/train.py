@@ -78,6 +78,18 @@ def run_worker(profile: Profile, workdir: Path, fingerprint: str) -> None:
     Trainer(StageContext(profile, workdir, Emitter(lambda event: None, "train"), fingerprint)).run()
 
 
+def _plan_lines(profile: Profile, gpu: str | None) -> list[str]:
+    """The memory and time estimate, or why there is none (a tower not to be had offline)."""
+    from ..data.sampling import split_pairs
+    from ..preflight.estimate import estimate
+
+    try:
+        pairs = split_pairs(profile)
+        return estimate(profile, pairs["train"], gpu, test_pairs=pairs.get("test", 0)).lines()
+    except UserError as exc:
+        return [f"estimate unavailable: {exc}"]
+
+
 STAGE = Stage(
     name="train",
     description="RET-CLIP training",
@@ -88,4 +100,5 @@ STAGE = Stage(
     outputs=_outputs,
     scratch=lambda profile, workdir: [RunLayout.of(profile, workdir).training],
     precious=True,
+    plan_lines=_plan_lines,
 )

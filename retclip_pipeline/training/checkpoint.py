@@ -1,6 +1,7 @@
-"""Checkpoints that resume exactly: weights, optimizer, scheduler, scaler, the random number
-generators and the position in the data order, written atomically and read back with
-weights_only=True (plain containers and tensors only)."""
+"""What a training run saves: checkpoints that resume exactly (weights, optimizer, scheduler,
+scaler, the random number generators and the position in the data order), written atomically
+and read back with weights_only=True (plain containers and tensors only); the earlier
+settings' outputs set aside; and the final export folder."""
 
 from __future__ import annotations
 
@@ -100,8 +101,6 @@ def payload(trainer, rngs: list) -> dict[str, Any]:
 
 def restore(trainer) -> bool:
     """Load the run's epoch_latest.pt into the trainer when these settings wrote it."""
-    from .trainer import Progress
-
     latest = trainer.layout.latest
     if not latest.exists():
         return False
@@ -114,7 +113,21 @@ def restore(trainer) -> bool:
     trainer.scaler.load_state_dict(data["scaler"])
     rngs, world = data["rng"], trainer.world
     set_rng_state(rngs[world.rank] if len(rngs) == world.size else rngs[0])
-    trainer.progress = Progress(**data["progress"])
+    trainer.progress = type(trainer.progress)(**data["progress"])
     p = trainer.progress
     trainer.ctx.emit.log(f"resuming at epoch {p.epoch + 1}, batch {p.batch}, step {p.step}")
     return True
+
+
+def export_run(module, tokenizer, folder: Path) -> None:
+    """The export folder written whole beside its place, then moved there."""
+    from .. import ownership
+    from ..atomic import replace_dir
+    from ..model.export import write_export
+
+    building = folder.with_name(f".{folder.name}.building")
+    ownership.claim(folder)  # replaced whole below
+    ownership.remove(building)
+    building.mkdir(parents=True)
+    write_export(module, tokenizer, building)
+    replace_dir(building, folder)

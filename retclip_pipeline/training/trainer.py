@@ -345,11 +345,12 @@ class Trainer:
             write_text(self.folder / f"params_{stamp}.txt", params + "\n")
         with self.stop:
             self.train_epochs(stamp)
-        from ..model.export import export
         from . import distributed
 
         if main:
-            export(self.module, self.tokenizer, self.layout.export)
+            from .checkpoint import export_run
+
+            export_run(self.module, self.tokenizer, self.layout.export)
             emit.log(
                 f"model exported to {self.folder.relative_to(self.ctx.workdir) / 'export'} "
                 f"(transformers folders and a "

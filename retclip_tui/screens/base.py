@@ -19,6 +19,7 @@ from retclip_pipeline.errors import UserError
 from retclip_pipeline.profile import ProfileError
 
 from .. import errlog
+from ..keys import BROWSER_KEYS  # noqa: F401 - the screens' rule, named where they look
 from ..widgets.plan_line import PlanLine
 
 STEPS = ("start", "token", "data", "sizing", "prepare", "train", "evaluate", "save")
@@ -67,9 +68,6 @@ class Field(Vertical):
         yield Static("", classes="field-error", id="e-" + field_id(self.dotted))
 
 
-# Keys a browser keeps for itself (Colab's terminal runs in one): bound there, a key never
-# reaches the wizard, so every action also has a key outside this set.
-BROWSER_KEYS = frozenset(("ctrl+n", "ctrl+t", "ctrl+w", "ctrl+tab", "f5", "f11", "f12", "ctrl+q"))
 
 
 class WizardScreen(Screen):

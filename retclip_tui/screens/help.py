@@ -10,7 +10,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-from .base import BROWSER_KEYS
+from ..keys import BROWSER_KEYS
 
 NAMES = {"question_mark": "?", "escape": "Escape", "backspace": "Backspace"}
 MOVING = (

@@ -75,8 +75,8 @@ or a hub id or a local folder."""
         profile = self.session.profile
 
         def estimated() -> Text:
+            from retclip_pipeline.data.sampling import split_pairs
             from retclip_pipeline.preflight.estimate import estimate
-            from retclip_pipeline.stages.convert import split_pairs
 
             pairs = split_pairs(profile)
             result = estimate(profile, pairs["train"], test_pairs=pairs.get("test", 0))

@@ -1,0 +1,183 @@
+"""The evaluation's words: report.md, the caveats a reader must know before citing the
+figures, and the summary lines the console prints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..layout import RunLayout
+from ..profile import Profile
+
+DIRECTIONS = ("image_to_text", "text_to_image")  # the keys of each retrieval level
+
+
+def caveats(layout: RunLayout, profile: Profile) -> list[str]:
+    """What a reader must know before citing the figures."""
+    out = []
+    report_path = layout.convert_report
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    near = report.get("near_duplicates")
+    if near and near.get("test_images_with_train_match"):
+        out.append(
+            f"{near['test_images_with_train_match']} of {near['test_images']} test images "
+            f"are near duplicates of train images (perceptual hash within "
+            f"{near['bits']} bits): test figures are optimistic."
+        )
+    tokens = report.get("tokens", {})
+    if tokens.get("truncated"):
+        out.append(
+            f"{tokens['truncated']} of {tokens['prompts']} prompts "
+            f"({tokens['truncated_share']:.0%}) exceed the context length "
+            f"{tokens['context_length']} and were truncated."
+        )
+    per_class = report.get("splits", {}).get("train", {}).get("texts_per_class", {})
+    if per_class:
+        smallest, largest = min(per_class.values()), max(per_class.values())
+        if largest > 3 * smallest:
+            out.append(
+                f"classes are imbalanced ({smallest} to {largest} train texts): read "
+                f"balanced accuracy and macro-F1 beside accuracy."
+            )
+    out.append(
+        "prompts describe the class, not the image: instance-level recall is capped "
+        "(see the ceiling); class-level recall and zero-shot figures are the meaningful "
+        "ones."
+    )
+    return out
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _retrieval_rows(block: dict[str, Any], flavour: str) -> list[list[Any]]:
+    rows = []
+    for direction in DIRECTIONS:
+        v = block[direction]
+        rows.append(
+            [flavour, direction.replace("_", " "), *[v[f"R@{k}"] for k in (1, 5, 10)]]
+            + [v["mean_recall"]]
+        )
+    return rows + [[flavour, "both (mean of six)", "", "", "", block["mean_recall_all"]]]
+
+
+def render(results: dict[str, Any]) -> str:
+    out = [
+        f"# Evaluation of {results['run']}",
+        "",
+        f"Checkpoint: {results['checkpoint']}  ",
+        f"Test split: {results['sizes']['test_images']} images, "
+        f"{results['sizes']['test_texts']} texts.",
+        "",
+        "## Retrieval",
+        "",
+    ]
+    retrieval = results["retrieval"]
+    rows = _retrieval_rows(retrieval["instance"], "instance-level")
+    if "class" in retrieval:
+        rows += _retrieval_rows(retrieval["class"], "class-level")
+    out.append(_table(rows, ["flavour", "direction", "R@1", "R@5", "R@10", "mean"]))
+    if "instance_ceiling" in retrieval:
+        ceiling = retrieval["instance_ceiling"]
+        out += [
+            "",
+            "Instance-level ceiling of a perfect class-aware model: image->text "
+            + ", ".join(f"{k} {v}" for k, v in ceiling["image_to_text"].items())
+            + "; text->image "
+            + ", ".join(f"{k} {v}" for k, v in ceiling["text_to_image"].items())
+            + ".",
+        ]
+    for source, result in results.get("zero_shot", {}).items():
+        if not isinstance(result, dict) or "accuracy" not in result:
+            continue
+        auc = result.get("auc_ovr", {}).get("macro", "n/a")
+        out += [
+            "",
+            f"## Zero-shot classification ({source.replace('_', ' ')})",
+            "",
+            _table(
+                [[result["accuracy"], result["balanced_accuracy"], result["macro_f1"], auc]],
+                ["accuracy", "balanced accuracy", "macro-F1", "AUC (one-vs-rest)"],
+            ),
+            "",
+            _table(
+                [
+                    [name, v["precision"], v["recall"], v["f1"], v["support"]]
+                    for name, v in result["per_class"].items()
+                ],
+                ["class", "precision", "recall", "F1", "support"],
+            ),
+            "",
+            f"![confusion matrix](confusion_{source}.png)",
+            f"![per-class F1](per_class_f1_{source}.png)",
+        ]
+    if "linear_probe" in results:
+        probe = results["linear_probe"]
+        out += [
+            "",
+            "## Linear probe (logistic regression on frozen single-eye features)",
+            "",
+            _table(
+                [[probe["accuracy"], probe["balanced_accuracy"], probe["macro_f1"]]],
+                ["accuracy", "balanced accuracy", "macro-F1"],
+            ),
+        ]
+    if "note" in results:
+        out += ["", f"Note: {results['note']}."]
+    out += [
+        "",
+        "## Figures",
+        "",
+        "![training curves](training_curves.png)",
+        "",
+        "Retrieval examples: `example_text_query_*.png` (green frame: an image of the query's "
+        "class), `example_image_query_*.png`.",
+        "",
+        "## Caveats",
+        "",
+    ]
+    out += [f"- {caveat}" for caveat in results["caveats"]]
+    return "\n".join(out) + "\n"
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    retrieval = results["retrieval"]
+    lines = []
+    for flavour in ("instance", "class"):
+        if flavour in retrieval:
+            for direction in DIRECTIONS:
+                lines.append(
+                    f"{flavour}-level {direction.replace('_', ' ')}: "
+                    + ", ".join(f"{k} {v}" for k, v in retrieval[flavour][direction].items())
+                )
+            lines.append(
+                f"{flavour}-level mean of the six recalls: {retrieval[flavour]['mean_recall_all']}"
+            )
+    for source, result in results.get("zero_shot", {}).items():
+        if isinstance(result, dict) and "accuracy" in result:
+            lines.append(
+                f"zero-shot ({source.replace('_', ' ')}): accuracy {result['accuracy']}, "
+                f"balanced {result['balanced_accuracy']}, macro-F1 {result['macro_f1']}"
+            )
+    if "linear_probe" in results:
+        lines.append(
+            "linear probe: " + ", ".join(f"{k} {v}" for k, v in results["linear_probe"].items())
+        )
+    lines.append(f"report: {results.get('run')} -> evaluation/report.md")
+    return lines
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    retrieval = results["retrieval"]
+    for flavour in ("instance", "class"):
+        if flavour in retrieval:
+            out[f"{flavour}_i2t_mean_recall"] = retrieval[flavour]["image_to_text"]["mean_recall"]
+            out[f"{flavour}_mean_recall_all"] = retrieval[flavour]["mean_recall_all"]
+    templates = results.get("zero_shot", {}).get("templates")
+    if templates:
+        out["zero_shot_accuracy"] = templates["accuracy"]
+    return out
