@@ -226,9 +226,7 @@ def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> lis
         if estimate is not None:
             kept = training_output_bytes(profile, estimate.parameters, estimate.trainable)
             need += kept
-            parts.append(
-                f"{kept_checkpoints(profile)} checkpoints and the export {size(kept)}"
-            )
+            parts.append(f"{kept_checkpoints(profile)} checkpoints and the export {size(kept)}")
         else:
             parts.append("checkpoints not counted (no estimate)")
         free = shutil.disk_usage(parent).free

@@ -68,8 +68,6 @@ class Field(Vertical):
         yield Static("", classes="field-error", id="e-" + field_id(self.dotted))
 
 
-
-
 class WizardScreen(Screen):
     STEP = "start"
     HELP = ""  # what this step does, for the help screen (F1)
