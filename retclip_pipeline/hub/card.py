@@ -14,6 +14,7 @@ from ..layout import RunLayout
 from ..profile import Profile
 
 TAGS = ["retclip", "clip", "vision-language", "ophthalmology", "fundus", "retina", "medical"]
+POOLED = ("BertModel", "RobertaModel", "XLMRobertaModel")  # text towers with a pooler option
 FIGURES = "figures"  # the repo folder the evaluation's PNGs go to
 
 CITATION = """\
@@ -165,6 +166,8 @@ def _figures_section(figures: list[str]) -> list[str]:
 
 def _loading_section(repo_id: str, export: Path, context_length: int) -> list[str]:
     vision, text = _architecture(export, "vision"), _architecture(export, "text")
+    # the export keeps no pooler (RET-CLIP reads the [CLS] state): don't build a random one
+    pooler = ", add_pooling_layer=False" if text in POOLED else ""
     return [
         "## How to load it",
         "",
@@ -200,7 +203,7 @@ def _loading_section(repo_id: str, export: Path, context_length: int) -> list[st
         "from transformers import AutoModel, AutoTokenizer",
         "",
         f'vision = AutoModel.from_pretrained("{repo_id}", subfolder="vision")  # {vision}',
-        f'text = AutoModel.from_pretrained("{repo_id}", subfolder="text")  # {text}',
+        f'text = AutoModel.from_pretrained("{repo_id}", subfolder="text"{pooler})  # {text}',
         f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", subfolder="text")',
         "```",
         "",
