@@ -220,3 +220,16 @@ def test_an_unfinished_run_or_a_bad_repo_name_is_one_line(
     code, out, err = _push(capsys, "--run", str(finished), "--repo", REPO)
     assert code == 2 and "run its evaluate stage first" in err
     assert hub.log == [] and hub.commits == []
+
+
+def test_an_unreachable_hub_is_one_line(hub, finished, capsys, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_TOKEN", hubstand.GOOD)
+    code, out, err = _push(capsys, "--run", str(finished), "--repo", REPO)
+    assert code == 2 and "could not be reached" in err and "Traceback" not in err
+    assert hubstand.GOOD not in out + err
