@@ -141,6 +141,7 @@ def test_push_is_one_commit_of_the_export_figures_and_card(hub, finished):
 def test_the_cards_loading_code_runs_against_the_pushed_repo(hub, finished, tmp_path):
     result = run_cli("push", "--run", str(finished), "--repo", REPO, env=_env(hub, hubstand.GOOD))
     assert result.returncode == 0, result.stderr
+    assert "visibility" not in hub.created[0]  # not --private: the namespace's default
     card = hub.commits[0].files["README.md"].decode("utf-8")
     blocks = re.findall(r"```python\n(.*?)```", card, re.S)
     assert len(blocks) == 2

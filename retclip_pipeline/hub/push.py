@@ -188,8 +188,12 @@ def push(upload: Upload, emit: Emitter, private: bool = False) -> str:
         raise UserError("HF_HUB_OFFLINE is set: unset it to push to the hub")
     api, repo_id = hub_api(), upload.repo_id
     try:
-        emit.log(f"creating {repo_id} ({'private' if private else 'public'}) if it is new")
-        api.create_repo(repo_id, token=token.value, private=private, exist_ok=True)
+        visibility = "private" if private else "the namespace's default visibility"
+        emit.log(f"creating {repo_id} ({visibility}) if it is new")
+        # not private: None, so that an organisation that makes repos private keeps doing so
+        api.create_repo(
+            repo_id, token=token.value, private=True if private else None, exist_ok=True
+        )
         operations = [
             CommitOperationAdd(path_in_repo=name, path_or_fileobj=source)
             for name, source in sorted(upload.files.items())
