@@ -138,9 +138,11 @@ def test_push_is_one_commit_of_the_export_figures_and_card(hub, finished):
     assert result.stdout.strip().startswith(f"{hub.url}/{REPO}/commit/")
 
 
-def test_the_cards_loading_code_runs_against_the_pushed_repo(hub, finished, tmp_path):
-    result = run_cli("push", "--run", str(finished), "--repo", REPO, env=_env(hub, hubstand.GOOD))
-    assert result.returncode == 0, result.stderr
+def test_the_cards_loading_code_runs_against_the_pushed_repo(
+    hub, finished, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("HF_TOKEN", hubstand.GOOD)
+    assert main(["push", "--run", str(finished), "--repo", REPO]) == 0, capsys.readouterr().err
     assert "visibility" not in hub.created[0]  # not --private: the namespace's default
     card = hub.commits[0].files["README.md"].decode("utf-8")
     blocks = re.findall(r"```python\n(.*?)```", card, re.S)
@@ -151,7 +153,7 @@ def test_the_cards_loading_code_runs_against_the_pushed_repo(hub, finished, tmp_
         + blocks[1]
         + "print('TOWERS', type(vision).__name__, type(text).__name__)\n"
     )
-    env = _env(hub, None) | {"HF_HOME": str(tmp_path / "fresh-cache")}  # a public download
+    env = _env(hub, None) | {"HF_HOME": str(tmp_path / "fresh-cache")}  # anonymous download
     ran = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
