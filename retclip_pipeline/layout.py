@@ -159,3 +159,8 @@ class RunLayout:
             if name == "class_embeddings"
             else (self.evaluation / f"{name}_features.pt")
         )
+
+    # -- push ---------------------------------------------------------------------------------
+    @property
+    def model_card(self) -> Path:  # the card `push` sends as the repo's README.md
+        return self.root / "model_card.md"

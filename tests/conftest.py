@@ -122,6 +122,19 @@ def built_demo(tmp_path_factory, demo_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def finished_demo(tmp_path_factory, demo_root) -> Path:
+    """The small demo run through every stage (one epoch): an export and an evaluation,
+    made once (read-only for tests: copy it to change it)."""
+    from retclip_pipeline import profile as profiles
+    from retclip_pipeline.runner import run
+
+    folder = tmp_path_factory.mktemp("finished")
+    profile = profiles.load(write_profile(folder, demo_toml(demo_root)))
+    run(profile, profile.workdir_path(), lambda event: None)
+    return profile.workdir_path()
+
+
+@pytest.fixture(scope="session")
 def real_towers(request) -> dict[str, Path]:
     """Real-size towers with random weights (ViT-B/16; BERT-base with a Chinese-style
     vocabulary), built once and kept in pytest's cache folder across runs (about 0.7 GB)."""

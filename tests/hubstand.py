@@ -1,7 +1,14 @@
 """A local stand-in for the Hugging Face Hub's HTTP API, reached through HF_ENDPOINT by the
-real `huggingface_hub` client: who-am-I, data set info, file resolution with HEAD and
-ranges, gated and missing sets, and scripted faults (429 with a reset time, 500, a
+real `huggingface_hub` client: who-am-I, data set and model info, file resolution with HEAD
+and ranges, gated and missing sets, and scripted faults (429 with a reset time, 500, a
 connection dropped mid-file). It counts every request and the bytes it sends.
+
+Model repos are written as huggingface_hub 2.4's HfApi sends them: create-repo
+(POST /api/repos/create), README metadata validation (POST /api/validate-yaml), preupload
+(POST /api/models/<id>/preupload/<rev>; every file is answered "regular", so that no LFS or
+Xet transfer is needed) and the commit itself (POST /api/models/<id>/commit/<rev>, NDJSON
+with base64 file contents). Writes need a write token (GOOD); READ is valid but read-only
+(403), anything else is refused (401). Each commit is recorded in `Hub.commits`.
 
 Used by the tests and by bench/fetch_bench.py."""
 
@@ -17,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 GOOD = "hf_" + "good" * 9
 BAD = "hf_" + "bad0" * 9
+READ = "hf_" + "read" * 9  # valid, but without write access
 
 
 @dataclass
@@ -39,8 +47,19 @@ class Request:
 
 
 @dataclass
+class Commit:
+    repo_id: str
+    summary: str
+    files: dict[str, bytes]  # path -> content, as committed
+    token: str  # the Authorization the commit came with
+
+
+@dataclass
 class Hub:
     repos: dict[str, Repo] = field(default_factory=dict)
+    models: dict[str, Repo] = field(default_factory=dict)  # model repos (created by pushes)
+    commits: list[Commit] = field(default_factory=list)
+    created: list[dict] = field(default_factory=list)  # create-repo payloads, as sent
     # Faults, each used once by the first request whose path contains its key:
     # "429" (with a RateLimit reset of `reset_s`), "500", or "drop" (half the body, then close).
     faults: list[tuple[str, str]] = field(default_factory=list)
@@ -93,6 +112,8 @@ class Handler(BaseHTTPRequestHandler):
         if error_code:
             self.send_header("X-Error-Code", error_code)
         self.end_headers()
+        if self.command == "HEAD":  # a HEAD answer has headers only
+            data = b""
         self.wfile.write(data)
         self.hub.record(self.command, self.path, status, len(data))
 
@@ -130,12 +151,18 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(401, {"error": "Invalid credentials in Authorization header"})
         if path.startswith("/api/datasets/"):
             return self._info(path.removeprefix("/api/datasets/"), "blobs=true" in query)
+        if path.startswith("/api/models/") and "/tree/" in path:
+            return self._tree(path.removeprefix("/api/models/").split("/tree/")[0])
+        if path.startswith("/api/models/"):
+            return self._info(path.removeprefix("/api/models/"), "blobs=true" in query, True)
         if path.startswith("/datasets/") and "/resolve/" in path:
             return self._resolve(path.removeprefix("/datasets/"), head, fault)
+        if "/resolve/" in path:
+            return self._resolve(path.removeprefix("/"), head, fault, models=True)
         self._json(404, {"error": "not found"})
 
-    def _repo(self, repo_id: str) -> Repo | None:
-        repo = self.hub.repos.get(repo_id)
+    def _repo(self, repo_id: str, models: bool = False) -> Repo | None:
+        repo = (self.hub.models if models else self.hub.repos).get(repo_id)
         if repo is None:
             self._json(404, {"error": "Repository not found"}, "RepoNotFound")
             return None
@@ -144,9 +171,9 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
-    def _info(self, rest: str, blobs: bool) -> None:
+    def _info(self, rest: str, blobs: bool, models: bool = False) -> None:
         repo_id, _, revision = rest.partition("/revision/")
-        repo = self._repo("/".join(repo_id.split("/")[:2]))
+        repo = self._repo("/".join(repo_id.split("/")[:2]), models)
         if repo is None:
             return
         files, sha = repo.files, repo.sha
@@ -164,9 +191,19 @@ class Handler(BaseHTTPRequestHandler):
         body = {"id": repo_id, "sha": sha, "private": False, "gated": repo.gated}
         self._json(200, body | {"siblings": siblings})
 
-    def _resolve(self, rest: str, head: bool, fault: str | None) -> None:
+    def _tree(self, repo_id: str) -> None:
+        """A model repo's files, recursive, in one page."""
+        repo = self._repo(repo_id, models=True)
+        if repo is not None:
+            entries = [
+                {"type": "file", "path": name, "size": len(data), "oid": _etag(data)[:40]}
+                for name, data in sorted(repo.files.items())
+            ]
+            self._json(200, entries)
+
+    def _resolve(self, rest: str, head: bool, fault: str | None, models: bool = False) -> None:
         repo_id, _, tail = rest.partition("/resolve/")
-        repo = self._repo(repo_id)
+        repo = self._repo(repo_id, models)
         if repo is None:
             return
         files, sha = repo.files, repo.sha
@@ -208,6 +245,73 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
         self.hub.record("GET", self.path, status, len(body), wanted)
+
+    # -- writes: create a model repo, validate its card, preupload, commit ----------------------
+    def do_POST(self):
+        body = self._body()
+        path = unquote(urlsplit(self.path).path)
+        if path == "/api/validate-yaml":
+            return self._json(200, {"errors": [], "warnings": []})
+        if self._token() not in (GOOD, READ):
+            return self._json(401, {"error": "Invalid credentials in Authorization header"})
+        if path == "/api/repos/create":
+            return self._create(json.loads(body))
+        rest = path.removeprefix("/api/models/")
+        for verb in ("preupload", "commit"):
+            repo_id, marker, _revision = rest.partition(f"/{verb}/")
+            if path.startswith("/api/models/") and marker:
+                if self._token() != GOOD:
+                    return self._json(403, {"error": "You don't have the rights"}, "Forbidden")
+                if self._repo(repo_id, models=True) is None:
+                    return None
+                return self._preupload(body) if verb == "preupload" else self._commit(repo_id, body)
+        self._json(404, {"error": "not found"})
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while size := int(self.rfile.readline().strip() or b"0", 16):
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+            return data
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def _create(self, payload: dict) -> None:
+        self.hub.created.append(payload)
+        if self._token() != GOOD:
+            return self._json(403, {"error": "You don't have the rights to create a model"})
+        name, owner = payload.get("name", ""), payload.get("organization") or "tester"
+        repo_id = f"{owner}/{name}"
+        if repo_id in self.hub.models:
+            return self._json(409, {"error": "You already created this model repo"})
+        self.hub.models[repo_id] = Repo({}, sha="0" * 40)
+        self._json(200, {"url": f"http://{self.headers['Host']}/{repo_id}", "name": repo_id})
+
+    def _preupload(self, body: bytes) -> None:
+        files = json.loads(body)["files"]
+        answer = [
+            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+        ]
+        self._json(200, {"files": answer, "commitOid": "0" * 40})
+
+    def _commit(self, repo_id: str, body: bytes) -> None:
+        import base64
+
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        header = next(item["value"] for item in lines if item["key"] == "header")
+        files = {}
+        for item in lines:
+            if item["key"] == "file":
+                files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            elif item["key"] != "header":  # LFS pointers, deletions, copies: not needed here
+                return self._json(400, {"error": f"unsupported operation {item['key']}"})
+        repo = self.hub.models[repo_id]
+        repo.files.update(files)
+        repo.sha = hashlib.sha1(body).hexdigest()
+        self.hub.commits.append(Commit(repo_id, header["summary"], files, self._token()))
+        url = f"http://{self.headers['Host']}/{repo_id}/commit/{repo.sha}"
+        self._json(200, {"commitUrl": url, "commitOid": repo.sha, "pullRequestUrl": None})
 
 
 def serve(hub: Hub) -> tuple[str, ThreadingHTTPServer]:
