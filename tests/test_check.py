@@ -100,6 +100,23 @@ def test_an_uncached_hub_tower_offline_names_the_fetch_command(tmp_path, demo_ro
     assert not items["tokenizer"].ok
 
 
+def test_an_unreachable_hub_is_said_once_and_the_cache_read(tmp_path, demo_root, monkeypatch):
+    """No network (connections refused) without HF_HUB_OFFLINE: the hub item says why, the
+    uncached tower fails from the cache at once, and the client is back online after."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    items = _items(tmp_path, demo_root, model={"text": "pubmedbert"})
+    hub = items["hub"]
+    assert hub.ok and hub.warning
+    assert hub.detail.startswith("hub not reachable (ConnectError: ")
+    assert hub.detail.endswith("using cached files only")
+    assert not items["text tower"].ok and not items["tokenizer"].ok
+    assert items["token"].detail == "not needed for a local data set"
+    assert constants.HF_HUB_OFFLINE is False
+
+
 def test_a_tower_without_a_tokenizer_fails(tmp_path, demo_root):
     folder = _small_bert(tmp_path / "bert", vocab=False)
     items = _items(tmp_path, demo_root, model={"text": str(folder)})

@@ -108,7 +108,9 @@ def check(token, dataset: str | None, reason: str | None = None, probed: bool = 
 def _dataset_finding(api, token, dataset: str, reason: str | None) -> Finding:
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    unchecked = f"data set {dataset} not checked; it is checked when you convert or run --check"
+    unchecked = (
+        f"data set {dataset} not checked; it is checked when you convert or run --check online"
+    )
     if reason is not None:
         return Finding(False, not_reached(reason, unchecked), unchecked=True)
     page = f"https://huggingface.co/datasets/{dataset}"
@@ -137,34 +139,49 @@ def _dataset_finding(api, token, dataset: str, reason: str | None) -> Finding:
 
 
 def store_token(token: str) -> Finding:
-    """Into huggingface_hub's own store, checked by the hub first; what was done, in one
-    line. A hub that cannot be reached does not stop it: the token is stored `unchecked`, and
-    the line says so. A token the hub refuses is a UserError (never naming the token)."""
-    from huggingface_hub import login
+    """Into huggingface_hub's own store (as its login does: saved under the token's name,
+    made the active one), checked by the hub first at the endpoint everything else asks;
+    what was done, in one line. A hub that cannot be reached does not stop it: the token is
+    stored `unchecked`, and the line says so. A token the hub refuses is a UserError (never
+    naming the token), and nothing is stored."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .env import hub_api
 
     if not token:
         raise UserError("no token given: paste one from " + TOKENS_PAGE)
-    reason = unreachable()
+    if token.startswith("api_org"):
+        raise UserError("an organization token cannot log in: use your own from " + TOKENS_PAGE)
+    reason, name, user = unreachable(), "retclip-unchecked", None
     if reason is None:
         try:
-            login(token=token, add_to_git_credential=False)
-            return Finding(True, STORED + " (checked with the hub: valid)")
-        except Exception as exc:  # a refused token, or the network gone since the probe
+            who = hub_api().whoami(token=token)
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise UserError(
+                f"the hub refused the token (HTTP {status}: invalid or revoked), nothing "
+                f"stored: create one at {TOKENS_PAGE}"
+            ) from None
+        except Exception as exc:
             if not network_failure(exc):
-                raise UserError(
-                    f"the hub refused the token ({type(exc).__name__}): check it at {TOKENS_PAGE}"
-                ) from None
+                raise
             reason = said(exc)
-    _store_unchecked(token)
+        else:
+            user = who.get("name", "?")
+            access = (who.get("auth") or {}).get("accessToken") or {}
+            name = access.get("displayName") or f"retclip-{user}"
+    _store(token, name)
+    if reason is None:
+        return Finding(True, f"{STORED} (checked with the hub: valid, user {user})")
     unchecked = not_reached(reason, "the token was not checked: check it once online")
     return Finding(True, f"{STORED}; {unchecked}", unchecked=True)
 
 
-def _store_unchecked(token: str) -> None:
+def _store(token: str, name: str) -> None:
     """What huggingface_hub's login does after the hub's answer: the token saved under a
     name and made the active one (the file get_token reads)."""
     from huggingface_hub._login import _set_active_token
     from huggingface_hub.utils._auth import _save_token
 
-    _save_token(token=token, token_name="retclip-unchecked")
-    _set_active_token(token_name="retclip-unchecked", add_to_git_credential=False)
+    _save_token(token=token, token_name=name)
+    _set_active_token(token_name=name, add_to_git_credential=False)
