@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
-from .reach import not_reached, said, unreachable
+from .reach import OFFLINE_ENV, not_reached, said, unreachable
 
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 STORED = "stored by huggingface_hub; later runs find it"
@@ -89,13 +89,20 @@ def check(token, dataset: str | None, reason: str | None = None, probed: bool = 
                 raise
             reason = said(exc)
     if token.value is not None and reason is not None:
+        named = (
+            token.origin if token.origin.startswith("the ") else f"the token from {token.origin}"
+        )
+        retry = (
+            "unset HF_HUB_OFFLINE to check it"
+            if reason == OFFLINE_ENV
+            else f"check the network to {endpoint} and check again"
+        )
         findings.append(
             Finding(
                 False,
                 not_reached(
                     reason,
-                    f"the token from {token.origin} was not checked (not known to be "
-                    f"invalid); check the network to {endpoint} and check again",
+                    f"{named} was not checked (not known to be invalid); {retry}",
                 ),
                 unchecked=True,
             )
