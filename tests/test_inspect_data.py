@@ -176,6 +176,13 @@ def test_an_unreachable_hub_is_probed_once_and_the_cache_read(demo_profile, monk
     assert report.warnings[0].startswith("hub.dataset: hub not reachable (ConnectError: ")
     assert UNCHECKED in report.warnings[0] and asked == []
     assert constants.HF_HUB_OFFLINE is False
+    kept, ragged = profile.data.train_csv, demo_profile.parent / "ragged.csv"
+    ragged.write_text(HEADER + "0,A,one, two\n", encoding="utf-8")
+    profile.data.train_csv = str(ragged)  # the CSV fails: the id still said unchecked
+    report = data_report(profile, tokens=False)
+    assert not report.ok and "1 bad row(s)" in report.verdict()
+    assert len(report.warnings) == 1 and UNCHECKED in report.warnings[0]
+    profile.data.train_csv = kept
     profile.hub.dataset = str(demo_profile.parent / "set")  # local, with the tiny tokenizer
     report = data_report(profile)
     assert report.ok and report.warnings == []  # nothing on the hub: no probe, no warning

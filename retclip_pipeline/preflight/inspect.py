@@ -216,7 +216,7 @@ def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
     towers = bool(tokens and hub_ids([profile.model.text]))
     with hub_or_cache(kind == "hub" or towers) as reason:
         report = _data_report(profile, tokens, token, reason)
-        if reason is not None and (kind != "hub" or not report.ok):
+        if reason is not None and kind != "hub":  # a hub set's own line says it
             report.warnings.append(not_reached(reason, "using cached files"))
         return report
 
@@ -249,8 +249,11 @@ def _data_report(profile: Profile, tokens: bool, token, reason: str | None) -> R
         classes = Counter(rows[0].label for rows in groups.values())
         shown = ", ".join(f"{label} {count}" for label, count in classes.most_common())
         report.add(f"  {len(classes)} classes: {shown}")
-    if report.ok:
-        for item in dataset_items(profile, token, reason):
+    # The CSVs failed: the data set's access still said (a misspelt id, or not checked
+    # offline); its rows are counted against the CSVs only once they read.
+    csv_ok = report.ok
+    if csv_ok or profile.dataset_source()[0] == "hub":
+        for item in dataset_items(profile, token, reason, rows=csv_ok):
             line = f"{item.name}: {item.detail}"
             if not item.ok:
                 report.fail(line)
@@ -258,6 +261,7 @@ def _data_report(profile: Profile, tokens: bool, token, reason: str | None) -> R
                 report.warnings.append(line)
             else:
                 report.add(line)
+    if csv_ok:
         counts = plan_counts(profile)
         report.add(
             "sizing "
@@ -270,10 +274,10 @@ def _data_report(profile: Profile, tokens: bool, token, reason: str | None) -> R
     return report
 
 
-def dataset_items(profile: Profile, token=None, reason: str | None = None) -> list:
+def dataset_items(profile: Profile, token=None, reason: str | None = None, rows=True) -> list:
     """The data set's check items: a hub set is asked first whether it exists and can be
-    read (a misspelt id is named as hub.dataset), then its splits' row counts against the
-    CSV indices. `reason`: why the hub did not answer the caller's probe (see hub.reach);
+    read (a misspelt id is named as hub.dataset), then (with `rows`) its splits' row counts
+    against the CSV indices. `reason`: why the hub did not answer the caller's probe (see hub.reach);
     then one warning that the id was not checked, and why."""
     from .check import CheckItem, dataset_checks
 
@@ -302,9 +306,8 @@ def dataset_items(profile: Profile, token=None, reason: str | None = None) -> li
         ]
         if failed or unchecked:  # no rows can be counted without access
             return failed + unchecked
-        return [CheckItem("hub.dataset", True, findings[-1].message)] + dataset_checks(
-            profile, token
-        )
+        found = [CheckItem("hub.dataset", True, findings[-1].message)]
+        return found + (dataset_checks(profile, token) if rows else [])
     return dataset_checks(profile)
 
 

@@ -268,11 +268,12 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         return ok
 
     def drop_repeated_note(self) -> None:
-        """The preview's note, once the train CSV's error line says the same (or that the
-        file is not found)."""
+        """The preview's note, once the train CSV's error line says the same, or more (a
+        bad row's whole message), or that the file is not found."""
         note = str(self.query_one("#preview-note", Static).render())
         error = str(self.query_one("#e-" + field_id("data.train_csv"), Static).render())
-        if note == error or (error and note.startswith("no file at ")):
+        said = error and all(line in error for line in note.splitlines())
+        if note == error or said or (error and note.startswith("no file at ")):
             set_note(self.query_one("#preview-note", Static), Text())
 
     def set_verdict(self, verdict: Text) -> None:
