@@ -355,6 +355,11 @@ def estimate_lines(profile: Profile) -> tuple[list[str], bool]:
 
     pairs = split_pairs(profile)
     with hub_or_cache(bool(hub_ids([profile.model.vision, profile.model.text]))) as reason:
-        result = estimate(profile, pairs["train"], test_pairs=pairs.get("test", 0))
+        try:
+            result = estimate(profile, pairs["train"], test_pairs=pairs.get("test", 0))
+        except UserError as exc:  # towers not in the cache: why the hub was not asked
+            if reason is None:
+                raise
+            raise UserError(not_reached(reason, str(exc))) from None
     said = [not_reached(reason, "using cached files")] if reason else []
     return said + result.lines(), result.fits

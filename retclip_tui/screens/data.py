@@ -295,7 +295,8 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             if problems:
                 self.show_error("fix the fields marked in red")
                 first = self.query_one("#e-" + field_id(next(iter(problems))), Static)
-                self.call_after_refresh(first.scroll_visible, animate=False)
+                field = first.parent or first  # the whole field: its input and its error
+                self.call_after_refresh(field.scroll_visible, animate=False)
             return not problems
         return False
 
