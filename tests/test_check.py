@@ -100,6 +100,43 @@ def test_an_uncached_hub_tower_offline_names_the_fetch_command(tmp_path, demo_ro
     assert not items["tokenizer"].ok
 
 
+def test_an_unreachable_hub_is_said_once_and_the_cache_read(tmp_path, demo_root, monkeypatch):
+    """No network (connections refused) without HF_HUB_OFFLINE: the hub item says why, the
+    uncached tower fails from the cache at once, and the client is back online after."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    items = _items(tmp_path, demo_root, model={"text": "pubmedbert"})
+    hub = items["hub"]
+    assert hub.ok and hub.warning
+    assert hub.detail.startswith("hub not reachable (ConnectError: ")
+    assert hub.detail.endswith("using cached files only")
+    assert not items["text tower"].ok and not items["tokenizer"].ok
+    assert items["token"].detail == "not needed for a local data set"
+    assert constants.HF_HUB_OFFLINE is False
+
+
+def test_the_estimate_offline_reads_the_cache_and_says_why(tmp_path, demo_root, monkeypatch):
+    from huggingface_hub import constants
+
+    from retclip_pipeline.errors import UserError
+    from retclip_pipeline.preflight.check import estimate_lines
+
+    data = tmp_path / "set"
+    shutil.copytree(demo_root, data)
+    path = write_profile(tmp_path, demo_toml(data, workdir=str(tmp_path / "run")))
+    profile = profiles.load(path)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    lines, fits = estimate_lines(profile)  # tiny towers: nothing on the hub, nothing asked
+    assert fits and not any("hub not reachable" in line for line in lines)
+    profile.model.text = "pubmedbert"  # on the hub, not cached
+    with pytest.raises(UserError, match=r"^hub not reachable \(ConnectError: .*cannot load"):
+        estimate_lines(profile)
+    assert constants.HF_HUB_OFFLINE is False
+
+
 def test_a_tower_without_a_tokenizer_fails(tmp_path, demo_root):
     folder = _small_bert(tmp_path / "bert", vocab=False)
     items = _items(tmp_path, demo_root, model={"text": str(folder)})

@@ -12,9 +12,9 @@ import pytest
 from retclip_pipeline.data.prompts import read_prompts
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.preflight.inspect import (
-    OFFLINE,
     column_guide,
     column_problems,
+    csv_problems,
     data_report,
     glance,
     guess_columns,
@@ -125,14 +125,67 @@ def test_column_guide_follows_the_profile_help():
     assert paired[-1][1] == "the right-eye text"
 
 
+def test_bad_rows_block_at_the_csv_key_unless_skipped(tmp_path):
+    ragged = HEADER + "0,A,one, two\n1,B,fine\n"
+    profile = _profile(tmp_path, ragged, HEADER + "0,A,x\n")
+    problems = csv_problems(profile)
+    assert list(problems) == ["data.train_csv"]
+    assert "1 bad row(s): line 2: 4 fields" in problems["data.train_csv"]
+    assert 'data.on_bad_row = "skip"' in problems["data.train_csv"]
+    report = data_report(profile, tokens=False)
+    assert not report.ok and report.at == problems
+    profile.data.on_bad_row = "skip"
+    assert csv_problems(profile) == {}
+    profile = _profile(tmp_path, HEADER + "0,A,x\n", HEADER)  # no rows at all: still blocks
+    assert "has a header and no rows" in csv_problems(profile)["data.test_csv"]
+    profile = _profile(tmp_path, "idx,label,prompt\n0,A,x\n")  # the column first, at its key
+    assert list(csv_problems(profile)) == ["data.index_column"]
+    assert list(data_report(profile, tokens=False).at) == ["data.index_column"]
+
+
+UNCHECKED = "data set org/misspelt-set not checked; it is checked when you convert or run --check"
+
+
 def test_a_hub_data_set_offline_is_a_warning(demo_profile):
     from retclip_pipeline import profile as profiles
 
     profile = profiles.load(demo_profile)
     profile.hub.dataset = "org/misspelt-set"
     report = data_report(profile, tokens=False)
-    assert report.ok and report.warnings == [f"hub.dataset: {OFFLINE}"]
-    assert report.verdict() == f"ready to convert; hub.dataset: {OFFLINE}"
+    said = f"hub.dataset: hub not reachable (HF_HUB_OFFLINE=1): {UNCHECKED} online"
+    assert report.ok and report.warnings == [said]
+    assert report.verdict() == f"ready to convert; {said}"
+
+
+def test_an_unreachable_hub_is_probed_once_and_the_cache_read(demo_profile, monkeypatch):
+    """No network (connections refused) without HF_HUB_OFFLINE: one probe, a warning that
+    the misspelt id was not checked, and the client back online after the report."""
+    from huggingface_hub import constants
+
+    from retclip_pipeline import profile as profiles
+    from retclip_pipeline.hub import access
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    asked = []
+    monkeypatch.setattr(access, "check", lambda *a, **k: asked.append(a))  # never reached
+    profile = profiles.load(demo_profile)
+    profile.hub.dataset = "org/misspelt-set"
+    report = data_report(profile, tokens=False)
+    assert report.ok and len(report.warnings) == 1, report.warnings
+    assert report.warnings[0].startswith("hub.dataset: hub not reachable (ConnectError: ")
+    assert UNCHECKED in report.warnings[0] and asked == []
+    assert constants.HF_HUB_OFFLINE is False
+    kept, ragged = profile.data.train_csv, demo_profile.parent / "ragged.csv"
+    ragged.write_text(HEADER + "0,A,one, two\n", encoding="utf-8")
+    profile.data.train_csv = str(ragged)  # the CSV fails: the id still said unchecked
+    report = data_report(profile, tokens=False)
+    assert not report.ok and "1 bad row(s)" in report.verdict()
+    assert len(report.warnings) == 1 and UNCHECKED in report.warnings[0]
+    profile.data.train_csv = kept
+    profile.hub.dataset = str(demo_profile.parent / "set")  # local, with the tiny tokenizer
+    report = data_report(profile)
+    assert report.ok and report.warnings == []  # nothing on the hub: no probe, no warning
 
 
 def test_an_unknown_user_home_is_a_path_not_a_crash():

@@ -54,11 +54,94 @@ def test_token_check_tells_each_case_apart(hub, tmp_path, token, dataset, code, 
         assert secret not in result.stdout + result.stderr
 
 
-def test_unreachable_hub(tmp_path):
-    result = _check("http://127.0.0.1:9", GOOD, "org/public", tmp_path)
+CLOSED = "http://127.0.0.1:9"  # nothing listens there: every connection is refused
+
+
+def test_unreachable_hub_is_said_unchecked_never_an_invalid_token(tmp_path):
+    result = _check(CLOSED, GOOD, "org/public", tmp_path)
     assert result.returncode == 2
-    assert "the hub is unreachable at http://127.0.0.1:9" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("[skip] hub not reachable (ConnectError"), result.stdout
+    assert "the token from HF_TOKEN was not checked (not known to be invalid)" in lines[0]
+    assert "check the network to http://127.0.0.1:9" in lines[0]
+    assert lines[1].startswith("[skip] hub not reachable (")
+    assert "data set org/public not checked" in lines[1]
+    assert "invalid or revoked" not in result.stdout
     assert GOOD not in result.stdout + result.stderr
+
+
+@pytest.fixture
+def token_store(tmp_path, monkeypatch):
+    """huggingface_hub's token files in the test's own folder, the hub online."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf" / "stored"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return tmp_path / "hf"
+
+
+def test_a_token_is_stored_checked_online_and_unchecked_offline(hub, token_store, monkeypatch):
+    from huggingface_hub import constants, get_token
+
+    from retclip_pipeline.errors import UserError
+    from retclip_pipeline.hub.access import store_token
+
+    monkeypatch.setenv("HF_ENDPOINT", hub)
+    with pytest.raises(UserError, match="refused the token .HTTP 401") as refused:
+        store_token(BAD)
+    assert BAD not in str(refused.value) and not (token_store / "token").exists()
+    done = store_token(GOOD)
+    assert done.ok and not done.unchecked and "valid, user tester" in done.message
+    assert get_token() == GOOD
+
+    monkeypatch.setenv("HF_ENDPOINT", CLOSED)
+    other = "hf_" + "offlineToken" * 3
+    done = store_token(other)
+    assert done.unchecked and done.mark == "skip"
+    assert "hub not reachable (ConnectError" in done.message
+    assert "the token was not checked" in done.message and other not in done.message
+    assert get_token() == other
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    done = store_token(GOOD)
+    assert "hub not reachable (HF_HUB_OFFLINE=1)" in done.message and get_token() == GOOD
+
+
+def test_the_probe_names_why_the_hub_does_not_answer(hub, monkeypatch):
+    from huggingface_hub import constants
+
+    from retclip_pipeline.hub.reach import unreachable
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", hub)
+    assert unreachable() is None  # a 401 from whoami is an answer
+    monkeypatch.setenv("HF_ENDPOINT", CLOSED)
+    assert unreachable().startswith("ConnectError: ")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert unreachable() == "HF_HUB_OFFLINE=1"
+
+
+def test_cache_only_holds_the_client_to_its_cache_and_restores_it(monkeypatch):
+    from huggingface_hub import constants
+
+    from retclip_pipeline.errors import UserError
+    from retclip_pipeline.hub import reach
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with reach.cache_only():
+        with reach.cache_only():
+            assert constants.HF_HUB_OFFLINE
+        assert constants.HF_HUB_OFFLINE  # the outer one still holds it
+    assert constants.HF_HUB_OFFLINE is False
+    monkeypatch.setenv("HF_ENDPOINT", CLOSED)
+    missing = pytest.raises(UserError, match=r"hub not reachable \(ConnectError.*cached files")
+    with missing, reach.hub_or_cache() as reason:
+        assert reason.startswith("ConnectError") and constants.HF_HUB_OFFLINE
+        raise FileNotFoundError("config.json is not in the cache")
+    assert constants.HF_HUB_OFFLINE is False
+    with reach.hub_or_cache(needed=False) as reason:  # nothing on the hub: not asked
+        assert reason is None and not constants.HF_HUB_OFFLINE
 
 
 def test_preflight_runs_the_same_check(hub, tmp_path, demo_root):

@@ -146,6 +146,40 @@ def test_token_screen_checks_with_the_hub_and_never_shows_the_token(home, monkey
         server.shutdown()
 
 
+def test_token_screen_offline_says_the_hub_was_not_reached_and_still_stores(home, monkeypatch):
+    from huggingface_hub import constants, get_token
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # connections refused: no network
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "hf" / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "hf" / "stored"))
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.session.profile.hub.dataset = "org/set"
+            await goto(pilot, "TokenScreen")
+            await type_into(pilot, "#token-input", TOKEN)
+            await pilot.press("ctrl+g")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            findings = text_of(app.screen.query_one("#findings"))
+            assert "skip  hub not reachable (ConnectError" in findings, findings
+            assert "the token typed here was not checked (not known to be invalid)" in findings
+            assert "data set org/set not checked" in findings
+            assert "invalid" not in findings.replace("not known to be invalid", "")
+            app.screen.query_one("#store").press()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            findings = text_of(app.screen.query_one("#findings"))
+            assert "stored by huggingface_hub; later runs find it; hub not reachable (" in findings
+            assert "the token was not checked" in findings
+            assert TOKEN not in app.export_screenshot()
+
+    asyncio.run(walk())
+    assert get_token() == TOKEN
+
+
 def test_data_screen_previews_guesses_validates_and_marks_bad_fields(home):
     (home / "mine.csv").write_text(
         "image_index,diagnosis,report\n0,Glaucoma,cupped disc\n1,Healthy,normal fundus\n",

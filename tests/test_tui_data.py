@@ -44,17 +44,17 @@ def bad_files(folder: Path) -> list[tuple[str, str, str, bool]]:
         made.append((what, str(path), says, blocks))
 
     more, fewer = HEADER + "0,Glaucoma,cupped disc, thin rim\n", HEADER + "0,Glaucoma\n"
-    add("more fields", "ragged_more.csv", more, "4 fields, the header has 3", False)
-    add("fewer fields", "ragged_fewer.csv", fewer, "2 field(s), the header has 3", False)
+    add("more fields", "ragged_more.csv", more, "4 fields, the header has 3", True)
+    add("fewer fields", "ragged_fewer.csv", fewer, "2 field(s), the header has 3", True)
     quote = HEADER + '0,Glaucoma,"cupped\n1,Healthy,normal\n'
-    add("unclosed quote", "quote.csv", quote, "a quote opens on this line", False)
+    add("unclosed quote", "quote.csv", quote, "a quote opens on this line", True)
     noise = bytes(rnd.randrange(256) for _ in range(4096))
     add("random bytes", "random.csv", noise, "is not UTF-8 text", True)
     add("a PNG", "scan.png", _png(), "line 1 is not UTF-8 text", True)
     packed = gzip.compress((HEADER + "0,A,b\n").encode())
     add("a gzip", "prompts.csv.gz", packed, "line 1 is not UTF-8 text", True)
     add("empty", "empty.csv", b"", "is empty", True)
-    add("header only", "header_only.csv", HEADER, "a header and no rows", False)
+    add("header only", "header_only.csv", HEADER, "a header and no rows", True)
     add("50 MB on one line", "huge.csv", b"x" * 50_000_000, "first line is over 1 MB", True)
     latin1 = (HEADER + "0,Glaucoma,caf\xe9 au lait\n").encode("latin-1")
     add("Latin-1", "latin1.csv", latin1, "line 2 is not UTF-8 text", True)
@@ -63,7 +63,7 @@ def bad_files(folder: Path) -> list[tuple[str, str, str, bool]]:
     (folder / "folder.csv").mkdir()
     add("a folder", "folder.csv", None, "is a folder", True)
     add("no read permission", "locked.csv", HEADER + "0,A,b\n", "no permission to read", True)
-    add("spaces and unicode", "my prömpts – ünï.csv", fewer, "2 field(s)", False)
+    add("spaces and unicode", "my prömpts – ünï.csv", fewer, "2 field(s)", True)
     (folder / "gone.csv").symlink_to(folder / "nowhere.csv")
     add("a link to nothing", "gone.csv", None, "CSV not found", True)
     add("one column", "one_column.csv", "prompt\ncupped disc\n", "one column only", True)
@@ -354,14 +354,82 @@ def test_the_hub_data_set_is_checked_online(home, stand_in):
     assert stand_in.count("GET", "/api/datasets/org/missign") >= 1
 
 
-def test_the_hub_data_set_offline_is_said_unchecked(home):
+@pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "connection refused"])
+def test_the_hub_data_set_offline_is_said_unchecked(home, monkeypatch, how):
+    from huggingface_hub import constants
+
+    if how == "connection refused":  # no network, and no HF_HUB_OFFLINE to say so
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    reason = "HF_HUB_OFFLINE=1" if how == "HF_HUB_OFFLINE" else "ConnectError: "
+
     async def walk():
         app = make_app(home)
         async with app.run_test(size=(80, 24)) as pilot:
             await goto(pilot, "DataScreen")
             verdict, report = await _validate_hub(pilot, "org/missign")
-            assert verdict.startswith("ready to convert; hub.dataset: offline: the data set id")
+            said = f"ready to convert; hub.dataset: hub not reachable ({reason}"
+            assert verdict.startswith(said), verdict
+            assert "data set org/missign not checked" in report
             assert "it is checked when you convert or run --check online" in report
+
+    asyncio.run(walk())
+    assert constants.HF_HUB_OFFLINE is (how == "HF_HUB_OFFLINE")  # the cache-only hold ends
+
+
+def test_bad_rows_block_next_at_the_field_until_skipped(home):
+    ragged = home / "ragged.csv"
+    ragged.write_text(HEADER + "0,Glaucoma,cupped disc, thin rim\n1,Healthy,normal\n", "utf-8")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "DataScreen")
+            await type_into(pilot, "#f-data--test_csv", "")
+            await type_into(pilot, "#f-data--train_csv", str(ragged))
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            assert screen_name(app) == "DataScreen"
+            said = error_under(app, "data.train_csv")
+            assert "1 bad row(s): line 2: 4 fields, the header has 3" in said
+            assert 'set data.on_bad_row = "skip"' in said
+            body = app.screen.query_one("#body")
+            for part in ("#e-f-data--train_csv", "#f-data--train_csv"):  # in sight at 80x24
+                region = app.screen.query_one(part).region
+                assert region.height and body.region.contains_region(region), part
+            choice = app.screen.query_one("#f-data--on_bad_row")
+            assert choice.value == "error"
+            choice.focus()
+            await pilot.press("enter")  # the choice's list opens; the second is "skip"
+            await pilot.pause()
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            assert choice.value == "skip"
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            assert screen_name(app) == "SizingScreen"
+            assert app.session.profile.data.on_bad_row == "skip"
+
+    asyncio.run(walk())
+
+
+def test_validating_keeps_the_focus_on_the_field_and_in_sight(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "DataScreen")
+            body = app.screen.query_one("#body")
+            for selector in ("#f-data--test_csv", "#f-hub--dataset", "#f-data--text_column"):
+                field = app.screen.query_one(selector)
+                field.focus()
+                await pilot.pause()
+                await pilot.press("ctrl+g")
+                await settle(pilot)
+                await pilot.pause()
+                assert "ready" in text_of(app.screen.query_one("#verdict"))
+                assert app.focused is field, (selector, app.focused)
+                assert field.region.height == 1, selector  # laid out where it can be seen
+                assert body.region.contains_region(field.region), selector
 
     asyncio.run(walk())
 
@@ -373,6 +441,9 @@ def test_snapshot_data_validated_80x24(home, snap_compare):
         await settle(pilot)
         await pilot.pause(0.2)
         await test_tui.settled(pilot)
+        for field in pilot.app.screen.query("Input"):  # the focus stays on a field: its
+            field.cursor_blink = False  # cursor shown steadily, not by the blink's phase
+        await pilot.pause()
 
     assert snap_compare(make_app(home), terminal_size=(80, 24), run_before=validated)
 

@@ -60,9 +60,25 @@ def _existing_parent(path: Path) -> Path:
 
 
 def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[CheckItem]:
+    """The checklist. The hub is asked once first whether it answers (when the data set or a
+    tower is on it); when it does not, everything after reads the hub client's cache only
+    and says so, instead of waiting out a minute of retries."""
+    from ..hub.reach import hub_or_cache, not_reached
+    from ..model.sources import hub_ids
+
+    kind, _ = profile.dataset_source()
+    needed = kind == "hub" or bool(hub_ids([profile.model.vision, profile.model.text]))
+    with hub_or_cache(needed) as reason:
+        items = [CheckItem("profile", True, str(profile.source or "built in"))]
+        if reason is not None:
+            said = not_reached(reason, "using cached files only")
+            items.append(CheckItem("hub", True, said, warning=True))
+        return _checks(profile, workdir, gpu, reason, items)
+
+
+def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[CheckItem]:
     from ..data.sampling import split_plan
 
-    items = [CheckItem("profile", True, str(profile.source or "built in"))]
     tables: dict[str, PromptTable] = {}
     for name, csv, _ in split_plan(profile):
         path = profile.resolve(csv)
@@ -82,7 +98,7 @@ def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[
         except UserError as exc:
             items.append(CheckItem(f"{name} CSV", False, str(exc)))
     csv_ok = all(item.ok for item in items)
-    access = _token_check(profile)
+    access = _token_check(profile, reason)
     items += access
     if all(item.ok for item in access):  # no row counts from a set we cannot read
         items += dataset_checks(profile)
@@ -293,15 +309,16 @@ def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
     return items
 
 
-def _token_check(profile: Profile) -> list[CheckItem]:
-    """The token and, for a hub data set, access to it: the checks of `token check`."""
-    from ..cli.token import check
+def _token_check(profile: Profile, reason: str | None) -> list[CheckItem]:
+    """The token and, for a hub data set, access to it: the checks of `token check`, after
+    run_checks's probe of the hub (`reason`: why it did not answer)."""
+    from ..hub.access import check
     from ..hub.client import resolve_token
 
     kind, where = profile.dataset_source()
     if kind == "local":
         return [CheckItem("token", True, "not needed for a local data set")]
-    findings = check(resolve_token(profile), where)
+    findings = check(resolve_token(profile), where, reason, probed=True)
     names = ["token", "data set"]
     return [CheckItem(names[min(n, 1)], f.ok, f.message) for n, f in enumerate(findings)]
 
@@ -325,3 +342,24 @@ def space_needed(profile: Profile, stage: str) -> str:
         return size(images * 4 * 512 * 4 * 2 + 50e6)
     except Exception:  # an estimate must never hide the disk-full message itself
         return ""
+
+
+def estimate_lines(profile: Profile) -> tuple[list[str], bool]:
+    """The memory and time estimate for the profile's train split, as lines, and whether it
+    fits. The hub is asked once first (when a tower is on it); when it does not answer, the
+    towers' configs come from the cache only and the first line says so."""
+    from ..data.sampling import split_pairs
+    from ..hub.reach import hub_or_cache, not_reached
+    from ..model.sources import hub_ids
+    from .estimate import estimate
+
+    pairs = split_pairs(profile)
+    with hub_or_cache(bool(hub_ids([profile.model.vision, profile.model.text]))) as reason:
+        try:
+            result = estimate(profile, pairs["train"], test_pairs=pairs.get("test", 0))
+        except UserError as exc:  # towers not in the cache: why the hub was not asked
+            if reason is None:
+                raise
+            raise UserError(not_reached(reason, str(exc))) from None
+    said = [not_reached(reason, "using cached files")] if reason else []
+    return said + result.lines(), result.fits

@@ -28,9 +28,7 @@ LABEL_NAMES = ("label", "class", "diagnosis", "category", "labels")
 TEXT_NAMES = ("prompt", "text", "caption", "report", "description", "prompt_patient")
 PREVIEW_BYTES = 1 << 20  # a glance reads at most this much of a file, however big
 EXAMPLE_CSV = Path(__file__).resolve().parents[2] / "prompts" / "example_prompts.csv"
-OFFLINE = (
-    "offline: the data set id was not checked; it is checked when you convert or run --check online"
-)
+UNCHECKED = "data set {} not checked; it is checked when you convert or run --check online"
 
 
 @dataclass
@@ -165,12 +163,31 @@ def column_problems(profile: Profile) -> dict[str, str]:
     return problems
 
 
+def csv_problems(profile: Profile) -> dict[str, str]:
+    """What stops the prompt CSVs from being read as the conversion reads them, by the
+    profile key to fix: the columns first (see column_problems), then each CSV's rows (a bad
+    row with data.on_bad_row = "error", no usable row) at its data.*_csv key."""
+    problems = column_problems(profile)
+    if problems:
+        return problems
+    for key in ("train_csv", "test_csv"):
+        value = getattr(profile.data, key)
+        if not value:
+            continue
+        try:
+            read_prompts(profile.resolve(value), profile.data, None)
+        except UserError as exc:
+            problems[f"data.{key}"] = str(exc)
+    return problems
+
+
 @dataclass
 class Report:
     ok: bool = True
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # passes, with something to look at
+    at: dict[str, str] = field(default_factory=dict)  # a problem by the profile key to fix
 
     def add(self, line: str) -> None:
         self.lines.append(line)
@@ -188,16 +205,34 @@ class Report:
 
 def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
     """Check the CSVs against the profile, and the data set: a local one's splits, a hub
-    one's access and row counts (none offline); `token`: a hub.Token, else the profile's."""
+    one's access and row counts; `token`: a hub.Token, else the profile's. The hub is asked
+    once first whether it answers (when the data set or the text tower is on it); when it
+    does not, the report says so, the hub set is not checked, and the tokenizer comes from
+    the cache only (no minute of silent retries)."""
+    from ..hub.reach import hub_or_cache, not_reached
+    from ..model.sources import hub_ids
+
+    kind, _ = profile.dataset_source()
+    towers = bool(tokens and hub_ids([profile.model.text]))
+    with hub_or_cache(kind == "hub" or towers) as reason:
+        report = _data_report(profile, tokens, token, reason)
+        if reason is not None and kind != "hub":  # a hub set's own line says it
+            report.warnings.append(not_reached(reason, "using cached files"))
+        return report
+
+
+def _data_report(profile: Profile, tokens: bool, token, reason: str | None) -> Report:
     from ..data.sampling import plan_counts, split_plan
 
-    report = Report()
+    report = Report(at=column_problems(profile))
     tables = {}
     for name, csv_key, _ in split_plan(profile):
         try:
             table = read_prompts(profile.resolve(csv_key), profile.data, None)
         except UserError as exc:
             report.fail(str(exc))
+            if not report.at:  # a missing column is said at its own field
+                report.at[f"data.{name}_csv"] = str(exc)
             continue
         tables[name] = table
         groups = table.by_index()
@@ -209,13 +244,16 @@ def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
             f"{several} with several texts, {repeated} repeated prompts, "
             f"{len(table.skipped)} rows skipped"
         )
-        for line, reason in table.skipped[:3]:
-            report.add(f"  line {line}: {reason}")
+        for line, skipped in table.skipped[:3]:
+            report.add(f"  line {line}: {skipped}")
         classes = Counter(rows[0].label for rows in groups.values())
         shown = ", ".join(f"{label} {count}" for label, count in classes.most_common())
         report.add(f"  {len(classes)} classes: {shown}")
-    if report.ok:
-        for item in dataset_items(profile, token):
+    # The CSVs failed: the data set's access still said (a misspelt id, or not checked
+    # offline); its rows are counted against the CSVs only once they read.
+    csv_ok = report.ok
+    if csv_ok or profile.dataset_source()[0] == "hub":
+        for item in dataset_items(profile, token, reason, rows=csv_ok):
             line = f"{item.name}: {item.detail}"
             if not item.ok:
                 report.fail(line)
@@ -223,6 +261,7 @@ def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
                 report.warnings.append(line)
             else:
                 report.add(line)
+    if csv_ok:
         counts = plan_counts(profile)
         report.add(
             "sizing "
@@ -235,34 +274,40 @@ def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
     return report
 
 
-def dataset_items(profile: Profile, token=None) -> list:
+def dataset_items(profile: Profile, token=None, reason: str | None = None, rows=True) -> list:
     """The data set's check items: a hub set is asked first whether it exists and can be
-    read (a misspelt id is named as hub.dataset), then its splits' row counts against the
-    CSV indices; offline, one warning that the id was not checked."""
+    read (a misspelt id is named as hub.dataset), then (with `rows`) its splits' row counts
+    against the CSV indices. `reason`: why the hub did not answer the caller's probe (see hub.reach);
+    then one warning that the id was not checked, and why."""
     from .check import CheckItem, dataset_checks
 
     kind, where = profile.dataset_source()
     if kind == "hub":
-        from ..hub.env import offline
+        from ..hub.reach import not_reached
 
-        if offline():
-            return [CheckItem("hub.dataset", True, OFFLINE, warning=True)]
-        from ..cli.token import check
+        if reason is not None:
+            said = not_reached(reason, UNCHECKED.format(where))
+            return [CheckItem("hub.dataset", True, said, warning=True)]
+        from ..hub.access import check
         from ..hub.client import resolve_token
 
         token = token or resolve_token(profile)
-        findings = check(token, where)
+        findings = check(token, where, None, probed=True)
         names = ("token", "hub.dataset")  # as `check` orders its findings
+        unchecked = [
+            CheckItem(names[min(n, 1)], True, f.message, warning=True)
+            for n, f in enumerate(findings)
+            if f.unchecked
+        ]
         failed = [
             CheckItem(names[min(n, 1)], False, f.message)
             for n, f in enumerate(findings)
-            if not f.ok
+            if not f.ok and not f.unchecked
         ]
-        if failed:  # no rows can be counted without access
-            return failed
-        return [CheckItem("hub.dataset", True, findings[-1].message)] + dataset_checks(
-            profile, token
-        )
+        if failed or unchecked:  # no rows can be counted without access
+            return failed + unchecked
+        found = [CheckItem("hub.dataset", True, findings[-1].message)]
+        return found + (dataset_checks(profile, token) if rows else [])
     return dataset_checks(profile)
 
 

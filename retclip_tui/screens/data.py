@@ -14,8 +14,8 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.hub.client import Token
@@ -29,6 +29,11 @@ PAIRED_ONLY = ("left_text_column", "right_text_column")
 NOT_VALIDATED = "not validated yet: ctrl+r checks the CSVs and the data set"
 CHANGED = "changed since the last check: ctrl+r checks again"
 SCROLL_HINT = "validation report: Tab here, then PgUp/PgDn or arrows to scroll"
+BAD_ROW = "data.on_bad_row"
+BAD_ROW_CHOICES = (  # the profile's choices, worded as its help says them
+    ("error: a bad CSV row stops the run", "error"),
+    ("skip: bad CSV rows are left out, reported", "skip"),
+)
 
 
 class DataScreen(WizardScreen):
@@ -60,6 +65,17 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         yield note
         yield Field("data.test_csv", "test CSV", p.data.test_csv)
         yield Field("data.eyes", "eyes", p.data.eyes)
+        with Vertical(classes="field"):
+            with Horizontal(classes="field-row"):
+                yield Label("bad rows", classes="field-label")
+                yield Select(
+                    BAD_ROW_CHOICES,
+                    value=p.data.on_bad_row,
+                    allow_blank=False,
+                    compact=True,
+                    id=field_id(BAD_ROW),
+                )
+            yield Static("", classes="field-error", id="e-" + field_id(BAD_ROW))
         yield Label("Columns (guessed from the train CSV; edit if wrong):", classes="heading")
         yield Static("", id="columns-guide")
         for key in COLUMNS:
@@ -77,7 +93,6 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         yield Static(Text(NOT_VALIDATED, "dim"), id="verdict")
 
     validated = False  # a report is shown: edits make it stale
-    waiting_focus = None  # the focus when validation began: the report takes it if unmoved
 
     def on_mount(self) -> None:
         self.show_guide()
@@ -104,6 +119,15 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             self.show_guide()
         if self.validated:
             self.set_verdict(Text(CHANGED, "yellow"))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if self.validated:
+            self.set_verdict(Text(CHANGED, "yellow"))
+
+    def field_values(self) -> dict[str, str]:
+        """The inputs, and the choice of what bad CSV rows do."""
+        choice = self.query_one("#" + field_id(BAD_ROW), Select).value
+        return super().field_values() | {BAD_ROW: str(choice)}
 
     def show_guide(self) -> None:
         """The columns the CSV needs, worded by the profile's own help (see column_guide)."""
@@ -195,7 +219,6 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             return data_report(profile, token=token)
 
         self.query_one("#report-panel").display = True
-        self.waiting_focus = self.focused
         self.set_verdict(Text("checking the CSVs and the data set...", "dim"))
         self.show_later(
             "#report", validate, "checking...", show=self.show_report, what="validating the data"
@@ -221,13 +244,23 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             verdict = Text(relative(lines[0]), "bold red")
         self.query_one("#report", Static).update(text)
         self.set_verdict(verdict)
+        for key, message in getattr(result, "at", {}).items():  # the fix, at its field
+            found = self.query("#e-" + field_id(key))
+            if found:
+                set_error(found.first(Static), relative(message))
+        self.drop_repeated_note()
         self.validated = True
+        self.query_one("#report-panel", VerticalScroll).scroll_home(animate=False)
+        self.call_after_refresh(self.keep_in_sight)  # once the report is laid out
+
+    def keep_in_sight(self) -> None:
+        """The report as far into sight as the focused widget allows: the focus stays where
+        the user was, and in sight (at 80x24 the report would push a field off screen)."""
+        body = self.query_one("#body", VerticalScroll)
         panel = self.query_one("#report-panel", VerticalScroll)
-        panel.scroll_home(animate=False)
-        if self.focused is self.waiting_focus:  # not while the user has moved on
-            panel.focus(scroll_visible=False)
-            body = self.query_one("#body", VerticalScroll)  # once the report is laid out
-            self.call_after_refresh(body.scroll_to_widget, panel, top=True, animate=False)
+        body.scroll_to_widget(panel, top=True, animate=False, immediate=True)
+        if self.focused is not None and self.focused is not panel:
+            self.focused.scroll_visible(animate=False, immediate=True)
 
     def apply_fields(self, extra=None) -> bool:
         ok = super().apply_fields(extra)
@@ -235,29 +268,35 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         return ok
 
     def drop_repeated_note(self) -> None:
-        """The preview's note, once the train CSV's error line says the same (or that the
-        file is not found)."""
+        """The preview's note, once the train CSV's error line says the same, or more (a
+        bad row's whole message), or that the file is not found."""
         note = str(self.query_one("#preview-note", Static).render())
         error = str(self.query_one("#e-" + field_id("data.train_csv"), Static).render())
-        if note == error or (error and note.startswith("no file at ")):
+        said = error and all(line in error for line in note.splitlines())
+        if note == error or said or (error and note.startswith("no file at ")):
             set_note(self.query_one("#preview-note", Static), Text())
 
     def set_verdict(self, verdict: Text) -> None:
         self.query_one("#verdict", Static).update(verdict)
 
     def commit(self) -> bool:
-        """The fields, then the CSVs' columns: a missing one blocks Next, said at its field."""
-        from retclip_pipeline.preflight.inspect import column_problems
+        """The fields, then the CSVs' columns and rows as the conversion reads them: a
+        missing column or (with data.on_bad_row = "error") a bad row blocks Next, said at
+        the field to fix."""
+        from retclip_pipeline.preflight.inspect import csv_problems
 
         if not self.apply_fields({"data.train_csv": self.value("data.train_csv")}):
             return False
         with self.guarded("checking the CSV columns"):
-            problems = column_problems(self.session.profile)
+            problems = csv_problems(self.session.profile)
             for key, message in problems.items():
                 set_error(self.query_one("#e-" + field_id(key), Static), relative(message))
             self.drop_repeated_note()
             if problems:
                 self.show_error("fix the fields marked in red")
+                first = self.query_one("#e-" + field_id(next(iter(problems))), Static)
+                field = first.parent or first  # the whole field: its input and its error
+                self.call_after_refresh(field.scroll_visible, animate=False)
             return not problems
         return False
 

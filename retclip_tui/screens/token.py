@@ -4,6 +4,7 @@ with the same questions as `token check`; store it through huggingface_hub on re
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -57,45 +58,41 @@ with huggingface_hub for later runs."""
             text += f"\nThe data set is a local folder ({shown(where)}): no token is needed."
         self.query_one("#token-source", Static).update(text)
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "check":
-            self.action_check()
-        elif event.button.id == "store":
-            self.store()
-
+    @on(Button.Pressed, "#check")
     def action_check(self) -> None:
         token = self.current()
         kind, where = self.session.profile.dataset_source()
 
         def ask_hub() -> Text:
-            from retclip_pipeline.cli.token import check
+            from retclip_pipeline.hub.access import check
 
-            try:
+            try:  # an unreachable hub is its own finding: the token not checked
                 findings = check(token, where if kind == "hub" else None)
-                return findings_text([(f.ok, f.message) for f in findings])
+                return findings_text([(f.mark, f.message) for f in findings])
             except Exception as exc:  # noqa: BLE001 - any failure is shown, never the token
-                return findings_text([(False, f"check failed: {type(exc).__name__}")])
+                return findings_text([("FAIL", f"check failed: {type(exc).__name__}")])
 
         self.show_later("#findings", ask_hub, "asking the hub...")
 
+    @on(Button.Pressed, "#store")
     def store(self) -> None:
         typed = self.query_one("#token-input", Input).value.strip()
         if not typed:
             self.query_one("#findings", Static).update(
-                findings_text([(False, "type a token first")])
+                findings_text([("FAIL", "type a token first")])
             )
             return
 
         def store() -> Text:
-            from retclip_pipeline.cli.token import store_token
+            from retclip_pipeline.hub.access import store_token
 
-            try:
-                store_token(typed)
+            try:  # offline: stored all the same, and said unchecked
+                done = store_token(typed)
             except UserError as exc:
-                return findings_text([(False, str(exc))])
-            return findings_text([(True, "stored by huggingface_hub; later runs find it")])
+                return findings_text([("FAIL", str(exc))])
+            return findings_text([(done.mark, done.message)])
 
-        self.show_later("#findings", store)
+        self.show_later("#findings", store, "storing (asking the hub first)...")
 
     def commit(self) -> bool:
         typed = self.query_one("#token-input", Input).value.strip()
@@ -104,9 +101,13 @@ with huggingface_hub for later runs."""
         return True
 
 
-def findings_text(findings: list[tuple[bool, str]]) -> Text:
+STYLES = {"ok": "bold green", "skip": "bold yellow", "FAIL": "bold red"}
+
+
+def findings_text(findings: list[tuple[str, str]]) -> Text:
+    """(mark, message) lines: ok, skip (the hub could not be asked: not checked) or FAIL."""
     text = Text()
-    for ok, message in findings:
-        text.append(" ok   " if ok else " FAIL ", "bold green" if ok else "bold red")
+    for mark, message in findings:
+        text.append(f" {mark:<4} ", STYLES[mark])
         text.append(f" {message}\n")
     return text

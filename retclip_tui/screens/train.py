@@ -74,13 +74,11 @@ or a hub id or a local folder."""
             return
         profile = self.session.profile
 
-        def estimated() -> Text:
-            from retclip_pipeline.data.sampling import split_pairs
-            from retclip_pipeline.preflight.estimate import estimate
+        def estimated() -> Text:  # offline: from cached configs, and said so
+            from retclip_pipeline.preflight.check import estimate_lines
 
-            pairs = split_pairs(profile)
-            result = estimate(profile, pairs["train"], test_pairs=pairs.get("test", 0))
-            return Text("\n".join(result.lines()), "" if result.fits else "bold red")
+            lines, fits = estimate_lines(profile)
+            return Text("\n".join(lines), "" if fits else "bold red")
 
         self.show_later("#device", estimated, "looking at the device (imports torch)...")
 
