@@ -42,10 +42,14 @@ class Session:
             section, _, key = dotted.rpartition(".")
             target = raw.setdefault(section, {}) if section else raw
             try:
-                target[key] = convert(self.profile, dotted, value)
+                target[key] = convert(self.profile, dotted, typed_value(dotted, value))
             except ValueError as exc:
                 problems.append(profiles.Problem(dotted, str(exc)))
-        if problems:
+        if problems:  # with what the other keys' own checks say: every error at once
+            try:
+                profiles.from_dict(raw, source=self.profile.source, cross=False)
+            except ProfileError as exc:
+                problems += [p for p in exc.problems if p.key in values]
             raise ProfileError(problems, self.profile.source)
         updated = profiles.from_dict(raw, source=self.profile.source, cross=False)
         # Rules between keys bind only the keys being set: the train CSV is not yet required
@@ -116,6 +120,56 @@ def convert(profile: Profile, dotted: str, value: Any) -> Any:
         except ValueError:
             raise ValueError(f"expected a number, got {text!r}") from None
     return text
+
+
+def path_keys() -> set[str]:
+    """The keys that name a file or folder: "hub.dataset" and the profile's file keys."""
+    return {"hub.dataset", *(f"{section}.{key}" for section, key in profiles.file_keys())}
+
+
+def typed_path(text: str) -> Path:
+    """A path typed in the wizard: relative to the current folder, as in a shell (a saved
+    profile's paths are relative to its own folder: Session.save_text writes them so)."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone/..." with no such user: a path that is not found
+        path = Path(text)
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def typed_value(dotted: str, value: Any) -> Any:
+    """What a field's text means for the profile: a path typed relative to the current
+    folder made absolute; a hub id (owner/name that is no folder here) and "init" kept."""
+    if dotted not in path_keys() or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in ("", "init"):  # no file, or the untrained starting weights
+        return value
+    if dotted == "hub.dataset":
+        looks_local = text.startswith((".", "/", "~")) or not profiles.HUB_ID.match(text)
+        if not looks_local and not typed_path(text).exists():
+            return value  # a hub id
+    return str(typed_path(text))
+
+
+def field_text(profile: Profile, dotted: str, value: Any) -> str:
+    """A value as its field shows it: a path relative to the current folder (where it is
+    under it), whatever folder the profile's own paths are relative to."""
+    if value is None:
+        return ""
+    text = str(value)
+    if dotted == "hub.dataset":
+        kind, where = profile.dataset_source()
+        return shown(where) if kind == "local" and text else text
+    if dotted in path_keys() and text.strip() and text != "init":
+        return shown(profile.resolve(text))
+    return text
+
+
+def run_labels(runs: list) -> list[str]:
+    """Each run's label (watch.RunInfo): its name, or its folder where names repeat."""
+    names = [info.name for info in runs]
+    return [shown(info.workdir) if names.count(info.name) > 1 else info.name for info in runs]
 
 
 def new_profile(folder: Path | None = None) -> Profile:

@@ -14,7 +14,7 @@ from textual.widgets import Button, DataTable, Label, Static
 from retclip_pipeline import watch
 
 from ..dialogs import Question
-from ..session import run_roots, shown
+from ..session import run_labels, run_roots, shown
 from ..widgets.run_panel import RunLog
 from .running import RunningScreen
 
@@ -137,10 +137,14 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         titles = [t for t, _ in COLUMNS if t not in ("checkpoint", "towers")][:6]
         for title in titles:
             table.add_column(title, width=max(len(title), 16 if title == "run" else 6))
-        for info in watch.find_runs(*run_roots(self.session)):
-            if (info.workdir / "evaluation" / "evaluation_results.json").exists():
-                values = row(info.workdir)
-                table.add_row(*[_fmt(values.get(t, "")) for t in titles])
+        runs = [
+            info
+            for info in watch.find_runs(*run_roots(self.session))
+            if (info.workdir / "evaluation" / "evaluation_results.json").exists()
+        ]
+        for info, label in zip(runs, run_labels(runs), strict=True):  # same names: folders
+            values = row(info.workdir) | {"run": label}
+            table.add_row(*[_fmt(values.get(t, "")) for t in titles])
 
     def show_checklist(self) -> Text | None:
         """The smoke run's checklist below; its verdict returned for the top line."""

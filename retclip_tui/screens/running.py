@@ -11,6 +11,7 @@ from textual.binding import Binding
 from retclip_pipeline import watch
 
 from ..dialogs import Question
+from ..session import shown
 from ..widgets.run_panel import RunPanel
 from .base import WizardScreen
 
@@ -40,9 +41,10 @@ class RunningScreen(WizardScreen):
             return
         question = (
             f"These settings differ from those that trained the model in "
-            f"{self.session.workdir} ({at_risk.describe()}). Running them there sets it "
-            f"aside, and deletes it once the new training writes its first checkpoint.\n\n"
-            f"Start in a new run folder instead (the model stays where it is)?"
+            f"{shown(self.session.workdir)} ({at_risk.describe()}). Running them there sets "
+            f"it aside, and deletes it once the new training writes its first checkpoint.\n\n"
+            f"Start in a new run folder, {shown(next_free(self.session.workdir))}, instead "
+            f"(the model stays where it is)?"
         )
         answers = [("new", "New run folder", "n"), ("here", "Set it aside", "s")]
         answers.append(("cancel", "Cancel", "c"))
@@ -50,8 +52,10 @@ class RunningScreen(WizardScreen):
 
     def _answered(self, answer: str | None) -> None:
         if answer == "new":  # a fresh folder: every stage up to this step's runs there
-            self.session.profile.workdir = str(next_free(self.session.workdir))
+            folder = next_free(self.session.workdir)
+            self.session.profile.workdir = str(folder)
             self.session.run_dir = None
+            self.app.notify(f"new run folder: {shown(folder)}")
             from retclip_pipeline.runner import stage_names
 
             names = stage_names()

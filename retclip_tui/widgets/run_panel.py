@@ -26,7 +26,11 @@ class RunLog(RichLog):
     """The run's log lines, in the scrolling body of the screen that runs it."""
 
     def __init__(self, **kwargs):
-        super().__init__(id="run-log", max_lines=400, wrap=True, markup=False, **kwargs)
+        # min_width: lines wrap at the log's own width (RichLog's default, 78, is wider than
+        # the log at 80 columns: a line's end went under the scrollbar)
+        super().__init__(
+            id="run-log", max_lines=400, wrap=True, markup=False, min_width=20, **kwargs
+        )
 
 
 class TaskBar(Horizontal):

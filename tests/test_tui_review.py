@@ -1,0 +1,338 @@
+"""What a reviewer found driving the wizard at 80x24 by keyboard: errors and fields out of
+sight, Back losing a choice, Start's Next ignoring what it shows, a log one line high,
+checkpoints sorted as text, run folders not named, and paths on two different bases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+from retclip_pipeline import watch
+from retclip_pipeline.data import demo
+
+from . import test_tui
+from .test_tui import error_under, goto, make_app, screen_name, text_of, type_into
+from .test_tui_screens import screen_text
+
+home = test_tui.home  # a user's folder: profiles/tui.toml over the demo set, run from it
+
+KNOBS = ("model--vision", "model--text", "model--freeze", "train--epochs", "train--batch_size")
+KNOBS += ("train--lr",)
+
+
+def fully_in_view(app, widget) -> bool:
+    """Drawn whole on the screen: inside the terminal and not clipped by a container."""
+    from textual.errors import NoWidget
+
+    try:
+        geometry = app.screen.find_widget(widget)
+    except NoWidget:
+        return False
+    region = geometry.region
+    return (
+        region.height > 0
+        and geometry.clip.contains_region(region)
+        and region.bottom <= app.size.height
+    )
+
+
+async def to_train(pilot) -> None:
+    pilot.app.goto("train")
+    await pilot.pause()
+
+
+# ---- 1. Train: every error and every field in view -------------------------------------
+
+
+def test_train_errors_are_all_in_view_and_tab_never_reaches_a_hidden_field(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await type_into(pilot, "#f-train--epochs", "abc")
+            await type_into(pilot, "#f-train--batch_size", "0")
+            await type_into(pilot, "#f-train--lr", "fast")
+            await pilot.press("f4")
+            await pilot.pause()
+            assert screen_name(app) == "TrainScreen"
+            text = " ".join(screen_text(app).split())
+            assert "epochs: expected a whole number, got 'abc'" in text, text
+            assert "batch size: must be at least 2, got 0" in text, text
+            assert "learning rate: expected a number, got 'fast'" in text, text
+            for knob in KNOBS:
+                assert fully_in_view(app, app.screen.query_one(f"#f-{knob}")), knob
+            app.screen.query_one("#f-model--vision").focus()
+            await pilot.pause()
+            for _ in KNOBS:
+                assert fully_in_view(app, app.focused), app.focused
+                await pilot.press("tab")
+                await pilot.pause()
+            # A value fixed clears its own error, and only its own.
+            await type_into(pilot, "#f-train--epochs", "3")
+            error = text_of(app.screen.query_one("#error"))
+            assert "epochs" not in error and "batch size: must be at least 2" in error
+
+    asyncio.run(walk())
+
+
+# ---- 2. Back keeps the sizing choice ---------------------------------------------------
+
+
+def test_back_keeps_the_sizing_choice(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "SizingScreen")
+            app.screen.query_one("#mode").focus()
+            await pilot.press("home", "enter")  # smoke
+            await pilot.press("f3")
+            await pilot.pause()
+            assert screen_name(app) == "DataScreen"
+            assert app.session.profile.sizing.mode == "smoke"
+            await pilot.press("f4")
+            await pilot.pause()
+            options = app.screen.query_one("#mode")
+            assert str(options.get_option("smoke").prompt).startswith("(•) smoke")
+
+    asyncio.run(walk())
+
+
+# ---- 3. Start: Next takes what the screen shows ----------------------------------------
+
+
+def test_start_next_takes_the_highlighted_profile_or_the_typed_path(home):
+    other = home / "elsewhere" / "other.toml"
+    other.parent.mkdir()
+    other.write_text(demo.tiny_profile("other", epochs=1), encoding="utf-8")
+
+    async def walk():
+        from retclip_tui.app import RetclipApp
+
+        app = RetclipApp()  # no profile named: a new one; ./profiles/tui.toml is listed
+        async with app.run_test(size=(80, 24)) as pilot:
+            options = app.screen.query_one("#profiles")
+            highlighted = options.get_option_at_index(options.highlighted)
+            assert highlighted.id == "new"  # the list shows the profile in use
+            await pilot.press("home")  # tui, highlighted but not picked with Enter
+            await pilot.press("f4")
+            await pilot.pause()
+            assert screen_name(app) == "TokenScreen" and app.session.profile.name == "tui"
+            await pilot.press("f3")
+            await pilot.pause()
+            await type_into(pilot, "#profile-path", "nowhere.toml")
+            await pilot.press("f4")  # a bad path typed: said at the field, no step further
+            await pilot.pause()
+            assert screen_name(app) == "StartScreen"
+            assert "profile not found" in text_of(app.screen.query_one("#profile-error"))
+            await type_into(pilot, "#profile-path", "elsewhere/other.toml")
+            await pilot.press("f4")  # typed, no Enter
+            await pilot.pause()
+            assert screen_name(app) == "TokenScreen" and app.session.profile.name == "other"
+
+    asyncio.run(walk())
+
+
+def test_back_to_start_and_next_keeps_the_edits(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "DataScreen")
+            await type_into(pilot, "#f-data--label_column", "diagnosis")
+            await pilot.press("f3", "f3")
+            await pilot.pause()
+            assert screen_name(app) == "StartScreen"
+            await pilot.press("f4")  # the highlighted profile is the one in use: kept
+            await pilot.pause()
+            assert app.session.profile.data.label_column == "diagnosis"
+
+    asyncio.run(walk())
+
+
+# ---- 4. Train: the log has the room ------------------------------------------------------
+
+
+def test_train_log_uses_the_room_and_wraps(home):
+    long = "warning: " + "this setting is long " * 8 + "now to keep them"
+
+    async def log_rows(size: tuple[int, int]) -> int:
+        app = make_app(home)
+        async with app.run_test(size=size) as pilot:
+            await to_train(pilot)
+            log = app.screen.query_one("#run-log")
+            for number in range(1, 11):
+                log.write(f"line {number}")
+            log.write(long)
+            await pilot.pause()
+            assert fully_in_view(app, log)
+            region = log.content_region
+            rows = screen_text(app).splitlines()[region.y : region.bottom]
+            text = " ".join(" ".join(row[region.x : region.right] for row in rows).split())
+            assert "line 10" in text and long in text, text
+            return region.height
+
+    small = asyncio.run(log_rows((80, 24)))
+    large = asyncio.run(log_rows((120, 40)))
+    assert small >= 6, small  # the long line (4 rows at 80 columns) and the lines before it
+    assert large >= small + 14, (small, large)  # the extra height goes to the log
+
+
+# ---- 5. Checkpoints by epoch -------------------------------------------------------------
+
+
+def test_checkpoints_are_listed_by_epoch_number(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            folder = app.session.workdir / "logs" / "tui" / "checkpoints"
+            folder.mkdir(parents=True)
+            for name in ("epoch8.pt", "epoch80.pt", "epoch9.pt", "epoch10.pt", "epoch_latest.pt"):
+                (folder / name).write_bytes(b"")
+            app.screen.show_checkpoints()
+            live = text_of(app.screen.query_one("#live"))
+            assert "epoch9.pt, epoch10.pt, epoch80.pt, epoch_latest.pt" in live, live
+
+    asyncio.run(walk())
+
+
+# ---- 6. The run folder in use, named ----------------------------------------------------
+
+
+class _Trained:
+    def describe(self) -> str:
+        return "epoch 1 of 1, 1 checkpoint"
+
+
+def test_the_run_folder_is_named_on_train_in_the_question_and_after(home, monkeypatch):
+    started = []
+    monkeypatch.setattr(watch, "trained_outputs", lambda profile, workdir: _Trained())
+    monkeypatch.setattr(
+        "retclip_tui.widgets.run_panel.RunPanel.start",
+        lambda panel, restart=False, stages=None: started.append(stages),
+    )
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            assert "run folder: runs/tui" in screen_text(app)
+            (home / "runs" / "tui-2").mkdir(parents=True)  # taken: the next free is tui-3
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            assert screen_name(app) == "Question"
+            assert "runs/tui-3" in " ".join(text_of(app.screen.query_one("Static")).split())
+            await pilot.press("enter")  # the default: a new run folder
+            await pilot.pause()
+            assert started and app.session.workdir == home / "runs" / "tui-3"
+            assert "run folder: runs/tui-3" in screen_text(app)
+            assert any("runs/tui-3" in str(n.message) for n in app._notifications)
+
+    asyncio.run(walk())
+
+
+def _a_run(folder: Path, name: str) -> None:
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps({"stages": {}}), encoding="utf-8")
+    (folder / watch.RESOLVED_PROFILE).write_text(f'name = "{name}"\n', encoding="utf-8")
+    (folder / "evaluation").mkdir()
+    results = {"run": name, "checkpoint": "epoch1.pt"}
+    (folder / "evaluation" / "evaluation_results.json").write_text(json.dumps(results))
+
+
+def test_runs_with_the_same_name_are_told_apart_by_folder(home):
+    for folder in ("tui", "tui-2", "tui-3"):
+        _a_run(home / "runs" / folder, "tui")
+    _a_run(home / "runs" / "solo", "solo")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = app.screen.query_one("#runs")
+            labels = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+            assert len(set(labels)) == 4 and "solo" in labels, labels
+            assert "runs/tui-2" in " ".join(labels), labels
+            app.goto("evaluate")
+            await pilot.pause()
+            compare = app.screen.query_one("#compare")
+            labels = [str(compare.get_row_at(i)[0]) for i in range(compare.row_count)]
+            assert len(set(labels)) == 4 and "solo" in labels, labels
+
+    asyncio.run(walk())
+
+
+# ---- 7. Paths: typed and shown relative to the current folder ---------------------------
+
+
+def test_paths_are_typed_and_shown_from_the_current_folder(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            current = " ".join(text_of(app.screen.query_one("#current")).split())
+            assert "data set: seeds/demo " in current, current
+            await goto(pilot, "DataScreen")
+            assert app.screen.query_one("#f-hub--dataset").value == "seeds/demo"
+            train = app.screen.query_one("#f-data--train_csv")
+            assert train.value == "seeds/demo/prompts_train.csv"
+            await type_into(pilot, "#f-data--train_csv", "seeds/demo/prompts_test.csv")
+            note = text_of(app.screen.query_one("#preview-note"))
+            assert "no file" not in note, note
+            assert app.screen.query_one("#preview").row_count > 0
+            await pilot.press("f4")
+            await pilot.pause()
+            assert screen_name(app) == "SizingScreen"
+            profile = app.session.profile
+            assert profile.resolve(profile.data.train_csv) == home / "seeds/demo/prompts_test.csv"
+            saved = app.session.save_text(home / "profiles" / "tui.toml")
+            assert 'train_csv = "../seeds/demo/prompts_test.csv"' in saved
+            assert 'dataset = "../seeds/demo"' in saved
+
+    asyncio.run(walk())
+
+
+# ---- 8. Smaller ones -----------------------------------------------------------------------
+
+
+def test_train_help_lists_the_tiny_image_tower():
+    from retclip_tui.screens.train import TrainScreen
+
+    assert re.search(r"image [^;]*\btiny\b", TrainScreen.HELP), TrainScreen.HELP
+
+
+def test_sizing_names_the_field_and_clears_a_fixed_error(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "SizingScreen")
+            app.screen.query_one("#mode").focus()
+            await pilot.press("end", "enter")  # custom
+            await type_into(pilot, "#f-sizing--samples", "abc")
+            estimate = text_of(app.screen.query_one("#estimate"))
+            assert "samples: expected a whole number" in estimate, estimate
+            assert "tui.toml" not in estimate, estimate
+            await type_into(pilot, "#f-sizing--samples", "0")
+            await pilot.press("f4")
+            await pilot.pause()
+            assert "at least 1" in error_under(app, "sizing.samples")
+            await type_into(pilot, "#f-sizing--samples", "20")
+            assert error_under(app, "sizing.samples") == ""
+
+    asyncio.run(walk())
+
+
+def test_a_tower_error_goes_once_the_towers_are_valid(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await app.workers.wait_for_complete()
+            await type_into(pilot, "#f-model--vision", "resnet9000")
+            app.screen.estimate()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert "cannot load the towers" in text_of(app.screen.query_one("#device"))
+            await type_into(pilot, "#f-model--vision", "tiny")
+            assert "cannot load the towers" not in text_of(app.screen.query_one("#device"))
+
+    asyncio.run(walk())
