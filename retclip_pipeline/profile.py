@@ -235,7 +235,9 @@ def load(path: str | Path, check_files: bool = True) -> Profile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"profile not found: {path} (see profiles/ for examples)") from None
+        examples = Path("profiles")  # named only where there is such a folder to look in
+        hint = " (see profiles/ for examples)" if examples.is_dir() else ""
+        raise UserError(f"profile not found: {path}{hint}") from None
     except IsADirectoryError:
         raise UserError(f"{path} is a folder: give the profile's TOML file") from None
     except PermissionError:

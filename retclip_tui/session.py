@@ -12,9 +12,11 @@ from typing import Any
 
 from retclip_pipeline import profile as profiles
 from retclip_pipeline.atomic import write_text
+from retclip_pipeline.errors import UserError
+from retclip_pipeline.layout import TUI_PROFILE, RunLayout
 from retclip_pipeline.profile import Profile, ProfileError
 
-RUN_PROFILE = "tui-profile.toml"  # the profile the TUI hands a detached pipeline
+RUN_PROFILE = TUI_PROFILE  # the profile's name in a run folder, for a reader with no layout
 DRIVE = Path("/content/drive/MyDrive")
 
 
@@ -62,7 +64,7 @@ class Session:
 
     def write_run_profile(self) -> Path:
         """The profile, paths absolute, in the run directory for the detached pipeline."""
-        path = self.workdir / RUN_PROFILE
+        path = RunLayout(self.workdir).tui_profile
         self.workdir.mkdir(parents=True, exist_ok=True)
         write_text(path, profiles.dumps(self.profile, minimal=True, resolved=True))
         return path
@@ -91,7 +93,15 @@ class Session:
         return tomli_w.dumps(data)
 
     def save(self, target: Path) -> None:
-        write_text(target, self.save_text(target))
+        """Write the profile to `target`; an OSError becomes a UserError that names the
+        user's file (the write goes through a temporary file beside it: never named)."""
+        try:
+            write_text(target, self.save_text(target))
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise UserError(
+                f"cannot save {shown(target)}: {why.lower()}: choose another file or folder"
+            ) from None
         self.profile = profiles.load(target, check_files=False)
 
 

@@ -336,3 +336,233 @@ def test_a_tower_error_goes_once_the_towers_are_valid(home):
             assert "cannot load the towers" not in text_of(app.screen.query_one("#device"))
 
     asyncio.run(walk())
+
+
+# ---- 9. Wording: what happened and what to do --------------------------------------------
+
+
+def _states(monkeypatch, **statuses: str) -> None:
+    """The plan as the wizard sees it: these stages in these states (the others to run)."""
+    from retclip_pipeline.runner import stage_names
+
+    def stage_states(profile, workdir):
+        return [watch.StageState(s, statuses.get(s, "to run")) for s in stage_names()]
+
+    monkeypatch.setattr(watch, "stage_states", stage_states)
+
+
+def notes(app) -> str:
+    return " | ".join(str(n.message) for n in app._notifications)
+
+
+def test_stop_with_nothing_running_says_so(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("ctrl+y")  # Start: a step that runs nothing
+            await pilot.pause()
+            assert "nothing to stop: no run is going on in runs/tui" in notes(app), notes(app)
+            app.clear_notifications()
+            await to_train(pilot)
+            await pilot.press("ctrl+y")
+            await pilot.pause()
+            assert "nothing to stop: no run is going on in runs/tui" in notes(app), notes(app)
+
+    asyncio.run(walk())
+
+
+def test_an_interrupted_stage_says_what_happened_and_what_to_do(home, monkeypatch):
+    _states(monkeypatch, convert="done", lmdb="done", train="interrupted")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            app.screen.query_one("#panel")._status()
+            status = " ".join(text_of(app.screen.query_one("#run-status")).split())
+            assert "train was stopped before it finished: ctrl+g resumes it" in status, status
+            assert "Fix it" not in status and "stopped Fix" not in status
+            await pilot.press("f4")  # Next: blocked, in words
+            await pilot.pause()
+            error = text_of(app.screen.query_one("#error"))
+            assert error.startswith("train was stopped before it finished"), error
+
+    asyncio.run(walk())
+
+
+def test_stage_states_read_as_sentences():
+    from retclip_tui.widgets.run_panel import said
+
+    assert said("convert", "failed") == "convert failed"
+    assert said("lmdb", "to run") == "lmdb has not run yet"
+    assert said("train", "stale") == "train is out of date"
+
+
+def test_the_start_button_says_check_again_once_all_is_done(home, monkeypatch):
+    _states(monkeypatch, convert="done", lmdb="done", train="done", evaluate="done")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            app.screen.query_one("#panel")._status()
+            label = str(app.screen.query_one("#run-start").label)
+            assert label == "Check again (ctrl+g)", label
+
+    asyncio.run(walk())
+
+
+def _smoke_run(home: Path, passed: bool, monkeypatch) -> None:
+    """runs/tui: an evaluated smoke run, its checklist `passed` or not."""
+    from retclip_pipeline import profile as profiles
+    from retclip_pipeline.preflight import smoke
+
+    profile = home / "profiles" / "tui.toml"
+    text = profile.read_text(encoding="utf-8")
+    assert "[sizing]" not in text
+    profile.write_text(text + '\n[sizing]\nmode = "smoke"\n', encoding="utf-8")
+    run = home / "runs" / "tui"
+    _a_run(run, "tui")
+    resolved = profiles.dumps(profiles.load(profile), minimal=False, resolved=True)
+    (run / watch.RESOLVED_PROFILE).write_text(resolved, encoding="utf-8")  # as a run writes it
+
+    class Item:
+        name, detail, ok = "every stage", "ran", passed
+
+    monkeypatch.setattr(smoke, "checklist", lambda workdir: [Item()])
+
+
+def test_full_size_key_says_why_it_does_nothing(home, monkeypatch):
+    _smoke_run(home, passed=False, monkeypatch=monkeypatch)
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("evaluate")
+            await pilot.pause()
+            assert app.screen.query_one("#full").display  # a smoke run: offered, not yet
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            assert "the smoke checklist has not passed yet" in notes(app), notes(app)
+
+    asyncio.run(walk())
+
+
+def test_full_size_is_not_offered_on_a_full_run(home):
+    _a_run(home / "runs" / "tui", "tui")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("evaluate")
+            await pilot.pause()
+            assert not app.screen.query_one("#full").display
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            assert "is already the full-size run: nothing to start" in notes(app), notes(app)
+
+    asyncio.run(walk())
+
+
+def test_a_second_full_size_key_says_the_full_run_is_started(home, monkeypatch):
+    _smoke_run(home, passed=True, monkeypatch=monkeypatch)
+    started = home / "runs" / "tui-full"
+    started.mkdir(parents=True)
+    (started / watch.EVENTS_FILE).write_text("", encoding="utf-8")
+    monkeypatch.setattr(watch, "start_detached", lambda *a, **k: 1 / 0)  # never reached
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("evaluate")
+            await pilot.pause()
+            assert not app.screen.query_one("#full").disabled
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            assert screen_name(app) == "EvaluateScreen"
+            said = notes(app) + text_of(app.screen.query_one("#error"))
+            assert "the full-size run is already started in runs/tui-full" in said, said
+
+    asyncio.run(walk())
+
+
+def test_an_empty_folder_points_at_no_profiles_folder(tmp_path, monkeypatch):
+    from retclip_pipeline import profile as profiles
+    from retclip_pipeline.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+
+    def message() -> str:
+        try:
+            profiles.load("nowhere.toml")
+        except UserError as exc:
+            return str(exc)
+        raise AssertionError("loaded a profile that is not there")
+
+    assert "profiles/" not in message()
+
+    async def walk():
+        from retclip_tui.app import RetclipApp
+
+        app = RetclipApp()
+        async with app.run_test(size=(80, 24)) as pilot:
+            text = " ".join(screen_text(app).split())
+            assert "none in this folder" in text and "./profiles" not in text, text
+            await type_into(pilot, "#profile-path", "nowhere.toml")
+            await pilot.press("enter")
+            await pilot.pause()
+            error = text_of(app.screen.query_one("#profile-error"))
+            assert "profile not found" in error and "profiles/" not in error, error
+
+    asyncio.run(walk())
+    (tmp_path / "profiles").mkdir()
+    assert "(see profiles/ for examples)" in message()
+
+
+def test_a_failed_save_names_the_file_typed(home):
+    (home / "profiles" / "mine.toml").mkdir()  # a folder where the file would go
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("save")
+            await pilot.pause()
+            await type_into(pilot, "#target", "profiles/mine.toml")
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            if screen_name(app) != "SaveScreen":  # "Overwrite?": yes
+                await pilot.press("y")
+                await pilot.pause()
+            error = text_of(app.screen.query_one("#error"))
+            assert error.startswith("cannot save profiles/mine.toml: "), error
+            assert ".tmp" not in error, error
+
+    asyncio.run(walk())
+
+
+def test_english_prompts_and_a_chinese_text_tower_name_an_english_one(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            hint = app.screen.query_one("#tower-hint")
+            assert not hint.display  # tiny: nothing to say
+            await type_into(pilot, "#f-model--text", "chinese-roberta")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            said = " ".join(text_of(hint).split())
+            assert hint.display and "the prompts look English" in said, said
+            assert "pubmedbert" in said and "bert-base-uncased" in said, said
+            assert fully_in_view(app, hint)
+            await type_into(pilot, "#f-model--text", "pubmedbert")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert not hint.display
+
+    asyncio.run(walk())

@@ -8,6 +8,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -132,11 +133,13 @@ class WizardScreen(Screen):
     def session(self):
         return self.app.session
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "next":
-            self.action_next()
-        elif event.button.id == "back":
-            self.action_back()
+    @on(Button.Pressed, "#next")
+    def next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def back_pressed(self) -> None:
+        self.action_back()
 
     def action_next(self) -> None:
         if self.commit():
@@ -163,6 +166,18 @@ class WizardScreen(Screen):
                         self.session.update({key: value})
                     except ProfileError:
                         continue
+
+    def action_stop_run(self) -> None:
+        """ctrl+y on a step that runs nothing: the session's run, stopped or said absent."""
+        from retclip_pipeline import watch
+
+        from ..session import shown
+
+        where = shown(self.session.workdir)
+        if watch.stop(self.session.workdir):
+            self.app.notify(f"stopping the run in {where} after the step under way")
+        else:
+            self.app.notify(f"nothing to stop: no run is going on in {where}", severity="warning")
 
     def action_help(self) -> None:
         from .help import HelpScreen

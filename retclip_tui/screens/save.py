@@ -100,8 +100,8 @@ python -m retclip_pipeline --profile FILE."""
     def write(self, target: Path) -> None:
         try:
             self.session.save(target)
-        except (UserError, OSError) as exc:
-            self.show_error(f"cannot save {target}: {exc}")
+        except UserError as exc:  # names the file typed, never the temporary one
+            self.show_error(str(exc))
             return
         self.show_error("")  # an earlier try's "cannot save" no longer holds
         self.query_one("#saved", Static).update(

@@ -19,14 +19,19 @@ from .base import WizardScreen, set_error
 
 class StartScreen(WizardScreen):
     STEP = "start"
-    HELP = """Pick the profile to work from (./profiles/*.toml), type a profile's path, or start
-a new one with the defaults: Next goes on with the path typed, else the profile highlighted.
-The runs found are listed below: Enter on one attaches to it, history included. In Colab, tick "keep the run on Google Drive" so that the run outlives a
-recycled runtime."""
+    HELP = """Pick the profile to work from (those in ./profiles, if this folder has one),
+type a profile's path (relative to this folder), or start a new one with the defaults: Next
+goes on with the path typed, else the profile highlighted. The runs found are listed below
+(the same name twice: by folder): Enter on one attaches to it, history included. In Colab,
+tick "keep the run on Google Drive" so that the run outlives a recycled runtime."""
 
     def body(self) -> ComposeResult:
-        yield Label("Profile (arrows, Enter picks one):", classes="heading")
-        options = [Option(f"{p.stem}  ({shown(p)})", id=str(p)) for p in profile_files()]
+        files = profile_files()
+        heading = "Profile (arrows, Enter picks one):"
+        if not files:  # no ./profiles here: nothing to point at
+            heading = "Profile: none in this folder; start a new one, or type a profile's path:"
+        yield Label(heading, classes="heading")
+        options = [Option(f"{p.stem}  ({shown(p)})", id=str(p)) for p in files]
         options.append(Option("new: defaults (Peacein/color-fundus-eye, full size)", id="new"))
         yield OptionList(*options, id="profiles")
         yield Input(placeholder="or a profile path, then Enter", id="profile-path", compact=True)

@@ -3,13 +3,16 @@ curves (loss, validation), samples/s, ETA and the checkpoints written; stop and 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Sparkline, Static
 
+from retclip_pipeline.layout import RunLayout
 from retclip_pipeline.model.build import TINY, VISION_PRESETS
 from retclip_pipeline.model.tokenizer import TEXT_PRESETS
 from retclip_pipeline.units import duration
@@ -53,6 +56,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
                         section, key = dotted.split(".")
                         value = getattr(getattr(p, section), key)
                         yield Field(dotted, label, value, error_below=False)
+        yield Static("", id="tower-hint", classes="hint")  # only when the prompts say so
         with Horizontal(id="estimate-row"):
             yield Button("Estimate", id="estimate", compact=True)
             yield Static("", id="device")
@@ -79,6 +83,14 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         self.show_curves()
         self.show_live("")
         self.show_later("#device", detect_device, show=self.show_device)
+        self.show_tower_hint()
+
+    def show_tower_hint(self) -> None:
+        """English prompts and a Chinese text tower (the default): an English one named."""
+        self.query_one("#tower-hint", Static).display = False
+        profile = self.session.profile
+
+        self.show_later("#tower-hint", lambda: english_tower_hint(profile), show=self.hint)
 
     def show_folder(self) -> None:
         """The run folder in use (a new one once chosen), in view above the settings."""
@@ -99,6 +111,18 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
     def on_input_changed(self, event: Input.Changed) -> None:
         if dotted_key(event.input.id or "") in dict(KNOBS):
             self.forget_estimate()  # made for other settings (or their error): said no more
+        if dotted_key(event.input.id or "") == "model.text" and self.is_mounted:
+            value = event.value.strip()
+            profile = dataclasses.replace(
+                self.session.profile,
+                model=dataclasses.replace(self.session.profile.model, text=value),
+            )
+            self.show_later("#tower-hint", lambda: english_tower_hint(profile), show=self.hint)
+
+    def hint(self, text) -> None:
+        widget = self.query_one("#tower-hint", Static)
+        widget.update(text)
+        widget.display = bool(str(text))
 
     def forget_estimate(self) -> None:
         if not self.estimated:
@@ -110,9 +134,9 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         else:  # the estimate came before the device line: look again
             self.show_later("#device", detect_device, show=self.show_device)
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "estimate":
-            self.estimate()
+    @on(Button.Pressed, "#estimate")
+    def estimate_pressed(self) -> None:
+        self.estimate()
 
     def estimate(self) -> None:
         if not self.apply_fields():
@@ -160,7 +184,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
     def show_checkpoints(self) -> None:
         """The last epoch's figures and the checkpoints written so far (an epoch's own is
         written just after its figures: listed from the next event on)."""
-        folder = self.session.workdir / "logs" / self.session.profile.name / "checkpoints"
+        folder = RunLayout.of(self.session.profile, self.session.workdir).checkpoints
         names = sorted((p.name for p in folder.glob("*.pt")), key=by_epoch)
         line = getattr(self, "epoch_line", "")
         listed = f"checkpoints: {', '.join(names[-4:])}" if names else "no checkpoint yet"
@@ -193,6 +217,33 @@ def by_epoch(name: str) -> tuple[int, str]:
     """epoch9.pt before epoch10.pt; a name with no epoch (epoch_latest.pt) after them."""
     found = re.fullmatch(r"epoch(\d+)\.pt", name)
     return (int(found.group(1)), name) if found else (1 << 62, name)
+
+
+def english_tower_hint(profile) -> str:
+    """A line for the text tower field: the train CSV's prompts look English (nearly all
+    ASCII letters) and the text tower's vocabulary is Chinese (chinese-roberta, the default).
+    "" otherwise, or when the CSV cannot be read (the Data screen says why)."""
+    import csv
+
+    from retclip_pipeline.model.tokenizer import ENGLISH_PRESETS, text_language, vocab_language
+
+    if vocab_language(profile.model.text) != "zh" or not profile.data.train_csv:
+        return ""
+    texts = []
+    try:
+        with open(profile.resolve(profile.data.train_csv), encoding="utf-8", newline="") as f:
+            for number, record in enumerate(csv.DictReader(f)):
+                if number >= 500:
+                    break
+                texts.append(str(record.get(profile.data.text_column) or ""))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ""
+    if text_language(texts) != "en":
+        return ""
+    return (
+        f"the prompts look English, and {profile.model.text} has a Chinese vocabulary: "
+        f"an English text tower fits them better ({', '.join(ENGLISH_PRESETS)})"
+    )
 
 
 def _range(values: list[float]) -> str:
