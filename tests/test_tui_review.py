@@ -315,6 +315,8 @@ def test_sizing_names_the_field_and_clears_a_fixed_error(home):
             await pilot.press("f4")
             await pilot.pause()
             assert "at least 1" in error_under(app, "sizing.samples")
+            await type_into(pilot, "#f-sizing--samples", "x")  # still bad: said as it is now
+            assert "got 'x'" in error_under(app, "sizing.samples")
             await type_into(pilot, "#f-sizing--samples", "20")
             assert error_under(app, "sizing.samples") == ""
 
@@ -564,5 +566,29 @@ def test_english_prompts_and_a_chinese_text_tower_name_an_english_one(home):
             await app.workers.wait_for_complete()
             await pilot.pause()
             assert not hint.display
+
+    asyncio.run(walk())
+
+
+def test_an_emptied_data_set_field_is_an_error_not_the_profile_folder(home):
+    from retclip_pipeline import profile as profiles
+
+    try:
+        profiles.from_dict({"hub": {"dataset": " "}, "data": {"train_csv": "a.csv"}})
+    except profiles.ProfileError as exc:
+        said = [p.message for p in exc.problems if p.key == "hub.dataset"]
+        assert said == ["required: a hub id (owner/name) or the path of a local folder"], said
+    else:
+        raise AssertionError("an empty hub.dataset was taken")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "DataScreen")
+            await type_into(pilot, "#f-hub--dataset", "")
+            await pilot.press("f4")
+            await pilot.pause()
+            assert screen_name(app) == "DataScreen"
+            assert "required: a hub id" in error_under(app, "hub.dataset")
 
     asyncio.run(walk())

@@ -249,7 +249,13 @@ class WizardScreen(Screen):
             return
         try:
             type(self.session)(self.session.profile).update({key: event.value})
-        except Exception:  # noqa: BLE001 - still bad (or unknown): the error stays
+        except ProfileError as exc:  # still bad: the error says what the field holds now
+            said = [p.message for p in exc.problems if p.key == key]
+            if said and said[0] != self.problems[key]:
+                self.problems[key] = said[0]
+                self.show_problems()
+            return
+        except Exception:  # noqa: BLE001 - unknown: the error stays
             return
         del self.problems[key]
         self.show_problems()

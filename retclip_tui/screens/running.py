@@ -25,6 +25,7 @@ class RunningScreen(WizardScreen):
     ]
 
     def on_mount(self) -> None:
+        self.show_folder()
         if self.session.autostart:
             self.session.autostart = False
             self.call_after_refresh(self.action_start_run)
@@ -66,7 +67,11 @@ class RunningScreen(WizardScreen):
 
     def confirmed_start(self, stages: list[str] | None = None) -> None:
         self.query_one(RunPanel).start(stages=stages)
+        self.show_folder()  # a new run folder, once chosen, is the one named
         self.refresh_plan()
+
+    def show_folder(self) -> None:
+        """Name the run folder in use on the screen (a step that shows it says how)."""
 
     def action_stop_run(self) -> None:
         self.query_one(RunPanel).stop()

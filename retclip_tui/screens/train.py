@@ -79,7 +79,6 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         self.epochs = 0
         self.device_line = ""  # the device found; an estimate or its error shows in its place
         self.estimated = False
-        self.show_folder()
         self.show_curves()
         self.show_live("")
         self.show_later("#device", detect_device, show=self.show_device)
@@ -105,7 +104,6 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
 
     def confirmed_start(self, stages: list[str] | None = None) -> None:
         super().confirmed_start(stages)
-        self.show_folder()
         self.forget_estimate()  # the room goes to the curves and the log
 
     def on_input_changed(self, event: Input.Changed) -> None:
