@@ -258,5 +258,5 @@ def detect_device() -> str:
         count = torch.cuda.device_count()
         text += f" ({count} GPUs: train with torchrun for all of them)" if count > 1 else ""
     else:
-        text = "device: the CPU (no GPU found): fine for the demo and smoke sizes"
+        text = "device: CPU, no GPU found (fine for the demo and smoke sizes)"
     return text
