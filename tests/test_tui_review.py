@@ -536,11 +536,22 @@ def test_a_failed_save_names_the_file_typed(home):
             await type_into(pilot, "#target", "profiles/mine.toml")
             await pilot.press("ctrl+g")
             await pilot.pause()
-            if screen_name(app) != "SaveScreen":  # "Overwrite?": yes
-                await pilot.press("y")
-                await pilot.pause()
+            assert screen_name(app) == "SaveScreen"  # no "Overwrite?" that can only fail
             error = text_of(app.screen.query_one("#error"))
-            assert error.startswith("cannot save profiles/mine.toml: "), error
+            assert error == "cannot save profiles/mine.toml: it is a folder: type a file name"
+            # A write that fails under the file's own name: the error names the file typed.
+            await type_into(pilot, "#target", "profiles/mine.toml/inner.toml")
+            real = app.session.save
+
+            def failing(target):
+                target.mkdir()  # made there meanwhile: the rename over a folder fails
+                return real(target)
+
+            app.session.save = failing
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            error = text_of(app.screen.query_one("#error"))
+            assert error.startswith("cannot save profiles/mine.toml/inner.toml: "), error
             assert ".tmp" not in error, error
 
     asyncio.run(walk())

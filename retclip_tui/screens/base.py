@@ -167,6 +167,10 @@ class WizardScreen(Screen):
                     except ProfileError:
                         continue
 
+    def on_descendant_focus(self, event) -> None:
+        """The focused widget is always in view: Tab, a click, or focus set by the code."""
+        event.widget.scroll_visible(animate=False)
+
     def action_stop_run(self) -> None:
         """ctrl+y on a step that runs nothing: the session's run, stopped or said absent."""
         from retclip_pipeline import watch

@@ -65,7 +65,10 @@ python -m retclip_pipeline --profile FILE."""
         target = self.target()
         self.query_one("#saved", Static).update("")
         if target.suffix != ".toml":
-            self.show_error(f"{target}: a profile file ends in .toml")
+            self.show_error(f"{shown(target)}: a profile file ends in .toml")
+            return
+        if target.is_dir():  # asked about "overwriting" it, the answer could only fail
+            self.show_error(f"cannot save {shown(target)}: it is a folder: type a file name")
             return
         # Ask, rather than switch to a new name: the file named is the one the user means
         # (often the profile loaded), and a silent new name would leave them running the old
