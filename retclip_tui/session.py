@@ -194,7 +194,7 @@ def new_profile(folder: Path | None = None) -> Profile:
 def profile_files() -> list[Path]:
     """The profiles in ./profiles (a checkout's, or the user's own)."""
     folder = Path.cwd() / "profiles"
-    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("*.toml") if p.is_file()) if folder.is_dir() else []
 
 
 def shown(path: Path | str | None) -> str:
