@@ -82,13 +82,14 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         self.show_curves()
         self.show_live("")
         self.show_later("#device", detect_device, show=self.show_device)
-        self.show_tower_hint()
-
-    def show_tower_hint(self) -> None:
-        """English prompts and a Chinese text tower (the default): an English one named."""
         self.query_one("#tower-hint", Static).display = False
-        profile = self.session.profile
+        self.show_tower_hint(self.session.profile.model.text)
 
+    def show_tower_hint(self, text_tower: str) -> None:
+        """English prompts and a Chinese text tower (the default): an English one named
+        under the towers (the CSV is read off the UI thread)."""
+        p = self.session.profile
+        profile = dataclasses.replace(p, model=dataclasses.replace(p.model, text=text_tower))
         self.show_later("#tower-hint", lambda: english_tower_hint(profile), show=self.hint)
 
     def show_folder(self) -> None:
@@ -109,13 +110,8 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
     def on_input_changed(self, event: Input.Changed) -> None:
         if dotted_key(event.input.id or "") in dict(KNOBS):
             self.forget_estimate()  # made for other settings (or their error): said no more
-        if dotted_key(event.input.id or "") == "model.text" and self.is_mounted:
-            value = event.value.strip()
-            profile = dataclasses.replace(
-                self.session.profile,
-                model=dataclasses.replace(self.session.profile.model, text=value),
-            )
-            self.show_later("#tower-hint", lambda: english_tower_hint(profile), show=self.hint)
+        if dotted_key(event.input.id or "") == "model.text":
+            self.show_tower_hint(event.value.strip())
 
     def hint(self, text) -> None:
         widget = self.query_one("#tower-hint", Static)
