@@ -207,6 +207,8 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
         problems.append(Problem(f"{section}.{key}", message, _key_line(text, section, key)))
 
     data = profile.data
+    if not profile.hub.dataset.strip():  # else "" reads as the profile's own folder
+        add("hub", "dataset", "required: a hub id (owner/name) or the path of a local folder")
     if not data.train_csv:
         add("data", "train_csv", "required: the path of your train prompt CSV")
     if data.eyes == "paired":
@@ -225,7 +227,7 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
             if value and not profile.resolve(value).is_file():
                 add("data", key, f"file not found: {profile.resolve(value)}")
         kind, where = profile.dataset_source()
-        if kind == "local" and not Path(where).exists():
+        if kind == "local" and profile.hub.dataset.strip() and not Path(where).exists():
             add("hub", "dataset", f"not a hub id (owner/name) and no such folder: {where}")
     return problems
 
@@ -235,7 +237,9 @@ def load(path: str | Path, check_files: bool = True) -> Profile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"profile not found: {path} (see profiles/ for examples)") from None
+        examples = Path("profiles")  # named only where there is such a folder to look in
+        hint = " (see profiles/ for examples)" if examples.is_dir() else ""
+        raise UserError(f"profile not found: {path}{hint}") from None
     except IsADirectoryError:
         raise UserError(f"{path} is a folder: give the profile's TOML file") from None
     except PermissionError:

@@ -12,9 +12,11 @@ from typing import Any
 
 from retclip_pipeline import profile as profiles
 from retclip_pipeline.atomic import write_text
+from retclip_pipeline.errors import UserError
+from retclip_pipeline.layout import TUI_PROFILE, RunLayout
 from retclip_pipeline.profile import Profile, ProfileError
 
-RUN_PROFILE = "tui-profile.toml"  # the profile the TUI hands a detached pipeline
+RUN_PROFILE = TUI_PROFILE  # the profile's name in a run folder, for a reader with no layout
 DRIVE = Path("/content/drive/MyDrive")
 
 
@@ -42,10 +44,14 @@ class Session:
             section, _, key = dotted.rpartition(".")
             target = raw.setdefault(section, {}) if section else raw
             try:
-                target[key] = convert(self.profile, dotted, value)
+                target[key] = convert(self.profile, dotted, typed_value(dotted, value))
             except ValueError as exc:
                 problems.append(profiles.Problem(dotted, str(exc)))
-        if problems:
+        if problems:  # with what the other keys' own checks say: every error at once
+            try:
+                profiles.from_dict(raw, source=self.profile.source, cross=False)
+            except ProfileError as exc:
+                problems += [p for p in exc.problems if p.key in values]
             raise ProfileError(problems, self.profile.source)
         updated = profiles.from_dict(raw, source=self.profile.source, cross=False)
         # Rules between keys bind only the keys being set: the train CSV is not yet required
@@ -58,7 +64,7 @@ class Session:
 
     def write_run_profile(self) -> Path:
         """The profile, paths absolute, in the run directory for the detached pipeline."""
-        path = self.workdir / RUN_PROFILE
+        path = RunLayout(self.workdir).tui_profile
         self.workdir.mkdir(parents=True, exist_ok=True)
         write_text(path, profiles.dumps(self.profile, minimal=True, resolved=True))
         return path
@@ -87,7 +93,15 @@ class Session:
         return tomli_w.dumps(data)
 
     def save(self, target: Path) -> None:
-        write_text(target, self.save_text(target))
+        """Write the profile to `target`; an OSError becomes a UserError that names the
+        user's file (the write goes through a temporary file beside it: never named)."""
+        try:
+            write_text(target, self.save_text(target))
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise UserError(
+                f"cannot save {shown(target)}: {why.lower()}: choose another file or folder"
+            ) from None
         self.profile = profiles.load(target, check_files=False)
 
 
@@ -118,6 +132,56 @@ def convert(profile: Profile, dotted: str, value: Any) -> Any:
     return text
 
 
+def path_keys() -> set[str]:
+    """The keys that name a file or folder: "hub.dataset" and the profile's file keys."""
+    return {"hub.dataset", *(f"{section}.{key}" for section, key in profiles.file_keys())}
+
+
+def typed_path(text: str) -> Path:
+    """A path typed in the wizard: relative to the current folder, as in a shell (a saved
+    profile's paths are relative to its own folder: Session.save_text writes them so)."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone/..." with no such user: a path that is not found
+        path = Path(text)
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def typed_value(dotted: str, value: Any) -> Any:
+    """What a field's text means for the profile: a path typed relative to the current
+    folder made absolute; a hub id (owner/name that is no folder here) and "init" kept."""
+    if dotted not in path_keys() or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in ("", "init"):  # no file, or the untrained starting weights
+        return value
+    if dotted == "hub.dataset":
+        looks_local = text.startswith((".", "/", "~")) or not profiles.HUB_ID.match(text)
+        if not looks_local and not typed_path(text).exists():
+            return value  # a hub id
+    return str(typed_path(text))
+
+
+def field_text(profile: Profile, dotted: str, value: Any) -> str:
+    """A value as its field shows it: a path relative to the current folder (where it is
+    under it), whatever folder the profile's own paths are relative to."""
+    if value is None:
+        return ""
+    text = str(value)
+    if dotted == "hub.dataset":
+        kind, where = profile.dataset_source()
+        return shown(where) if kind == "local" and text else text
+    if dotted in path_keys() and text.strip() and text != "init":
+        return shown(profile.resolve(text))
+    return text
+
+
+def run_labels(runs: list) -> list[str]:
+    """Each run's label (watch.RunInfo): its name, or its folder where names repeat."""
+    names = [info.name for info in runs]
+    return [shown(info.workdir) if names.count(info.name) > 1 else info.name for info in runs]
+
+
 def new_profile(folder: Path | None = None) -> Profile:
     """The profile for a folder that has none yet: the defaults, a run name that no run in
     the folder has (retclip, else run-1, run-2, ...), and its run directory runs/<name> there."""
@@ -130,7 +194,7 @@ def new_profile(folder: Path | None = None) -> Profile:
 def profile_files() -> list[Path]:
     """The profiles in ./profiles (a checkout's, or the user's own)."""
     folder = Path.cwd() / "profiles"
-    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("*.toml") if p.is_file()) if folder.is_dir() else []
 
 
 def shown(path: Path | str | None) -> str:

@@ -240,7 +240,9 @@ def test_saved_paths_are_relative_to_the_file_and_right_from_anywhere(home, monk
     for name in ("init.pt", "best.pt"):
         (home / "weights" / name).write_bytes(b"")
     session = Session(profiles.load(home / "profiles" / "tui.toml", check_files=False))
-    session.update({"model.init": "../weights/init.pt", "eval.checkpoint": "../weights/best.pt"})
+    # Typed in the wizard: relative to the current folder (home), as in a shell.
+    session.update({"model.init": "weights/init.pt", "eval.checkpoint": "weights/best.pt"})
+    assert session.profile.resolve(session.profile.model.init) == home / "weights" / "init.pt"
     before = session.profile
     target = home / "elsewhere" / "deep" / "mine.toml"
     session.save(target)

@@ -64,7 +64,7 @@ def test_train_runs_to_the_evaluation_and_the_plan_follows_every_setting(home):
             await pilot.press("ctrl+n")  # Next is refused with the plan's reason
             assert screen_name(app) == "PrepareScreen"
             error = text_of(app.screen.query_one("#error"))
-            assert "convert is stale (settings changed since it ran): ctrl+g runs it" in error
+            assert "convert is out of date (settings changed since it ran): ctrl+g runs it" in error
             assert in_view(app, "#error")
 
     asyncio.run(walk())

@@ -8,6 +8,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -50,22 +51,36 @@ def dotted_key(widget_id: str) -> str:
 
 
 class Field(Vertical):
-    """A label, an input bound to a profile key, and the key's error under it."""
+    """A label, an input bound to a profile key, and the key's error under it; or, with
+    `error_below` False (fields side by side), the label red and the error in the screen's
+    error line, named by the label: nothing moves, nothing goes out of sight."""
 
-    def __init__(self, dotted: str, label: str, value: Any, password: bool = False, **kw):
+    def __init__(
+        self,
+        dotted: str,
+        label: str,
+        value: Any,
+        password: bool = False,
+        error_below: bool = True,
+        **kw,
+    ):
         super().__init__(classes="field", **kw)
         self.dotted, self.label, self.value, self.password = dotted, label, value, password
+        self.error_below = error_below
 
     def compose(self) -> ComposeResult:
+        from ..session import field_text
+
         with Horizontal(classes="field-row"):
             yield Label(self.label, classes="field-label")
             yield Input(
-                "" if self.value is None else str(self.value),
+                field_text(self.app.session.profile, self.dotted, self.value),
                 id=field_id(self.dotted),
                 password=self.password,
                 compact=True,
             )
-        yield Static("", classes="field-error", id="e-" + field_id(self.dotted))
+        if self.error_below:
+            yield Static("", classes="field-error", id="e-" + field_id(self.dotted))
 
 
 class WizardScreen(Screen):
@@ -118,11 +133,13 @@ class WizardScreen(Screen):
     def session(self):
         return self.app.session
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "next":
-            self.action_next()
-        elif event.button.id == "back":
-            self.action_back()
+    @on(Button.Pressed, "#next")
+    def next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def back_pressed(self) -> None:
+        self.action_back()
 
     def action_next(self) -> None:
         if self.commit():
@@ -150,6 +167,22 @@ class WizardScreen(Screen):
                     except ProfileError:
                         continue
 
+    def on_descendant_focus(self, event) -> None:
+        """The focused widget is always in view: Tab, a click, or focus set by the code."""
+        event.widget.scroll_visible(animate=False)
+
+    def action_stop_run(self) -> None:
+        """ctrl+y on a step that runs nothing: the session's run, stopped or said absent."""
+        from retclip_pipeline import watch
+
+        from ..session import shown
+
+        where = shown(self.session.workdir)
+        if watch.stop(self.session.workdir):
+            self.app.notify(f"stopping the run in {where} after the step under way")
+        else:
+            self.app.notify(f"nothing to stop: no run is going on in {where}", severity="warning")
+
     def action_help(self) -> None:
         from .help import HelpScreen
 
@@ -164,32 +197,74 @@ class WizardScreen(Screen):
         """Apply this screen's fields to the profile; False (errors shown) if they are bad."""
         return self.apply_fields()
 
-    def field_values(self) -> dict[str, str]:
-        return {
+    def field_values(self) -> dict[str, Any]:
+        """The profile keys this screen sets: its fields' inputs and its other controls."""
+        typed = {
             dotted_key(i.id): i.value for i in self.query(Input) if i.id and i.id.startswith("f-")
         }
+        return typed | self.control_values()
+
+    def control_values(self) -> dict[str, Any]:
+        """Keys set by a control that is no field (a list, a checkbox): the screen's own."""
+        return {}
+
+    problems: dict[str, str] = {}  # the field errors shown: key -> message
 
     def apply_fields(self, extra: dict[str, Any] | None = None) -> bool:
         for error in self.query(".field-error"):
             set_error(error, "")
         self.show_error("")
+        self.problems = {}
         try:
             self.session.update(self.field_values() | (extra or {}))
         except ProfileError as exc:
-            shown = []
-            for problem in exc.problems:
-                found = self.query("#e-" + field_id(problem.key))
-                if found:
-                    set_error(found.first(), problem.message)
-                else:
-                    shown.append(f"{problem.key}: {problem.message}")
-            self.show_error("; ".join(shown) or "fix the fields marked in red")
+            self.problems = {problem.key: problem.message for problem in exc.problems}
+            self.show_problems()
             return False
         except Exception as exc:  # noqa: BLE001 - a path no check foresaw: said, not fatal
             self.show_failure("checking the settings", exc)
             return False
+        self.show_problems()
         self.refresh_plan()  # the stages' states follow every setting
         return True
+
+    def show_problems(self) -> None:
+        """The field errors: under the fields that have an error line; the others' in the
+        error line, by their labels (their labels red), with any key no field shows."""
+        fields = {field.dotted: field for field in self.query(Field)}
+        inline = []
+        for key, field in fields.items():
+            message = self.problems.get(key, "")
+            field.set_class(bool(message), "bad")
+            if field.error_below:
+                set_error(self.query_one("#e-" + field_id(key), Static), message)
+            elif message:
+                inline.append(f"{field.label}: {message}")
+        inline += [
+            f"{key}: {message}" for key, message in self.problems.items() if key not in fields
+        ]
+        if self.problems:
+            self.show_error("; ".join(inline) or "fix the fields marked in red")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """A field marked bad that now holds a valid value loses its error at once."""
+        key = dotted_key(event.input.id or "")
+        if key not in self.problems:
+            return
+        try:
+            type(self.session)(self.session.profile).update({key: event.value})
+        except ProfileError as exc:  # still bad: the error says what the field holds now
+            said = [p.message for p in exc.problems if p.key == key]
+            if said and said[0] != self.problems[key]:
+                self.problems[key] = said[0]
+                self.show_problems()
+            return
+        except Exception:  # noqa: BLE001 - unknown: the error stays
+            return
+        del self.problems[key]
+        self.show_problems()
+        if not self.problems:
+            self.show_error("")
 
     def show_later(
         self,

@@ -20,7 +20,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.hub.client import Token
 
-from ..session import shown
+from ..session import shown, typed_path  # typed paths: from the current folder
 from ..widgets.file_picker import FilePicker
 from .base import Field, WizardScreen, dotted_key, field_id, set_error
 
@@ -106,7 +106,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         """The typed CSV path, if it names a file (any path at all: never an error here)."""
         try:
             value = self.value(key).strip()
-            path = self.session.profile.resolve(value) if value else None
+            path = typed_path(value) if value else None
             return path if path is not None and path.is_file() else None
         except Exception:  # noqa: BLE001 - a path the OS refuses is no file to preview
             return None
@@ -158,7 +158,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             table.clear(columns=True)
             set_note(note, Text())
             value = self.value("data.train_csv").strip()
-            path = self.session.profile.resolve(value) if value else None
+            path = typed_path(value) if value else None
             if path is None:
                 return
             if not path.exists() and not path.is_symlink():  # as it is being typed

@@ -14,7 +14,7 @@ from textual.widgets import Button, DataTable, Label, Static
 from retclip_pipeline import watch
 
 from ..dialogs import Question
-from ..session import run_roots, shown
+from ..session import run_labels, run_roots, shown
 from ..widgets.run_panel import RunLog
 from .running import RunningScreen
 
@@ -137,16 +137,22 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         titles = [t for t, _ in COLUMNS if t not in ("checkpoint", "towers")][:6]
         for title in titles:
             table.add_column(title, width=max(len(title), 16 if title == "run" else 6))
-        for info in watch.find_runs(*run_roots(self.session)):
-            if (info.workdir / "evaluation" / "evaluation_results.json").exists():
-                values = row(info.workdir)
-                table.add_row(*[_fmt(values.get(t, "")) for t in titles])
+        runs = [
+            info
+            for info in watch.find_runs(*run_roots(self.session))
+            if (info.workdir / "evaluation" / "evaluation_results.json").exists()
+        ]
+        for info, label in zip(runs, run_labels(runs), strict=True):  # same names: folders
+            values = row(info.workdir) | {"run": label}
+            table.add_row(*[_fmt(values.get(t, "")) for t in titles])
 
     def show_checklist(self) -> Text | None:
         """The smoke run's checklist below; its verdict returned for the top line."""
         from retclip_pipeline.preflight.smoke import checklist
 
-        if self.session.profile.sizing.mode != "smoke":
+        smoke = self.session.profile.sizing.mode == "smoke"
+        self.query_one("#full", Button).display = smoke  # a full run has no full-size rerun
+        if not smoke:
             return None
         items = checklist(self.session.workdir)
         text = Text("Smoke run checklist\n", "bold")
@@ -179,9 +185,11 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         from retclip_pipeline.cli.promote import promote
         from retclip_pipeline.errors import UserError
 
-        if self.query_one("#full", Button).disabled:
-            return
         session = self.session
+        why = self.no_full_size()
+        if why:  # said, not silent
+            self.app.notify(why, severity="warning")
+            return
         try:
             path = promote(session.workdir)
             session.profile = profiles.load(path, check_files=False)
@@ -196,6 +204,30 @@ when it passes, ctrl+l reruns at full size with the same settings."""
             f"full-size run started in {shown(session.run_dir)} (pid {pid}): every stage, "
             "to the evaluation; you may leave, it goes on"
         )
+
+    def no_full_size(self) -> str:
+        """Why ctrl+l does nothing here ("" when it starts the full-size run)."""
+        from retclip_pipeline.cli.promote import full_profile
+        from retclip_pipeline.layout import RunLayout
+
+        mode = self.session.profile.sizing.mode
+        where = shown(self.session.workdir)
+        if mode == "full":
+            return f"ctrl+l: the run in {where} is already the full-size run: nothing to start"
+        if mode != "smoke":
+            return f"ctrl+l: the run in {where} is a {mode} run: only a smoke run has a full rerun"
+        if self.query_one("#full", Button).disabled:
+            return "ctrl+l: the smoke checklist has not passed yet (see above): evaluate first"
+        try:
+            target = full_profile(self.session.workdir).workdir_path()
+        except Exception:  # noqa: BLE001 - promote itself says what is wrong
+            return ""
+        if RunLayout(target).events.exists() or watch.run_info(target).running:
+            return (
+                f"ctrl+l: the full-size run is already started in {shown(target)}: "
+                "attach to it from the Start screen"
+            )
+        return ""
 
 
 def _zero_shot(results: dict) -> dict[str, dict]:

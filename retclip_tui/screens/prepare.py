@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ..session import shown
+from ..session import field_text, shown
 from ..widgets.run_panel import RunLog
 from .running import RunningScreen
 
@@ -20,15 +20,20 @@ stops it cleanly. The run is a process of its own: it goes on if you leave the w
 the Start screen (or retclip-tui --attach) follows it again."""
 
     def body(self) -> ComposeResult:
-        p = self.session.profile
-        yield Static(
-            Text(
-                f"{p.hub.dataset} -> {shown(self.session.workdir)}/data, sizing "
-                f"{p.sizing.mode}. The run goes on if you leave; ctrl+g starts or resumes it."
-            ),
-            id="what",
-        )
+        yield Static("", id="what")
         yield RunLog()
+
+    def show_folder(self) -> None:
+        """The run folder in use (a new one once chosen) and what goes into it."""
+        p = self.session.profile
+        self.query_one("#what", Static).update(
+            Text.assemble(
+                ("run folder: ", "bold"),
+                f"{shown(self.session.workdir)}   data set: ",
+                f"{field_text(p, 'hub.dataset', p.hub.dataset)}, sizing {p.sizing.mode}. ",
+                "The run goes on if you leave; ctrl+g starts or resumes it.",
+            )
+        )
 
     def on_run_panel_finished(self, message) -> None:
         if message.ok:

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from retclip_pipeline import watch
 
 from ..dialogs import Question
+from ..session import shown
 from ..widgets.run_panel import RunPanel
 from .base import WizardScreen
 
@@ -24,6 +25,7 @@ class RunningScreen(WizardScreen):
     ]
 
     def on_mount(self) -> None:
+        self.show_folder()
         if self.session.autostart:
             self.session.autostart = False
             self.call_after_refresh(self.action_start_run)
@@ -40,9 +42,10 @@ class RunningScreen(WizardScreen):
             return
         question = (
             f"These settings differ from those that trained the model in "
-            f"{self.session.workdir} ({at_risk.describe()}). Running them there sets it "
-            f"aside, and deletes it once the new training writes its first checkpoint.\n\n"
-            f"Start in a new run folder instead (the model stays where it is)?"
+            f"{shown(self.session.workdir)} ({at_risk.describe()}). Running them there sets "
+            f"it aside, and deletes it once the new training writes its first checkpoint.\n\n"
+            f"Start in a new run folder, {shown(next_free(self.session.workdir))}, instead "
+            f"(the model stays where it is)?"
         )
         answers = [("new", "New run folder", "n"), ("here", "Set it aside", "s")]
         answers.append(("cancel", "Cancel", "c"))
@@ -50,8 +53,10 @@ class RunningScreen(WizardScreen):
 
     def _answered(self, answer: str | None) -> None:
         if answer == "new":  # a fresh folder: every stage up to this step's runs there
-            self.session.profile.workdir = str(next_free(self.session.workdir))
+            folder = next_free(self.session.workdir)
+            self.session.profile.workdir = str(folder)
             self.session.run_dir = None
+            self.app.notify(f"new run folder: {shown(folder)}")
             from retclip_pipeline.runner import stage_names
 
             names = stage_names()
@@ -62,7 +67,11 @@ class RunningScreen(WizardScreen):
 
     def confirmed_start(self, stages: list[str] | None = None) -> None:
         self.query_one(RunPanel).start(stages=stages)
+        self.show_folder()  # a new run folder, once chosen, is the one named
         self.refresh_plan()
+
+    def show_folder(self) -> None:
+        """Name the run folder in use on the screen (a step that shows it says how)."""
 
     def action_stop_run(self) -> None:
         self.query_one(RunPanel).stop()

@@ -65,7 +65,10 @@ python -m retclip_pipeline --profile FILE."""
         target = self.target()
         self.query_one("#saved", Static).update("")
         if target.suffix != ".toml":
-            self.show_error(f"{target}: a profile file ends in .toml")
+            self.show_error(f"{shown(target)}: a profile file ends in .toml")
+            return
+        if target.is_dir():  # asked about "overwriting" it, the answer could only fail
+            self.show_error(f"cannot save {shown(target)}: it is a folder: type a file name")
             return
         # Ask, rather than switch to a new name: the file named is the one the user means
         # (often the profile loaded), and a silent new name would leave them running the old
@@ -100,8 +103,8 @@ python -m retclip_pipeline --profile FILE."""
     def write(self, target: Path) -> None:
         try:
             self.session.save(target)
-        except (UserError, OSError) as exc:
-            self.show_error(f"cannot save {target}: {exc}")
+        except UserError as exc:  # names the file typed, never the temporary one
+            self.show_error(str(exc))
             return
         self.show_error("")  # an earlier try's "cannot save" no longer holds
         self.query_one("#saved", Static).update(

@@ -9,6 +9,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from retclip_pipeline.errors import UserError
+from retclip_pipeline.profile import ProfileError
 
 from .base import Field, WizardScreen, field_id
 
@@ -79,10 +80,15 @@ the fetching and the conversion time it takes."""
                 {"sizing.mode": self.mode(), "sizing.samples": samples}
             )
             lines = sizing_lines(trial)
+        except ProfileError as exc:  # by key: the profile file is not what is wrong
+            said = "; ".join(f"{p.key}: {p.message}" for p in exc.problems)
+            self.query_one("#estimate", Static).update(Text(f"no estimate yet: {said}"))
+            return
         except UserError as exc:
             self.query_one("#estimate", Static).update(Text(f"no estimate yet: {exc}"))
             return
         self.query_one("#estimate", Static).update(Text("\n".join(lines)))  # paths: no markup
 
-    def commit(self) -> bool:
-        return self.apply_fields({"sizing.mode": self.mode()})
+    def control_values(self) -> dict[str, str]:
+        """The choice in the list: applied by Next, and kept by Back like the fields."""
+        return {"sizing.mode": self.mode()}

@@ -3,17 +3,23 @@ curves (loss, validation), samples/s, ETA and the checkpoints written; stop and 
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Label, Sparkline, Static
+from textual.widgets import Button, Input, Label, Sparkline, Static
 
-from retclip_pipeline.model.build import VISION_PRESETS
+from retclip_pipeline.layout import RunLayout
+from retclip_pipeline.model.build import TINY, VISION_PRESETS
 from retclip_pipeline.model.tokenizer import TEXT_PRESETS
 from retclip_pipeline.units import duration
 
+from ..session import shown
 from ..widgets.run_panel import RunLog
-from .base import Field
+from .base import Field, dotted_key
 from .running import RunningScreen
 
 KNOBS = (
@@ -24,31 +30,38 @@ KNOBS = (
     ("train.batch_size", "batch size"),
     ("train.lr", "learning rate"),
 )
+TOWERS_HINT = "towers: a preset (F1), a hub id or a folder"
 
 
 class TrainScreen(RunningScreen):
     STEP = "train"
     STAGES = ("train",)
     RUNS = ("train", "evaluate")  # one start runs to the evaluation: leave it, it ends there
-    HELP = f"""The towers, what to keep frozen, epochs, batch size and learning rate. The button
-estimates memory and time on this machine's device. ctrl+g starts training, then the
-evaluation, in one run that goes on if you leave; or resumes it from its last step. The
-loss curves and checkpoints show as they come. ctrl+y stops after the step under way and
-saves it. Tower presets: image {", ".join(VISION_PRESETS)}; text {", ".join(TEXT_PRESETS)};
-or a hub id or a local folder."""
+    HELP = f"""The towers, what to keep frozen, epochs, batch size and learning rate. Estimate
+gives the memory and time these settings take on this machine's device. ctrl+g starts
+training, then the evaluation, in one run that goes on if you leave; or resumes it from its
+last step. The loss curves, the log and the checkpoints show as they come. ctrl+y stops after
+the step under way and saves it. Tower presets: image {", ".join([TINY, *VISION_PRESETS])};
+text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
 
+    # The settings take their own height (no error line moves a field: errors go to the
+    # screen's error line); the log takes what is left, so a taller terminal shows more of it.
     def body(self) -> ComposeResult:
         p = self.session.profile
-        yield Static("towers: a preset (F1 lists them), a hub id or a local folder", classes="hint")
-        with Horizontal(id="knobs"):  # two columns: the settings take three lines at 80x24
+        yield Static("", id="folder")
+        with Horizontal(id="knobs"):  # two columns: the settings take three lines
             for column in (KNOBS[:3], KNOBS[3:]):
                 with Vertical():
                     for dotted, label in column:
                         section, key = dotted.split(".")
-                        yield Field(dotted, label, getattr(getattr(p, section), key))
-        with Horizontal(classes="buttons"):
-            yield Button("Estimate memory and time", id="estimate", compact=True)
-        yield Static("", id="device")
+                        value = getattr(getattr(p, section), key)
+                        yield Field(dotted, label, value, error_below=False)
+        yield Static("", id="tower-hint", classes="hint")  # only when the prompts say so
+        with Horizontal(id="estimate-row"):
+            yield Button("Estimate", id="estimate", compact=True)
+            yield Static("", id="device")
+
+    def docked(self) -> ComposeResult:
         with Horizontal(id="curves"):
             with Vertical():
                 yield Label("train loss", id="loss-label")
@@ -58,16 +71,66 @@ or a hub id or a local folder."""
                 yield Sparkline([], id="val")
         yield Static("", id="live")
         yield RunLog()
+        yield from super().docked()
 
     def on_mount(self) -> None:
         self.losses: list[float] = []
         self.vals: list[float] = []
         self.epochs = 0
-        self.show_later("#device", detect_device)
+        self.device_line = ""  # the device found; an estimate or its error shows in its place
+        self.estimated = False
+        self.show_curves()
+        self.show_live("")
+        self.show_later("#device", detect_device, show=self.show_device)
+        self.query_one("#tower-hint", Static).display = False
+        self.show_tower_hint(self.session.profile.model.text)
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "estimate":
-            self.estimate()
+    def show_tower_hint(self, text_tower: str) -> None:
+        """English prompts and a Chinese text tower (the default): an English one named
+        under the towers (the CSV is read off the UI thread)."""
+        p = self.session.profile
+        profile = dataclasses.replace(p, model=dataclasses.replace(p.model, text=text_tower))
+        self.show_later("#tower-hint", lambda: english_tower_hint(profile), show=self.hint)
+
+    def show_folder(self) -> None:
+        """The run folder in use (a new one once chosen), in view above the settings."""
+        text = Text.assemble(("run folder: ", "bold"), shown(self.session.workdir), "   ")
+        text.append(TOWERS_HINT, "dim")
+        self.query_one("#folder", Static).update(text)
+
+    def show_device(self, shown_text) -> None:
+        self.device_line = shown_text
+        if not self.estimated:
+            self.query_one("#device", Static).update(shown_text)
+
+    def confirmed_start(self, stages: list[str] | None = None) -> None:
+        super().confirmed_start(stages)
+        self.forget_estimate()  # the room goes to the curves and the log
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if dotted_key(event.input.id or "") in dict(KNOBS):
+            self.forget_estimate()  # made for other settings (or their error): said no more
+        if dotted_key(event.input.id or "") == "model.text":
+            self.show_tower_hint(event.value.strip())
+
+    def hint(self, text) -> None:
+        widget = self.query_one("#tower-hint", Static)
+        widget.update(text)
+        widget.display = bool(str(text))
+
+    def forget_estimate(self) -> None:
+        if not self.estimated:
+            return
+        self.estimated = False
+        if self.device_line:
+            self.workers.cancel_group(self, "#device")
+            self.query_one("#device", Static).update(self.device_line)
+        else:  # the estimate came before the device line: look again
+            self.show_later("#device", detect_device, show=self.show_device)
+
+    @on(Button.Pressed, "#estimate")
+    def estimate_pressed(self) -> None:
+        self.estimate()
 
     def estimate(self) -> None:
         if not self.apply_fields():
@@ -80,6 +143,7 @@ or a hub id or a local folder."""
             lines, fits = estimate_lines(profile)
             return Text("\n".join(lines), "" if fits else "bold red")
 
+        self.estimated = True
         self.show_later("#device", estimated, "looking at the device (imports torch)...")
 
     def on_run_panel_followed(self, message) -> None:
@@ -106,20 +170,27 @@ or a hub id or a local folder."""
             pace = f"{rate:.0f} samples/s" if rate else ""
             if eta is not None:
                 pace += f", ETA {duration(eta)} to the end of training"
-            self.query_one("#live", Static).update(Text(f"step {metrics.get('step')}: {pace}"))
+            self.show_live(f"step {metrics.get('step')}: {pace}")
         self.show_curves()
 
     def show_checkpoints(self) -> None:
         """The last epoch's figures and the checkpoints written so far (an epoch's own is
         written just after its figures: listed from the next event on)."""
-        folder = self.session.workdir / "logs" / self.session.profile.name / "checkpoints"
-        names = sorted(p.name for p in folder.glob("*.pt"))
+        folder = RunLayout.of(self.session.profile, self.session.workdir).checkpoints
+        names = sorted((p.name for p in folder.glob("*.pt")), key=by_epoch)
         line = getattr(self, "epoch_line", "")
-        shown = f"checkpoints: {', '.join(names[-4:])}" if names else "no checkpoint yet"
-        self.query_one("#live", Static).update(Text(f"{line}; {shown}" if line else shown))
+        listed = f"checkpoints: {', '.join(names[-4:])}" if names else "no checkpoint yet"
+        self.show_live(f"{line}; {listed}" if line else listed)
+
+    def show_live(self, text: str) -> None:
+        live = self.query_one("#live", Static)
+        live.update(Text(text))
+        live.display = bool(text)
 
     def show_curves(self) -> None:
-        """Each curve with its last value, its range and how many points it has."""
+        """Each curve with its last value, its range and how many points it has; out of
+        sight (the room to the log) until there is one."""
+        self.query_one("#curves").display = bool(self.losses or self.vals)
         self.query_one("#loss", Sparkline).data = self.losses[-200:]
         self.query_one("#val", Sparkline).data = list(self.vals)
         loss = "loss"
@@ -132,6 +203,39 @@ or a hub id or a local folder."""
             count = len(self.vals)
             val += f" {self.vals[-1]:.3f} ({_range(self.vals)}, {count} epoch{'s' * (count > 1)})"
         self.query_one("#val-label", Label).update(val)
+
+
+def by_epoch(name: str) -> tuple[int, str]:
+    """epoch9.pt before epoch10.pt; a name with no epoch (epoch_latest.pt) after them."""
+    found = re.fullmatch(r"epoch(\d+)\.pt", name)
+    return (int(found.group(1)), name) if found else (1 << 62, name)
+
+
+def english_tower_hint(profile) -> str:
+    """A line for the text tower field: the train CSV's prompts look English (nearly all
+    ASCII letters) and the text tower's vocabulary is Chinese (chinese-roberta, the default).
+    "" otherwise, or when the CSV cannot be read (the Data screen says why)."""
+    import csv
+
+    from retclip_pipeline.model.tokenizer import ENGLISH_PRESETS, text_language, vocab_language
+
+    if vocab_language(profile.model.text) != "zh" or not profile.data.train_csv:
+        return ""
+    texts = []
+    try:
+        with open(profile.resolve(profile.data.train_csv), encoding="utf-8", newline="") as f:
+            for number, record in enumerate(csv.DictReader(f)):
+                if number >= 500:
+                    break
+                texts.append(str(record.get(profile.data.text_column) or ""))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ""
+    if text_language(texts) != "en":
+        return ""
+    return (
+        f"the prompts look English, and {profile.model.text} has a Chinese vocabulary: "
+        f"an English text tower fits them better ({', '.join(ENGLISH_PRESETS)})"
+    )
 
 
 def _range(values: list[float]) -> str:
@@ -148,6 +252,5 @@ def detect_device() -> str:
         count = torch.cuda.device_count()
         text += f" ({count} GPUs: train with torchrun for all of them)" if count > 1 else ""
     else:
-        text = "device: the CPU (no GPU found): fine for the demo and smoke sizes"
-    text += ". The button estimates memory and time for these settings."
+        text = "device: CPU, no GPU found (fine for the demo and smoke sizes)"
     return text

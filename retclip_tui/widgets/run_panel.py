@@ -15,6 +15,8 @@ from retclip_pipeline import units, watch
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.events import Event
 
+from ..session import shown
+
 MAX_BARS = 2  # the latest tasks; older ones are finished or in the log
 
 
@@ -26,7 +28,11 @@ class RunLog(RichLog):
     """The run's log lines, in the scrolling body of the screen that runs it."""
 
     def __init__(self, **kwargs):
-        super().__init__(id="run-log", max_lines=400, wrap=True, markup=False, **kwargs)
+        # min_width: lines wrap at the log's own width (RichLog's default, 78, is wider than
+        # the log at 80 columns: a line's end went under the scrollbar)
+        super().__init__(
+            id="run-log", max_lines=400, wrap=True, markup=False, min_width=20, **kwargs
+        )
 
 
 class TaskBar(Horizontal):
@@ -122,6 +128,11 @@ class RunPanel(Vertical):
     def stop(self) -> None:
         if watch.stop(self.session.workdir):
             self.log_line("stopping after the step under way: Start resumes from there")
+        else:  # said, not silent: ctrl+y with no run going on
+            self.app.notify(
+                f"nothing to stop: no run is going on in {shown(self.session.workdir)}",
+                severity="warning",
+            )
 
     def poll(self) -> None:
         assert self.follower is not None
@@ -188,10 +199,17 @@ class RunPanel(Vertical):
                 text.append("  STALLED: no event for 5 min; check pipeline.log", "bold red")
         else:
             for stage, state in plan.items():
-                if state.status in ("failed", "interrupted"):
-                    reason = info.errors.get(stage) or state.reason or "stopped"
-                    text.append(f"\n{stage} {state.status}: {reason}", "red")
-                    text.append(" Fix it, then ctrl+g resumes.", "red")
+                if state.status == "failed":
+                    reason = info.errors.get(stage) or state.reason or "see pipeline.log"
+                    text.append(f"\n{stage} failed: {reason}", "red")
+                    text.append(". Fix it, then ctrl+g resumes.", "red")
+                    break
+                if state.status == "interrupted":  # ctrl+y, or the process was ended
+                    text.append(
+                        f"\n{stage} was stopped before it finished: ctrl+g resumes it from "
+                        "its last saved step.",
+                        "yellow",
+                    )
                     break
                 if state.status == "stale":
                     text.append(f"\n{stage}: {state.reason}: ctrl+g runs it again", "yellow")
@@ -201,7 +219,7 @@ class RunPanel(Vertical):
         self.query_one("#run-stop", Button).disabled = not info.running
         values = set(states.values())
         label = (
-            "Run again"
+            "Check again"  # done stages are skipped: it runs only what a change made stale
             if values == {"done"}
             else "Resume"
             if values & {"resume", "failed", "interrupted"}
@@ -227,5 +245,16 @@ class RunPanel(Vertical):
         for state in watch.stage_states(self.session.profile, self.session.workdir):
             if state.stage in self.stages and state.status != "done":
                 why = f" ({state.reason})" if state.reason else ""
-                return f"{state.stage} is {state.status}{why}: ctrl+g runs it"
+                return f"{said(state.stage, state.status)}{why}: ctrl+g runs it"
         return ""
+
+
+def said(stage: str, status: str) -> str:
+    """A stage's state as a sentence: "convert failed", not "convert is failed"."""
+    return {
+        "failed": f"{stage} failed",
+        "interrupted": f"{stage} was stopped before it finished",
+        "to run": f"{stage} has not run yet",
+        "resume": f"{stage} is part done",
+        "stale": f"{stage} is out of date",
+    }.get(status, f"{stage} is {status}")
