@@ -22,6 +22,7 @@ COMMANDS = {
     "query": "use",
     "token": "token",
     "promote": "promote",
+    "sweep": "sweep",
 }
 
 
