@@ -111,6 +111,11 @@ class RunLayout:
         return self.data / "convert_report.txt"
 
     @property
+    def own_tokens(self) -> Path:
+        """The prompts' token figures for this run's text tower, where data/ is shared."""
+        return self.root / "tokens.json"
+
+    @property
     def parts(self) -> Path:
         return self.data / ".parts"
 

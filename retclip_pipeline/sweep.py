@@ -152,6 +152,36 @@ def attach(variant: Variant, sweep: Sweep) -> None:
             if (mine.get("status"), mine.get("fingerprint")) != ("done", entry["fingerprint"]):
                 extra = {"summary": entry.get("summary", {}), "shared": str(layout.data_root)}
                 state.mark(name, "done", entry["fingerprint"], **extra)
+        if shared.status(DATA_STAGES[0]) == "done":
+            _own_tokens(variant)
+
+
+def _own_tokens(variant: Variant) -> None:
+    """The shared conversion report measured one text tower's tokens: a variant with another
+    tower or context length measures the converted texts into its tokens.json (once)."""
+    import json
+
+    from .atomic import write_json
+    from .data import own_tokens
+
+    layout, mine = variant.layout, variant.profile.model
+    try:
+        report = json.loads(layout.convert_report.read_text(encoding="utf-8"))
+        theirs = report["tokens"]["tokenizer"], report["tokens"]["context_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        theirs = None
+    if (mine.text, mine.context_length) == theirs:
+        ownership.remove(layout.own_tokens)
+        return
+    key = {"text": mine.text, "context_length": mine.context_length, "data": variant.data_key}
+    try:
+        if json.loads(layout.own_tokens.read_text(encoding="utf-8")).get("key") == key:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    write_json(
+        layout.own_tokens, {"key": key, "tokens": own_tokens.measure(variant.profile, layout)}
+    )
 
 
 def run_variant(variant: Variant, sink: EventSink) -> None:
