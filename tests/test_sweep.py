@@ -19,6 +19,7 @@ from retclip_pipeline.layout import RunLayout
 from retclip_pipeline.profile_edit import grid
 
 from .conftest import demo_toml, run_cli, write_profile
+from .test_tui import home  # noqa: F401 - the wizard's user folder, a fixture
 
 VARY = ("--vary", "train.lr=0.001,0.0005")
 
@@ -210,3 +211,35 @@ def test_bad_devices_are_one_line():
     for text in (",", "0,0", "0;1"):
         with pytest.raises(UserError, match="--devices"):
             sweeps.parse_devices(text)
+
+
+def test_the_evaluate_screen_shows_the_sweep_table_when_there_is_one(home):  # noqa: F811
+    import asyncio
+
+    from retclip_pipeline.evaluation import sweep_table
+
+    from .test_tui import make_app
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(100, 40)) as pilot:
+            app.goto("evaluate")
+            await pilot.pause()
+            panel = app.screen.query_one("SweepPanel")
+            assert not panel.display  # no sweep in this run folder
+            layout = RunLayout.of_folder(app.session.workdir)
+            rows = [
+                {"variant": "lr=0.001", "towers": "tiny + tiny", "zero-shot acc": 0.25},
+                {"variant": "lr=0.0005", "towers": "tiny + tiny", "zero-shot acc": 0.5},
+            ]
+            layout.sweep.mkdir(parents=True)
+            layout.sweep_table(".json").write_text(json.dumps(rows))
+            panel.show(app.session.workdir)
+            await pilot.pause()
+            table = panel.query_one("DataTable")
+            assert panel.display and table.row_count == 2
+            assert [c.label.plain for c in table.columns.values()] == sweep_table.TITLES
+            assert table.get_row_at(1)[:2] == ["lr=0.0005", "tiny + tiny"]
+            assert table.get_row_at(1)[4] == "0.500"
+
+    asyncio.run(walk())
