@@ -82,6 +82,10 @@ def test_two_variants_convert_once_print_one_table_and_rerun_with_nothing_to_do(
     assert _events(shared[0], "convert", "stage_finished") == 1
     for variant in variants:
         assert _events(variant, "train", "stage_finished") == 1
+    # A variant alone, as --devices runs it: its resolved profile, nothing left to do.
+    alone = run_cli("--profile", str(variants[0] / "profile.resolved.toml"))
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stderr.count("done and current") == 4, alone.stderr
 
 
 def test_bad_vary_is_one_line_naming_the_key(demo_profile):

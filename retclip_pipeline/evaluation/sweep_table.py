@@ -91,11 +91,11 @@ def figure(table: list[dict[str, Any]], path: Path) -> None:
         values = [v if isinstance(v, int | float) else 0.0 for v in (entry.get(t) for t in titles)]
         offsets = [i + (number - (count - 1) / 2) * width for i in range(len(titles))]
         ax.bar(offsets, values, width, label=entry["variant"])
-    ax.set_xticks(range(len(titles)), titles)
+    ax.set_xticks(range(len(titles)), [t.replace(" ", "\n", 1) for t in titles])
     ax.set_ylim(0, 1)
     ax.set_ylabel("test split")
     ax.set_title("sweep: the variants compared")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
