@@ -247,3 +247,19 @@ def test_the_evaluate_screen_shows_the_sweep_table_when_there_is_one(home):  # n
             assert table.get_row_at(1)[4] == "0.500"
 
     asyncio.run(walk())
+
+
+def test_a_data_change_names_a_new_shared_folder_and_makes_variants_reconvert(demo_profile):
+    """An edited CSV (or any data setting) gives a new data fingerprint: a new shared folder,
+    converted afresh, and the variants point at it."""
+    before = sweeps.build(profiles.load(demo_profile), ["train.lr=0.001,0.0005"])
+    csv = Path(profiles.load(demo_profile).data.train_csv)
+    csv.write_text(csv.read_text() + csv.read_text().splitlines()[1] + "\n")
+    after = sweeps.build(profiles.load(demo_profile), ["train.lr=0.001,0.0005"])
+    assert len(before.data) == len(after.data) == 1
+    assert set(before.data) != set(after.data)
+    for old, new in zip(before.variants, after.variants, strict=True):
+        assert old.layout.root == new.layout.root
+        assert old.layout.data_root != new.layout.data_root
+    lines = sweeps.dry_run(after)
+    assert "to run (convert, lmdb)" in lines[1]
