@@ -39,7 +39,7 @@ def measure(profile: Profile, layout: RunLayout) -> dict[str, Any]:
         tokenizer = load_fast_tokenizer(name)
     except Exception as exc:  # offline, unknown id: said in the file, the run goes on
         reason = f"{type(exc).__name__}: {describe(exc)}"
-        measured = {"error": f"{reason[:200]}; {fetch_advice([name])}", "vocab": None}
+        measured = {"error": f"{reason[:200]}; {fetch_advice([name])}"}
         return token_fit(profile, [], texts, measured | {"vocab": vocab_language(name)})
     counts = [list(c) for c in token_counts(tokenizer, texts)]
     return token_fit(profile, counts, texts, {"vocab": vocab_language(name, tokenizer)})
