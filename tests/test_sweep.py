@@ -263,3 +263,29 @@ def test_a_data_change_names_a_new_shared_folder_and_makes_variants_reconvert(de
         assert old.layout.data_root != new.layout.data_root
     lines = sweeps.dry_run(after)
     assert "to run (convert, lmdb)" in lines[1]
+
+
+def test_a_variant_with_another_context_length_measures_its_own_tokens(
+    tmp_path, demo_root, built_demo
+):
+    from retclip_pipeline import ownership
+    from retclip_pipeline.evaluation.report import caveats
+
+    report = json.loads(RunLayout(built_demo).convert_report.read_text())
+    assert report["tokens"]["context_length"] == 24
+    path = write_profile(tmp_path, demo_toml(demo_root, workdir="w", model={"context_length": 12}))
+    profile = profiles.load(path)
+    profile.data_dir = str(built_demo)
+    variant = sweeps.Variant({"model.context_length": 12}, "v", "v", profile, "k")
+    layout = variant.layout
+    with ownership.recording(layout.root):
+        sweeps._own_tokens(variant)
+    own = json.loads(layout.own_tokens.read_text())["tokens"]
+    assert own["context_length"] == 12 and own["prompts"] == report["tokens"]["prompts"]
+    assert own["truncated"] > report["tokens"]["truncated"]
+    assert any("exceed the context length 12" in line for line in caveats(layout, profile))
+    # The tower and length the shared report measured: no file of its own (ours, removed).
+    profile.model.context_length = 24
+    with ownership.recording(layout.root):
+        sweeps._own_tokens(variant)
+    assert not layout.own_tokens.exists()
