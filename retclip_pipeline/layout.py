@@ -20,10 +20,13 @@ TUI_PROFILE = "tui-profile.toml"  # the profile the wizard hands a detached pipe
 class RunLayout:
     root: Path  # the run folder (the profile's workdir)
     name: str = ""  # the run's name, for the training paths: logs/<name>
+    # Where data/ and lmdb/ live when another folder holds them (a sweep's shared data,
+    # profile key data_dir); None: in the run folder.
+    data_root: Path | None = None
 
     @classmethod
     def of(cls, profile, workdir: Path | None = None) -> RunLayout:
-        return cls(Path(workdir or profile.workdir_path()), profile.name)
+        return cls(Path(workdir or profile.workdir_path()), profile.name, profile.data_dir_path())
 
     @classmethod
     def of_folder(cls, root: Path) -> RunLayout:
@@ -33,10 +36,15 @@ class RunLayout:
 
         root = Path(root)
         try:
-            name = tomllib.loads((root / RESOLVED_PROFILE).read_text(encoding="utf-8"))["name"]
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
-            name = None
-        return cls(root, name if isinstance(name, str) else root.name)
+            saved = tomllib.loads((root / RESOLVED_PROFILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            saved = {}
+        name, data_dir = saved.get("name"), saved.get("data_dir")
+        return cls(
+            root,
+            name if isinstance(name, str) else root.name,
+            Path(data_dir) if isinstance(data_dir, str) and data_dir else None,
+        )
 
     # -- the run's bookkeeping ----------------------------------------------------------------
     @property
@@ -75,10 +83,15 @@ class RunLayout:
     def superseded(self) -> Path:
         return self.root / "superseded"
 
+    @property
+    def shares_data(self) -> bool:
+        """Whether data/ and lmdb/ are another folder's (a sweep's shared conversion)."""
+        return self.data_root is not None and self.data_root != self.root
+
     # -- convert ------------------------------------------------------------------------------
     @property
     def data(self) -> Path:
-        return self.root / "data"
+        return (self.data_root or self.root) / "data"
 
     def imgs_tsv(self, split: str) -> Path:
         return self.data / f"{split}_imgs.tsv"
@@ -98,13 +111,18 @@ class RunLayout:
         return self.data / "convert_report.txt"
 
     @property
+    def own_tokens(self) -> Path:
+        """The prompts' token figures for this run's text tower, where data/ is shared."""
+        return self.root / "tokens.json"
+
+    @property
     def parts(self) -> Path:
         return self.data / ".parts"
 
     # -- lmdb ---------------------------------------------------------------------------------
     @property
     def lmdb(self) -> Path:
-        return self.root / "lmdb"
+        return (self.data_root or self.root) / "lmdb"
 
     def lmdb_split(self, split: str) -> Path:
         return self.lmdb / split
@@ -164,3 +182,28 @@ class RunLayout:
     @property
     def model_card(self) -> Path:  # the card `push` sends as the repo's README.md
         return self.root / "model_card.md"
+
+    # -- sweep (a grid of variants of this run's profile) -------------------------------------
+    @property
+    def sweep(self) -> Path:
+        return self.root / "sweep"
+
+    def sweep_variant(self, slug: str) -> Path:
+        """A variant's own run folder."""
+        return self.sweep / slug
+
+    def sweep_data(self, fingerprint: str) -> Path:
+        """The conversion and LMDB shared by the variants with these data settings."""
+        return self.sweep / f"data-{fingerprint}"
+
+    def sweep_table(self, suffix: str) -> Path:
+        """The comparison table: .md, .csv or .json."""
+        return self.sweep / f"sweep{suffix}"
+
+    @property
+    def sweep_figure(self) -> Path:
+        return self.sweep / "sweep.png"
+
+    @property
+    def sweep_events(self) -> Path:
+        return self.sweep / EVENTS_FILE

@@ -278,6 +278,8 @@ def to_dict(profile: Profile, minimal: bool = False, resolved: bool = False) -> 
         else:
             if resolved and spec.name == "workdir":
                 value = str(profile.workdir_path())
+            if resolved and spec.name == "data_dir" and value:
+                value = str(profile.data_dir_path())
             if not minimal or value != getattr(defaults, spec.name):
                 out[spec.name] = value
     return out

@@ -240,6 +240,11 @@ SMOKE_SAMPLES = 100
 class Profile:
     name: str = opt("retclip", "run name: checkpoints go to logs/<name>")
     workdir: str = opt("", "run directory (empty: runs/<name> in the current directory)")
+    data_dir: str = opt(
+        "",
+        "folder holding the converted data/ and lmdb/ (empty: the run directory); a sweep's "
+        "variants share one this way",
+    )
     hub: HubSection = field(default_factory=HubSection)
     data: DataSection = field(default_factory=DataSection)
     sizing: SizingSection = field(default_factory=SizingSection)
@@ -264,6 +269,10 @@ class Profile:
         if self.workdir:
             return self.resolve(self.workdir)
         return (Path.cwd() / "runs" / self.name).resolve()
+
+    def data_dir_path(self) -> Path | None:
+        """Where data/ and lmdb/ live when not in the run folder (a sweep's shared data)."""
+        return self.resolve(self.data_dir) if self.data_dir else None
 
     def model_spec(self):
         """The towers to build (model.build.ModelSpec) for these settings."""

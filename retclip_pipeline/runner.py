@@ -225,6 +225,7 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                     emit_all(Event(stage.name, "stage_skipped", "done and current"))
                     summaries[stage.name] = state.stages[stage.name].get("summary", {})
                     continue
+                _writes_inside(stage, profile, workdir)
                 summaries[stage.name] = _run_stage(stage, row, profile, workdir, state, emit_all)
                 for later in rows.values():  # a redone stage makes what reads it run again
                     if stage.name in later.stage.needs and later.status == "done":
@@ -241,6 +242,18 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
     finally:
         writer.close()
     return summaries
+
+
+def _writes_inside(stage: Stage, profile: profiles.Profile, workdir: Path) -> None:
+    """A run writes only inside its own folder: data another folder holds (a sweep's shared
+    conversion, profile key data_dir) is prepared there, never from here."""
+    root = Path(os.path.abspath(workdir))
+    for path in stage.outputs(profile, workdir):
+        if not Path(os.path.abspath(path)).is_relative_to(root):
+            raise UserError(
+                f"stage {stage.name} would write {path}, outside this run folder (data_dir = "
+                f"{profile.data_dir}): rerun the sweep that shares that data, or clear data_dir"
+            )
 
 
 def _smoke_checklist(layout: RunLayout, sink: EventSink) -> None:

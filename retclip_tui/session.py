@@ -15,6 +15,7 @@ from retclip_pipeline.atomic import write_text
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.layout import TUI_PROFILE, RunLayout
 from retclip_pipeline.profile import Profile, ProfileError
+from retclip_pipeline.profile_edit import convert
 
 RUN_PROFILE = TUI_PROFILE  # the profile's name in a run folder, for a reader with no layout
 DRIVE = Path("/content/drive/MyDrive")
@@ -103,33 +104,6 @@ class Session:
                 f"cannot save {shown(target)}: {why.lower()}: choose another file or folder"
             ) from None
         self.profile = profiles.load(target, check_files=False)
-
-
-def convert(profile: Profile, dotted: str, value: Any) -> Any:
-    """A string typed into a field, as the key's type."""
-    if not isinstance(value, str):
-        return value
-    section, _, key = dotted.rpartition(".")
-    holder = getattr(profile, section) if section else profile
-    current = getattr(holder, key)
-    text = value.strip()
-    if isinstance(current, bool):
-        if text.lower() in ("true", "yes", "on", "1"):
-            return True
-        if text.lower() in ("false", "no", "off", "0"):
-            return False
-        raise ValueError("expected yes or no")
-    if isinstance(current, int):
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {text!r}") from None
-    if isinstance(current, float):
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-    return text
 
 
 def path_keys() -> set[str]:

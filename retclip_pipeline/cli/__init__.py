@@ -23,6 +23,7 @@ COMMANDS = {
     "token": "token",
     "promote": "promote",
     "push": "push",
+    "sweep": "sweep",
 }
 
 

@@ -12,18 +12,7 @@ import torch
 from ..errors import UserError
 from ..layout import RunLayout
 from ..profile import Profile
-
-
-def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None) -> str:
-    """The checkpoint to evaluate: a path, or "init" for the untrained starting weights."""
-    from ..layout import RunLayout
-
-    choice = override or profile.eval.checkpoint
-    if choice == "init":
-        return "init"
-    if choice:
-        return str(profile.resolve(choice))
-    return str(RunLayout.of(profile, workdir).latest)
+from .choice import checkpoint_path  # noqa: F401 - read through this module too
 
 
 def load_model(profile: Profile, checkpoint: str):
@@ -111,7 +100,7 @@ def image_features(
     decoding runs in worker processes so that the model, not the loader, sets the pace."""
     from ..training.data import image_transform, normalize
 
-    layout = RunLayout(workdir)
+    layout = RunLayout.of_folder(workdir)  # data/ may be a shared folder (data_dir)
     images = _read_jsonl(layout.images_jsonl(split))
     dataset = SplitImages(
         layout.lmdb_split(split), [r["image_id"] for r in images], image_transform(size)
@@ -163,4 +152,4 @@ def text_features(
 
 
 def split_texts(workdir: Path, split: str) -> list[dict[str, Any]]:
-    return _read_jsonl(RunLayout(workdir).texts_jsonl(split))
+    return _read_jsonl(RunLayout.of_folder(workdir).texts_jsonl(split))

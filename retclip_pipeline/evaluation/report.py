@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..data import own_tokens
 from ..layout import RunLayout
 from ..profile import Profile
 
@@ -24,7 +25,7 @@ def caveats(layout: RunLayout, profile: Profile) -> list[str]:
             f"are near duplicates of train images (perceptual hash within "
             f"{near['bits']} bits): test figures are optimistic."
         )
-    tokens = report.get("tokens", {})
+    tokens = own_tokens.read(layout) or report.get("tokens", {})  # a sweep variant's own
     if tokens.get("truncated"):
         out.append(
             f"{tokens['truncated']} of {tokens['prompts']} prompts "

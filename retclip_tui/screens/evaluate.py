@@ -16,6 +16,7 @@ from retclip_pipeline import watch
 from ..dialogs import Question
 from ..session import run_labels, run_roots, shown
 from ..widgets.run_panel import RunLog
+from ..widgets.sweep_panel import SweepPanel
 from .running import RunningScreen
 
 
@@ -36,6 +37,7 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         yield DataTable(id="classes", zebra_stripes=True)
         yield Label("Runs compared", classes="heading")
         yield DataTable(id="compare", zebra_stripes=True)
+        yield SweepPanel()
         yield Static("", id="checklist")
         with Horizontal(classes="buttons"):
             yield Button("Run at full size (ctrl+l)", id="full", disabled=True, compact=True)

@@ -1,0 +1,118 @@
+"""Setting one profile key from text, as typed in the wizard or given on the command line
+(`sweep --vary model.text=a,b`): the text as the key's type, then the key's own rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+from .errors import UserError
+from .profile import SECTION_CLASSES, Profile, ProfileError, from_dict, to_dict
+
+# Keys a sweep cannot vary: where the variants live is the sweep's to choose.
+FIXED = ("name", "workdir", "data_dir")
+
+
+def convert(profile: Profile, dotted: str, value: Any) -> Any:
+    """A string typed into a field, as the key's type."""
+    if not isinstance(value, str):
+        return value
+    section, _, key = dotted.rpartition(".")
+    holder = getattr(profile, section) if section else profile
+    current = getattr(holder, key)
+    text = value.strip()
+    if isinstance(current, bool):
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ValueError("expected yes or no")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
+    return text
+
+
+def _known(dotted: str) -> bool:
+    section, _, key = dotted.partition(".")
+    cls = SECTION_CLASSES.get(section)
+    return cls is not None and key in {f.name for f in dataclasses.fields(cls)}
+
+
+def typed_values(profile: Profile, option: str, text: str) -> tuple[str, list[Any]]:
+    """`KEY=V1,V2` as (KEY, [typed V1, typed V2]); a UserError naming the key otherwise."""
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"{option} {text!r}: expected KEY=V1,V2 (e.g. train.lr=0.001,0.0005)")
+    if key in FIXED:
+        raise UserError(f"{option} {key}: the sweep chooses each variant's {key}; vary another key")
+    if not _known(key):
+        section = key.partition(".")[0]
+        known = (
+            [f"{section}.{f.name}" for f in dataclasses.fields(SECTION_CLASSES[section])]
+            if section in SECTION_CLASSES
+            else [f"{name}.KEY" for name in SECTION_CLASSES]
+        )
+        raise UserError(f"{option} {key}: unknown profile key (known: {', '.join(known)})")
+    section, _, name = key.partition(".")
+    if not isinstance(getattr(getattr(profile, section), name), str | bool | int | float):
+        raise UserError(f"{option} {key}: a list or table key cannot be varied")
+    texts = [v.strip() for v in values.split(",")]
+    if (
+        not values.strip()
+        or any(not v for v in texts)
+        and not isinstance(getattr(getattr(profile, section), name), str)
+    ):
+        raise UserError(f"{option} {key}: give the values after '=', comma-separated")
+    typed = []
+    for raw in texts:
+        try:
+            value = convert(profile, key, raw)
+        except ValueError as exc:
+            raise UserError(f"{option} {key}={raw}: {exc}") from None
+        try:  # the key's own rules: its choices, range and checks
+            from_dict({section: {name: value}}, cross=False, check_files=False)
+        except ProfileError as exc:
+            raise UserError(f"{option} {key}={raw}: {exc.problems[0].message}") from None
+        if value in typed:
+            raise UserError(f"{option} {key}: the value {raw!r} is given twice")
+        typed.append(value)
+    return key, typed
+
+
+def grid(profile: Profile, varies: list[str], option: str = "--vary") -> list[dict[str, Any]]:
+    """Every combination (the cartesian product) of the --vary values, as {key: value}."""
+    axes: dict[str, list[Any]] = {}
+    for text in varies:
+        key, values = typed_values(profile, option, text)
+        if key in axes:
+            raise UserError(f"{option} {key}: the key is varied twice; give its values once")
+        axes[key] = values
+    if not axes:
+        raise UserError(f"{option}: give at least one KEY=V1,V2 to vary")
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def with_values(profile: Profile, values: dict[str, Any]) -> Profile:
+    """A copy of the profile with the keys set, checked whole (a variant may break a rule
+    between keys): a UserError naming the key and the problem."""
+    raw = to_dict(profile, resolved=True)
+    for dotted, value in values.items():
+        section, _, name = dotted.partition(".")
+        raw.setdefault(section, {})[name] = value
+    try:
+        return from_dict(raw, source=profile.source)
+    except ProfileError as exc:
+        shown = ", ".join(f"{k}={v}" for k, v in values.items())
+        raise UserError(
+            f"variant {shown}: {exc.problems[0].key}: {exc.problems[0].message}"
+        ) from None
