@@ -17,6 +17,9 @@ os.environ["HF_DATASETS_CACHE"] = str(_CACHE / "datasets")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("NO_COLOR", None)
 os.environ.pop("HF_TOKEN", None)
+# huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE once, when first imported: import it
+# now, so that a test's setenv (a stand-in hub's address) never becomes every later test's.
+import huggingface_hub.constants  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
