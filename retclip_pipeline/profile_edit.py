@@ -1,12 +1,17 @@
-"""Setting one profile key from text, as typed in the wizard or given on the command line
-(`sweep --vary model.text=a,b`): the text as the key's type, then the key's own rules."""
+"""Editing a profile from text, as typed in the wizard or given on the command line
+(`sweep --vary model.text=a,b`): the text as the key's type (a typed path relative to the
+current folder), then the key's own rules; and the TOML a save writes, paths relative to
+the file saved."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+from pathlib import Path
 from typing import Any
 
+from . import profile as profiles
 from .errors import UserError
 from .profile import SECTION_CLASSES, Profile, ProfileError, from_dict, to_dict
 
@@ -116,3 +121,83 @@ def with_values(profile: Profile, values: dict[str, Any]) -> Profile:
         raise UserError(
             f"variant {shown}: {exc.problems[0].key}: {exc.problems[0].message}"
         ) from None
+
+
+def path_keys() -> set[str]:
+    """The keys that name a file or folder: "hub.dataset" and the profile's file keys."""
+    return {"hub.dataset", *(f"{section}.{key}" for section, key in profiles.file_keys())}
+
+
+def typed_path(text: str) -> Path:
+    """A path typed in the wizard: relative to the current folder, as in a shell (a saved
+    profile's paths are relative to its own folder: Session.save_text writes them so)."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone/..." with no such user: a path that is not found
+        path = Path(text)
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def typed_value(dotted: str, value: Any) -> Any:
+    """What a field's text means for the profile: a path typed relative to the current
+    folder made absolute; a hub id (owner/name that is no folder here) and "init" kept."""
+    if dotted not in path_keys() or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in ("", "init"):  # no file, or the untrained starting weights
+        return value
+    if dotted == "hub.dataset":
+        looks_local = text.startswith((".", "/", "~")) or not profiles.HUB_ID.match(text)
+        if not looks_local and not typed_path(text).exists():
+            return value  # a hub id
+    return str(typed_path(text))
+
+
+def set_fields(profile: Profile, values: dict[str, Any]) -> Profile:
+    """A copy of the profile with `values` ("section.key" -> value, strings converted to
+    each key's type), checked as a loaded file would be; raises ProfileError."""
+    raw = profiles.to_dict(profile)
+    problems = []
+    for dotted, value in values.items():
+        section, _, key = dotted.rpartition(".")
+        target = raw.setdefault(section, {}) if section else raw
+        try:
+            target[key] = convert(profile, dotted, typed_value(dotted, value))
+        except ValueError as exc:
+            problems.append(profiles.Problem(dotted, str(exc)))
+    if problems:  # with what the other keys' own checks say: every error at once
+        try:
+            profiles.from_dict(raw, source=profile.source, cross=False)
+        except ProfileError as exc:
+            problems += [p for p in exc.problems if p.key in values]
+        raise ProfileError(problems, profile.source)
+    updated = profiles.from_dict(raw, source=profile.source, cross=False)
+    # Rules between keys bind only the keys being set: the train CSV is not yet required
+    # on the screen before the one that asks for it.
+    problems = [p for p in profiles.cross_checks(updated, "", True) if p.key in values]
+    if problems:
+        raise ProfileError(problems, profile.source)
+    return updated
+
+
+def file_text(profile: Profile, target: Path) -> str:
+    """The TOML a save to `target` writes: only what differs from the defaults, paths
+    relative to the target's folder. Never the token: the profile has no field for it."""
+    data = profiles.to_dict(profile, minimal=True)
+    folder = target.parent.resolve()
+    # Always written: an empty workdir means runs/<name> in whatever folder a later run
+    # starts from, not the run directory this session showed and used.
+    data["workdir"] = os.path.relpath(profile.workdir_path(), folder)
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            continue
+        specs = {f.name: f for f in dataclasses.fields(getattr(profile, section))}
+        for key, value in table.items():
+            local = section == "hub" and key == "dataset"
+            if local and profile.dataset_source()[0] != "local":
+                continue
+            if (specs[key].metadata.get("file") or local) and value not in ("", "init"):
+                table[key] = os.path.relpath(profile.resolve(value), folder)
+    import tomli_w
+
+    return tomli_w.dumps(data)

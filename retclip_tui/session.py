@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from retclip_pipeline import profile as profiles
+from retclip_pipeline import profile_edit
 from retclip_pipeline.atomic import write_text
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.layout import TUI_PROFILE, RunLayout
-from retclip_pipeline.profile import Profile, ProfileError
-from retclip_pipeline.profile_edit import convert
+from retclip_pipeline.profile import Profile
 
 RUN_PROFILE = TUI_PROFILE  # the profile's name in a run folder, for a reader with no layout
 DRIVE = Path("/content/drive/MyDrive")
@@ -37,31 +35,10 @@ class Session:
         return {self.profile.hub.token_env: self.token} if self.token else {}
 
     def update(self, values: dict[str, Any]) -> Profile:
-        """A copy of the profile with `values` ("section.key" -> value, strings converted to
-        each key's type), checked as a loaded file would be; raises ProfileError."""
-        raw = profiles.to_dict(self.profile)
-        problems = []
-        for dotted, value in values.items():
-            section, _, key = dotted.rpartition(".")
-            target = raw.setdefault(section, {}) if section else raw
-            try:
-                target[key] = convert(self.profile, dotted, typed_value(dotted, value))
-            except ValueError as exc:
-                problems.append(profiles.Problem(dotted, str(exc)))
-        if problems:  # with what the other keys' own checks say: every error at once
-            try:
-                profiles.from_dict(raw, source=self.profile.source, cross=False)
-            except ProfileError as exc:
-                problems += [p for p in exc.problems if p.key in values]
-            raise ProfileError(problems, self.profile.source)
-        updated = profiles.from_dict(raw, source=self.profile.source, cross=False)
-        # Rules between keys bind only the keys being set: the train CSV is not yet required
-        # on the screen before the one that asks for it.
-        problems = [p for p in profiles.cross_checks(updated, "", True) if p.key in values]
-        if problems:
-            raise ProfileError(problems, self.profile.source)
-        self.profile = updated
-        return updated
+        """The profile with `values` set ("section.key" -> text as typed; see
+        profile_edit.set_fields); raises ProfileError and then keeps the profile as it was."""
+        self.profile = profile_edit.set_fields(self.profile, values)
+        return self.profile
 
     def write_run_profile(self) -> Path:
         """The profile, paths absolute, in the run directory for the detached pipeline."""
@@ -71,27 +48,7 @@ class Session:
         return path
 
     def save_text(self, target: Path) -> str:
-        """The TOML a save to `target` writes: only what differs from the defaults, paths
-        relative to the target's folder. Never the token: the profile has no field for it."""
-        data = profiles.to_dict(self.profile, minimal=True)
-        folder = target.parent.resolve()
-        # Always written: an empty workdir means runs/<name> in whatever folder a later run
-        # starts from, not the run directory this session showed and used.
-        data["workdir"] = os.path.relpath(self.profile.workdir_path(), folder)
-        for section, table in data.items():
-            if not isinstance(table, dict):
-                continue
-            specs = {f.name: f for f in dataclasses.fields(getattr(self.profile, section))}
-            for key, value in table.items():
-                local = section == "hub" and key == "dataset"
-                if local and self.profile.dataset_source()[0] != "local":
-                    continue
-                if (specs[key].metadata.get("file") or local) and value not in ("", "init"):
-                    absolute = self.profile.resolve(value)
-                    table[key] = os.path.relpath(absolute, folder)
-        import tomli_w
-
-        return tomli_w.dumps(data)
+        return profile_edit.file_text(self.profile, target)
 
     def save(self, target: Path) -> None:
         """Write the profile to `target`; an OSError becomes a UserError that names the
@@ -106,36 +63,6 @@ class Session:
         self.profile = profiles.load(target, check_files=False)
 
 
-def path_keys() -> set[str]:
-    """The keys that name a file or folder: "hub.dataset" and the profile's file keys."""
-    return {"hub.dataset", *(f"{section}.{key}" for section, key in profiles.file_keys())}
-
-
-def typed_path(text: str) -> Path:
-    """A path typed in the wizard: relative to the current folder, as in a shell (a saved
-    profile's paths are relative to its own folder: Session.save_text writes them so)."""
-    try:
-        path = Path(text).expanduser()
-    except RuntimeError:  # "~someone/..." with no such user: a path that is not found
-        path = Path(text)
-    return path if path.is_absolute() else Path.cwd() / path
-
-
-def typed_value(dotted: str, value: Any) -> Any:
-    """What a field's text means for the profile: a path typed relative to the current
-    folder made absolute; a hub id (owner/name that is no folder here) and "init" kept."""
-    if dotted not in path_keys() or not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text in ("", "init"):  # no file, or the untrained starting weights
-        return value
-    if dotted == "hub.dataset":
-        looks_local = text.startswith((".", "/", "~")) or not profiles.HUB_ID.match(text)
-        if not looks_local and not typed_path(text).exists():
-            return value  # a hub id
-    return str(typed_path(text))
-
-
 def field_text(profile: Profile, dotted: str, value: Any) -> str:
     """A value as its field shows it: a path relative to the current folder (where it is
     under it), whatever folder the profile's own paths are relative to."""
@@ -145,7 +72,7 @@ def field_text(profile: Profile, dotted: str, value: Any) -> str:
     if dotted == "hub.dataset":
         kind, where = profile.dataset_source()
         return shown(where) if kind == "local" and text else text
-    if dotted in path_keys() and text.strip() and text != "init":
+    if dotted in profile_edit.path_keys() and text.strip() and text != "init":
         return shown(profile.resolve(text))
     return text
 

@@ -19,8 +19,9 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.hub.client import Token
+from retclip_pipeline.profile_edit import typed_path  # typed: from the current folder
 
-from ..session import shown, typed_path  # typed paths: from the current folder
+from ..session import shown
 from ..widgets.file_picker import FilePicker
 from .base import Field, WizardScreen, dotted_key, field_id, set_error
 
