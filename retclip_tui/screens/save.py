@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -57,9 +58,9 @@ python -m retclip_pipeline --profile FILE."""
         text = self.session.save_text(self.target())
         self.query_one("#toml", Static).update(Syntax(text, "toml", theme="ansi_dark"))
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "save":
-            self.action_save()
+    @on(Button.Pressed, "#save")
+    def save_pressed(self) -> None:
+        self.action_save()
 
     def action_save(self) -> None:
         target = self.target()
