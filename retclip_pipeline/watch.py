@@ -21,6 +21,30 @@ from .state import RunState
 
 STALL_S = 300.0  # a running stage silent this long is flagged as stalled
 
+# Pipelines this process started, with their run directories, until they end and are
+# reaped: one that has not taken its run's lock yet is running all the same.
+_CHILDREN: dict[int, tuple[subprocess.Popen, Path]] = {}
+
+
+def reap() -> None:
+    """Collect the pipelines this process started that have ended (no zombie stays); never
+    waits."""
+    for pid, (process, _) in list(_CHILDREN.items()):
+        if process.poll() is not None:
+            _CHILDREN.pop(pid, None)
+
+
+def running_pid(workdir: Path) -> int | None:
+    """The pid running this run directory: the lock's holder, or a pipeline this process
+    started there that has not taken the lock yet; None when none is (-1: held, pid unknown)."""
+    holder = lock_holder(workdir)
+    if holder and holder > 0:
+        return holder
+    reap()
+    where = workdir.resolve()
+    started = next((pid for pid, (_, w) in list(_CHILDREN.items()) if w == where), None)
+    return started or holder
+
 
 def pipeline_command(
     profile: Path, workdir: Path, stages: list[str] | None = None, restart: bool = False
@@ -46,9 +70,10 @@ def start_detached(
     through a file). Returns its pid."""
     from .ownership import Manifest
 
-    holder = lock_holder(workdir)
+    holder = running_pid(workdir)
     if holder:
-        raise UserError(f"{workdir} is already being run by process {holder}: attach to it")
+        process = f"process {holder}" if holder > 0 else "another process"
+        raise UserError(f"{workdir} is already being run by {process}: attach to it")
     workdir.mkdir(parents=True, exist_ok=True)
     Manifest(workdir).claim(workdir / LOG_FILE)
     with open(workdir / LOG_FILE, "ab") as log:
@@ -60,12 +85,14 @@ def start_detached(
             start_new_session=True,
             env={**os.environ, "NO_COLOR": "1", **(env or {})},
         )
+    _CHILDREN[process.pid] = (process, workdir.resolve())
     return process.pid
 
 
 def stop(workdir: Path) -> bool:
-    """Ask the run to stop as Ctrl-C would: the stage ends cleanly and resumes next time."""
-    pid = lock_holder(workdir)
+    """Ask the run to stop as Ctrl-C would: the stage ends cleanly and resumes next time.
+    A pipeline this process started that has not taken the lock yet simply ends."""
+    pid = running_pid(workdir)
     if not pid or pid < 0:
         return False
     try:
@@ -81,10 +108,18 @@ class EventFollower:
     def __init__(self, workdir: Path):
         self.path = workdir / EVENTS_FILE
         self.offset = 0
+        self.identity: tuple[int, int] | None = None  # the file read, as (inode, device)
         self.last_time: float | None = None
 
     def poll(self) -> list[Event]:
-        if not self.path.exists():
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            stat = None
+        identity = (stat.st_ino, stat.st_dev) if stat else None
+        if identity != self.identity or (stat and stat.st_size < self.offset):
+            self.offset, self.identity = 0, identity  # deleted or remade: a new history
+        if not stat:
             return []
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
@@ -148,7 +183,7 @@ def run_info(workdir: Path) -> RunInfo:
         workdir,
         name,
         statuses,
-        lock_holder(workdir),
+        running_pid(workdir),
         _last_event_time(workdir / EVENTS_FILE) or state.heartbeat.get("time"),
         running,
         sizing,
