@@ -251,7 +251,7 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                     continue
                 summaries[stage.name] = _run_stage(stage, row, profile, workdir, state, emit_all)
                 for later in rows.values():  # a redone stage makes what reads it run again
-                    if stage.name in later.stage.needs and later.status == "done":
+                    if later.status == "done" and _reads(later.stage, row, profile, workdir):
                         later.status = "stale"
         if profile.sizing.mode == "smoke" and "evaluate" in selected:
             _smoke_checklist(RunLayout.of(profile, workdir), emit_all)

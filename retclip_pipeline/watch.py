@@ -21,17 +21,50 @@ from .state import RunState
 
 STALL_S = 300.0  # a running stage silent this long is flagged as stalled
 
-# Pipelines this process started, with their run directories, until they end and are
-# reaped: one that has not taken its run's lock yet is running all the same.
-_CHILDREN: dict[int, tuple[subprocess.Popen, Path]] = {}
+
+@dataclass
+class _Child:
+    process: subprocess.Popen
+    workdir: Path  # resolved
+    log_from: int  # the log's size when it started: what it wrote comes after
+
+
+# Pipelines this process started, until they end and are reaped: one that has not taken
+# its run's lock yet is running all the same. Those that ended: pid -> (exit code, why).
+_CHILDREN: dict[int, _Child] = {}
+_ENDED: dict[int, tuple[int, str]] = {}
 
 
 def reap() -> None:
-    """Collect the pipelines this process started that have ended (no zombie stays); never
-    waits."""
-    for pid, (process, _) in list(_CHILDREN.items()):
-        if process.poll() is not None:
+    """Collect the pipelines this process started that have ended (no zombie stays), with
+    why one that failed did; never waits."""
+    for pid, child in list(_CHILDREN.items()):
+        code = child.process.poll()
+        if code is not None:
             _CHILDREN.pop(pid, None)
+            _ENDED[pid] = (code, last_error(child.workdir, child.log_from) if code else "")
+
+
+def ended(pid: int) -> tuple[int, str] | None:
+    """(exit code, the last error line of its log) of a pipeline this process started that
+    has ended; None while it runs (or when this process did not start it)."""
+    reap()
+    return _ENDED.get(pid)
+
+
+def last_error(workdir: Path, since: int = 0) -> str:
+    """The last error line the pipelines wrote to the run's log after byte `since` (else its
+    last line): why a run that ended at once (a bad profile, a busy lock) did."""
+    try:
+        with open(RunLayout(workdir).pipeline_log, "rb") as handle:
+            handle.seek(since)
+            data = handle.read()[-65536:]
+    except OSError:
+        return ""
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if line.lower().startswith(("error", "failed"))]
+    return (errors or lines or [""])[-1]
 
 
 def running_pid(workdir: Path) -> int | None:
@@ -42,7 +75,7 @@ def running_pid(workdir: Path) -> int | None:
         return holder
     reap()
     where = workdir.resolve()
-    started = next((pid for pid, (_, w) in list(_CHILDREN.items()) if w == where), None)
+    started = next((pid for pid, c in list(_CHILDREN.items()) if c.workdir == where), None)
     return started or holder
 
 
@@ -75,8 +108,10 @@ def start_detached(
         process = f"process {holder}" if holder > 0 else "another process"
         raise UserError(f"{workdir} is already being run by {process}: attach to it")
     workdir.mkdir(parents=True, exist_ok=True)
-    Manifest(workdir).claim(workdir / LOG_FILE)
-    with open(workdir / LOG_FILE, "ab") as log:
+    log_path = RunLayout(workdir).pipeline_log
+    Manifest(workdir).claim(log_path)
+    with open(log_path, "ab") as log:
+        log_from = log.tell()
         process = subprocess.Popen(
             pipeline_command(profile, workdir, stages, restart),
             stdin=subprocess.DEVNULL,
@@ -85,7 +120,7 @@ def start_detached(
             start_new_session=True,
             env={**os.environ, "NO_COLOR": "1", **(env or {})},
         )
-    _CHILDREN[process.pid] = (process, workdir.resolve())
+    _CHILDREN[process.pid] = _Child(process, workdir.resolve(), log_from)
     return process.pid
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,10 +29,34 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    message = app.run()
+    message = run(app)
     if message:
         print(message)  # on the normal terminal, after the app has left the screen
-    return app.return_code or 0
+    code = app.return_code or 0
+    if busy_threads():  # a worker still at its work (a validation): the process ends now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def run(app, **kwargs):
+    """The app on an event loop of its own: asyncio.run would wait, after the app has ended,
+    for a worker thread still busy (a large CSV being validated): quitting is at once."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        return app.run(loop=loop, **kwargs)
+    finally:
+        loop.close()
+
+
+def busy_threads() -> list:
+    import threading
+
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
 
 
 if __name__ == "__main__":

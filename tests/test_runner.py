@@ -51,11 +51,30 @@ def test_what_reads_a_stale_stage_is_stale_with_the_reason(demo_profile):
     rows = {row.stage.name: row for row in plan(profile, workdir)}
     assert (rows["train"].status, rows["evaluate"].status) == ("stale", "stale")
     assert rows["evaluate"].reason == "train is stale: the model it evaluated is replaced"
+    printed = _dry_run(profile, workdir)  # the plan --dry-run prints
+    assert "evaluate stale (train is stale: the model it evaluated is replaced)" in printed
     profile.train.epochs = 1
-    profile.eval.checkpoint = "init"  # the untrained model: no training read
+    profile.eval.checkpoint = "init"  # the untrained model: it reads no training
+    run(profile, workdir, lambda e: None, ["evaluate"])
     profile.train.epochs = 2
-    rows = {row.stage.name: row for row in plan(profile, workdir)}
-    assert rows["evaluate"].reason != "train is stale: the model it evaluated is replaced"
+    assert _statuses(profile, workdir) == {
+        "convert": "done",
+        "lmdb": "done",
+        "train": "stale",
+        "evaluate": "done",
+    }
+
+
+def _dry_run(profile, workdir) -> str:
+    import contextlib
+    import io
+
+    from retclip_pipeline.cli.run import _dry_run as dry_run
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        dry_run(profile, workdir, None, None)
+    return " ".join(out.getvalue().split())
 
 
 def test_rerun_skips_done_work_and_redoes_stale(demo_profile):

@@ -104,3 +104,25 @@ def test_follower_starts_over_when_the_run_folder_is_remade(tmp_path):
     workdir.mkdir()
     path.write_text(Event("convert", "log", "new").to_json() + "\n", encoding="utf-8")
     assert [e.message for e in follower.poll()] == ["new"]
+
+
+def test_a_start_that_fails_at_once_says_why_from_its_own_log_lines(tmp_path, monkeypatch):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / watch.LOG_FILE).write_text("error: an older run's failure\n", encoding="utf-8")
+    script = tmp_path / "bad.py"
+    script.write_text(
+        "import sys\nprint('reading the profile')\n"
+        "print('error: profile p.toml: [train] lr: expected a number', file=sys.stderr)\n"
+        "sys.exit(2)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(watch, "pipeline_command", lambda *a, **k: [sys.executable, str(script)])
+    pid = watch.start_detached(tmp_path / "p.toml", workdir)
+    deadline = time.monotonic() + 60
+    while watch.ended(pid) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert watch.ended(pid) == (2, "error: profile p.toml: [train] lr: expected a number")
+    assert watch.running_pid(workdir) is None
+    assert watch.last_error(workdir) == "error: profile p.toml: [train] lr: expected a number"
+    assert watch.last_error(tmp_path / "none") == ""
