@@ -129,6 +129,7 @@ class RunPanel(Vertical):
         self.failure, self.started = "", None  # stopped on purpose: no failure to tell
         if watch.stop(self.session.workdir):
             self.log_line("stopping after the step under way: Start resumes from there")
+        self._status()
 
     def _follow_workdir(self) -> None:
         """Another run folder (a new one, or one attached to): its own events and bars."""
@@ -144,6 +145,8 @@ class RunPanel(Vertical):
 
     def poll(self) -> None:
         watch.reap()  # a pipeline started here that ended leaves no zombie
+        if not self.query("#run-status"):
+            return  # being taken down with its screen
         self._follow_workdir()
         assert self.follower is not None
         turns = False
