@@ -206,19 +206,19 @@ def test_quitting_does_not_wait_for_a_busy_worker(home):
     from retclip_tui.__main__ import busy_threads, run
 
     release = threading.Event()
+    workers: list[threading.Thread] = []
     app = make_app(home)
 
-    def busy() -> None:
-        release.wait(300)  # a validation of a large CSV
+    def busy() -> None:  # a validation of a large CSV, under way when F10 comes
+        workers.append(threading.current_thread())
+        app.call_from_thread(app.action_leave)
+        release.wait(300)
 
-    def started() -> None:
-        app.run_worker(busy, thread=True)
-        app.call_later(app.action_leave)
-
-    app.call_later(started)
+    app.call_later(lambda: app.run_worker(busy, thread=True))
     try:
         run(app, headless=True, size=(80, 24))
-        assert busy_threads()  # the app ended while its worker was still at work
+        assert workers[0].is_alive()  # the app ended while its worker was still at work
+        assert workers[0] in busy_threads()  # what main() ends the process without
     finally:
         release.set()
 
