@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     message = run(app)
     if message:
         print(message)  # on the normal terminal, after the app has left the screen
-    code = app.return_code or 0
-    if busy_threads():  # a worker still at its work (a validation): the process ends now
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    return exit_now(app.return_code or 0)
+
+
+def exit_now(code: int) -> NoReturn:
+    """The terminal is back: end the process at once. Neither a worker still at its work (a
+    validation; see busy_threads) nor the interpreter's teardown of torch (seconds on a
+    loaded machine) keeps the user waiting; what is registered to run at exit still runs."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run(app, **kwargs):
