@@ -240,3 +240,33 @@ def test_the_plan_line_follows_a_run_folder_deleted_under_it(home):
             await wait_for(pilot, lambda: "convert: to run" in plan(), 60)
 
     asyncio.run(walk())
+
+
+def test_a_sizing_chosen_shows_in_the_plan_line_before_next(home):
+    from retclip_pipeline import profile as profiles
+    from retclip_pipeline.runner import all_stages, fingerprints
+
+    profile = profiles.load(home / "profiles" / "tui.toml")
+    workdir = profile.workdir_path()
+    convert = all_stages()[0]
+    for path in convert.outputs(profile, workdir):  # converted with these settings
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    state = {
+        "stages": {"convert": {"status": "done", "fingerprint": fingerprints(profile)["convert"]}}
+    }
+    (workdir / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("sizing")
+            await pilot.pause()
+            plan = lambda: text_of(app.screen.query_one("#plan"))  # noqa: E731
+            await wait_for(pilot, lambda: "convert: done" in plan(), 60)
+            app.screen.query_one("#mode").focus()
+            await pilot.press("home", "enter")  # smoke: 100 samples
+            await wait_for(pilot, lambda: "convert: stale" in plan(), 60)
+            assert screen_name(app) == "SizingScreen"  # no Next pressed
+
+    asyncio.run(walk())
