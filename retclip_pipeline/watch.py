@@ -76,7 +76,17 @@ def running_pid(workdir: Path) -> int | None:
     reap()
     where = workdir.resolve()
     started = next((pid for pid, c in list(_CHILDREN.items()) if c.workdir == where), None)
+    if started and not holder and _released_by(workdir, started):
+        return None  # its run is over: it is only ending (the interpreter's teardown)
     return started or holder
+
+
+def _released_by(workdir: Path, pid: int) -> bool:
+    """The free lock names `pid`: that pipeline took the run's lock and let it go."""
+    try:
+        return RunLayout(workdir).lock.read_text(encoding="utf-8").strip() == str(pid)
+    except OSError:
+        return False
 
 
 def pipeline_command(

@@ -126,3 +126,31 @@ def test_a_start_that_fails_at_once_says_why_from_its_own_log_lines(tmp_path, mo
     assert watch.running_pid(workdir) is None
     assert watch.last_error(workdir) == "error: profile p.toml: [train] lr: expected a number"
     assert watch.last_error(tmp_path / "none") == ""
+
+
+def test_a_started_pipeline_whose_run_is_over_is_not_running_while_it_ends(tmp_path, monkeypatch):
+    from .conftest import ROOT
+
+    workdir = tmp_path / "run"
+    script = tmp_path / "ending.py"
+    script.write_text(
+        f"import sys, time\nfrom pathlib import Path\nsys.path.insert(0, {str(ROOT)!r})\n"
+        "from retclip_pipeline.lock import run_lock\n"
+        f"with run_lock(Path({str(workdir)!r})):\n    print('ran', flush=True)\n"
+        "time.sleep(120)  # a slow teardown after the run\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(watch, "pipeline_command", lambda *a, **k: [sys.executable, str(script)])
+    pid = watch.start_detached(tmp_path / "p.toml", workdir)
+    log = workdir / watch.LOG_FILE
+    deadline = time.monotonic() + 60
+    while "ran" not in log.read_text(encoding="utf-8") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    while watch.lock_holder(workdir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        assert watch.ended(pid) is None  # still alive
+        assert watch.running_pid(workdir) is None  # but its run is over: a new one may start
+    finally:
+        watch._CHILDREN[pid].process.kill()
+        watch._CHILDREN[pid].process.wait()

@@ -225,6 +225,8 @@ class RunPanel(Vertical):
             text.append(f"   running (pid {info.pid}): leave it, it goes on", "green")
             if info.stalled:
                 text.append("  STALLED: no event for 5 min; check pipeline.log", "bold red")
+            if self.failure:  # a second start refused: said until the user acts
+                text.append(f"\n{self.failure}", "bold red")
         elif self.failure:  # in view until the user starts or stops again
             text.append(f"\n{self.failure}", "bold red")
         else:
