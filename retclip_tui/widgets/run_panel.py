@@ -158,8 +158,8 @@ class RunPanel(Vertical):
         seen = (info.running, tuple(sorted(info.stages.items())))
         if seen != self.seen and self.seen is not None:
             turns = True  # the run ended, or its folder was deleted or remade
-            if not info.running:
-                self._clear_bars()  # no bar animates, no ETA stays, once nothing runs
+            if not info.running and any(info.stages.get(s) != "done" for s in self.stages):
+                self._clear_bars()  # stopped or failed: no bar animates on, no ETA stays
         self.seen = seen
         if self.started is not None and not info.running:
             ended = watch.ended(self.started)
@@ -178,7 +178,8 @@ class RunPanel(Vertical):
     def _show(self, event: Event) -> None:
         if event.kind == "run_finished":
             self.ended = event.level == "info"
-            self._clear_bars()
+            if not self.ended:
+                self._clear_bars()
         if event.stage not in self.stages and event.level != "error":
             return  # another step's stages: their own screen shows them
         if event.kind == "progress":
