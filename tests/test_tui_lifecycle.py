@@ -88,6 +88,12 @@ def test_a_failed_start_says_why_until_the_user_acts_and_its_bar_stops(home, pip
             await pilot.press("ctrl+y")  # the user acts: the old reason goes
             await pilot.pause()
             assert why not in text_of(status)
+            await pilot.press("ctrl+g")  # fails again
+            await wait_for(pilot, lambda: why in text_of(status), 60)
+            app.session.update({"sizing.samples": "50"})  # a setting fixed: said no more
+            panel.poll()
+            await pilot.pause()
+            assert why not in text_of(status)
 
     asyncio.run(walk())
 

@@ -78,6 +78,7 @@ class RunPanel(Vertical):
         self.ended: bool | None = None
         self.started: int | None = None  # the pid of the last start, until it has ended
         self.failure = ""  # why that start failed, in view until the user acts
+        self.failed_with = None  # the settings it failed with: new ones clear it
         self.seen: tuple | None = None  # the run's state last shown: a change refreshes all
 
     def compose(self) -> ComposeResult:
@@ -117,7 +118,7 @@ class RunPanel(Vertical):
                 profile_path, session.workdir, stages or self.stages, restart, env=session.env()
             )
         except (UserError, OSError) as exc:
-            self.failure = f"cannot start: {exc}"
+            self.failure, self.failed_with = f"cannot start: {exc}", session.profile
             self._status()
             return
         self.ended, self.started = None, session.pid
@@ -168,6 +169,7 @@ class RunPanel(Vertical):
                 self.started = None
                 if code and why:
                     self.failure = f"the run failed (exit {code}): {why}"
+                    self.failed_with = self.session.profile
         if turns:  # a stage began or ended: the plan line says so
             from ..widgets.plan_line import PlanLine
 
@@ -210,6 +212,8 @@ class RunPanel(Vertical):
 
     def _status(self, info: watch.RunInfo | None = None) -> None:
         info = info or watch.run_info(self.session.workdir)
+        if self.failure and self.session.profile is not self.failed_with:
+            self.failure = ""  # the settings were changed since (a field fixed): said no more
         plan = self.plan()
         states = {
             stage: (
