@@ -41,6 +41,7 @@ class RetclipApp(App[str | None]):
         self.attach_to = attach
         self.workdir_given = loaded.workdir if workdir else None  # not a change to save
         self.quitting = False  # the quit questions are open
+        self.bad_fields_told = False  # F10 was refused once for fields that do not apply
 
     def on_mount(self) -> None:
         if not self.is_headless:
@@ -85,8 +86,10 @@ class RetclipApp(App[str | None]):
         if self.quitting:
             return  # F10 again while asked
         apply = getattr(self.screen, "apply_fields", None)
-        if apply is not None:  # what is typed on this screen counts as a change
-            apply()
+        if apply is not None and not apply() and not self.bad_fields_told:
+            self.bad_fields_told = True  # a second F10 quits without them
+            self.notify("fix the fields marked in red first, or F10 again to quit without them")
+            return
         unsaved = self.unsaved()
         if unsaved is None:
             self.leave_run()

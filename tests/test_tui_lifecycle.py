@@ -276,3 +276,24 @@ def test_a_sizing_chosen_shows_in_the_plan_line_before_next(home):
             assert screen_name(app) == "SizingScreen"  # no Next pressed
 
     asyncio.run(walk())
+
+
+def test_quit_with_a_bad_value_typed_says_so_once_then_quits_without_it(home):
+    profile = home / "profiles" / "tui.toml"
+    before = profile.read_text(encoding="utf-8")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("train")
+            await pilot.pause()
+            await type_into(pilot, "#f-train--lr", "fast")
+            await pilot.press("f10")
+            await pilot.pause()
+            assert app.is_running and screen_name(app) == "TrainScreen"  # never lost unsaid
+            await pilot.press("f10")  # again: quits without it
+            await pilot.pause()
+            assert not app.is_running
+
+    asyncio.run(walk())
+    assert profile.read_text(encoding="utf-8") == before
