@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     message = run(app)
     if message:
         print(message)  # on the normal terminal, after the app has left the screen
-    return exit_now(app.return_code or 0)
+    return app.return_code or 0
+
+
+def run_main() -> NoReturn:
+    """The command (retclip-tui, python -m retclip_tui): main, then the process ends at once."""
+    exit_now(main())
 
 
 def exit_now(code: int) -> NoReturn:
@@ -68,4 +73,4 @@ def busy_threads() -> list:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main()
