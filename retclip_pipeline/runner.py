@@ -97,9 +97,33 @@ def plan(
             status, reason = "to run", "cut-off work used other settings: starts afresh"
         else:
             status, reason = "to run", ""
+        if status == "done":  # what it read will change: it is stale with it
+            upstream = next(
+                (r for r in rows if r.status != "done" and _reads(stage, r, profile, workdir)), None
+            )
+            if upstream is not None:
+                status, reason = (
+                    "stale",
+                    f"{upstream.stage.name} is {upstream.status}: {_replaced(upstream)}",
+                )
         chosen = selected is None or stage.name in selected
         rows.append(PlanRow(stage, status, current, reason, chosen))
     return rows
+
+
+def _reads(stage: Stage, row: PlanRow, profile: profiles.Profile, workdir: Path) -> bool:
+    """Whether `stage` reads what `row`'s stage writes (evaluate reads the training's
+    checkpoint unless it evaluates another one)."""
+    if row.stage.name in stage.needs:
+        return True
+    written = {str(path) for path in row.stage.outputs(profile, workdir)}
+    return bool(written & set(stage.inputs(profile, workdir)))
+
+
+def _replaced(row: PlanRow) -> str:
+    return (
+        "the model it evaluated is replaced" if row.stage.name == "train" else "its input is redone"
+    )
 
 
 def check_workdir(workdir: Path) -> None:
@@ -228,7 +252,7 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                 _writes_inside(stage, profile, workdir)
                 summaries[stage.name] = _run_stage(stage, row, profile, workdir, state, emit_all)
                 for later in rows.values():  # a redone stage makes what reads it run again
-                    if stage.name in later.stage.needs and later.status == "done":
+                    if later.status == "done" and _reads(later.stage, row, profile, workdir):
                         later.status = "stale"
         if profile.sizing.mode == "smoke" and "evaluate" in selected:
             _smoke_checklist(RunLayout.of(profile, workdir), emit_all)

@@ -22,6 +22,73 @@ from .state import RunState
 STALL_S = 300.0  # a running stage silent this long is flagged as stalled
 
 
+@dataclass
+class _Child:
+    process: subprocess.Popen
+    workdir: Path  # resolved
+    log_from: int  # the log's size when it started: what it wrote comes after
+
+
+# Pipelines this process started, until they end and are reaped: one that has not taken
+# its run's lock yet is running all the same. Those that ended: pid -> (exit code, why).
+_CHILDREN: dict[int, _Child] = {}
+_ENDED: dict[int, tuple[int, str]] = {}
+
+
+def reap() -> None:
+    """Collect the pipelines this process started that have ended (no zombie stays), with
+    why one that failed did; never waits."""
+    for pid, child in list(_CHILDREN.items()):
+        code = child.process.poll()
+        if code is not None:
+            _CHILDREN.pop(pid, None)
+            _ENDED[pid] = (code, last_error(child.workdir, child.log_from) if code else "")
+
+
+def ended(pid: int) -> tuple[int, str] | None:
+    """(exit code, the last error line of its log) of a pipeline this process started that
+    has ended; None while it runs (or when this process did not start it)."""
+    reap()
+    return _ENDED.get(pid)
+
+
+def last_error(workdir: Path, since: int = 0) -> str:
+    """The last error line the pipelines wrote to the run's log after byte `since` (else its
+    last line): why a run that ended at once (a bad profile, a busy lock) did."""
+    try:
+        with open(RunLayout(workdir).pipeline_log, "rb") as handle:
+            handle.seek(since)
+            data = handle.read()[-65536:]
+    except OSError:
+        return ""
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if line.lower().startswith(("error", "failed"))]
+    return (errors or lines or [""])[-1]
+
+
+def running_pid(workdir: Path) -> int | None:
+    """The pid running this run directory: the lock's holder, or a pipeline this process
+    started there that has not taken the lock yet; None when none is (-1: held, pid unknown)."""
+    holder = lock_holder(workdir)
+    if holder and holder > 0:
+        return holder
+    reap()
+    where = workdir.resolve()
+    started = next((pid for pid, c in list(_CHILDREN.items()) if c.workdir == where), None)
+    if started and not holder and _released_by(workdir, started):
+        return None  # its run is over: it is only ending (the interpreter's teardown)
+    return started or holder
+
+
+def _released_by(workdir: Path, pid: int) -> bool:
+    """The free lock names `pid`: that pipeline took the run's lock and let it go."""
+    try:
+        return RunLayout(workdir).lock.read_text(encoding="utf-8").strip() == str(pid)
+    except OSError:
+        return False
+
+
 def pipeline_command(
     profile: Path, workdir: Path, stages: list[str] | None = None, restart: bool = False
 ) -> list[str]:
@@ -46,12 +113,15 @@ def start_detached(
     through a file). Returns its pid."""
     from .ownership import Manifest
 
-    holder = lock_holder(workdir)
+    holder = running_pid(workdir)
     if holder:
-        raise UserError(f"{workdir} is already being run by process {holder}: attach to it")
+        process = f"process {holder}" if holder > 0 else "another process"
+        raise UserError(f"{workdir} is already being run by {process}: attach to it")
     workdir.mkdir(parents=True, exist_ok=True)
-    Manifest(workdir).claim(workdir / LOG_FILE)
-    with open(workdir / LOG_FILE, "ab") as log:
+    log_path = RunLayout(workdir).pipeline_log
+    Manifest(workdir).claim(log_path)
+    with open(log_path, "ab") as log:
+        log_from = log.tell()
         process = subprocess.Popen(
             pipeline_command(profile, workdir, stages, restart),
             stdin=subprocess.DEVNULL,
@@ -60,12 +130,14 @@ def start_detached(
             start_new_session=True,
             env={**os.environ, "NO_COLOR": "1", **(env or {})},
         )
+    _CHILDREN[process.pid] = _Child(process, workdir.resolve(), log_from)
     return process.pid
 
 
 def stop(workdir: Path) -> bool:
-    """Ask the run to stop as Ctrl-C would: the stage ends cleanly and resumes next time."""
-    pid = lock_holder(workdir)
+    """Ask the run to stop as Ctrl-C would: the stage ends cleanly and resumes next time.
+    A pipeline this process started that has not taken the lock yet simply ends."""
+    pid = running_pid(workdir)
     if not pid or pid < 0:
         return False
     try:
@@ -81,10 +153,18 @@ class EventFollower:
     def __init__(self, workdir: Path):
         self.path = workdir / EVENTS_FILE
         self.offset = 0
+        self.identity: tuple[int, int] | None = None  # the file read, as (inode, device)
         self.last_time: float | None = None
 
     def poll(self) -> list[Event]:
-        if not self.path.exists():
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            stat = None
+        identity = (stat.st_ino, stat.st_dev) if stat else None
+        if identity != self.identity or (stat and stat.st_size < self.offset):
+            self.offset, self.identity = 0, identity  # deleted or remade: a new history
+        if not stat:
             return []
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
@@ -148,7 +228,7 @@ def run_info(workdir: Path) -> RunInfo:
         workdir,
         name,
         statuses,
-        lock_holder(workdir),
+        running_pid(workdir),
         _last_event_time(workdir / EVENTS_FILE) or state.heartbeat.get("time"),
         running,
         sizing,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,11 +30,47 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    message = app.run()
+    message = run(app)
     if message:
         print(message)  # on the normal terminal, after the app has left the screen
     return app.return_code or 0
 
 
+def run_main() -> NoReturn:
+    """The command (retclip-tui, python -m retclip_tui): main, then the process ends at once."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> NoReturn:
+    """The terminal is back: end the process at once. Neither a worker still at its work (a
+    validation; see busy_threads) nor the interpreter's teardown of torch (seconds on a
+    loaded machine) keeps the user waiting; what is registered to run at exit still runs."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(app, **kwargs):
+    """The app on an event loop of its own: asyncio.run would wait, after the app has ended,
+    for a worker thread still busy (a large CSV being validated): quitting is at once."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        return app.run(loop=loop, **kwargs)
+    finally:
+        loop.close()
+
+
+def busy_threads() -> list:
+    import threading
+
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main()

@@ -11,6 +11,7 @@ from textual.binding import Binding
 
 from retclip_pipeline import profile as profiles
 from retclip_pipeline import watch
+from retclip_pipeline.layout import RESOLVED_PROFILE, TUI_PROFILE
 
 from .session import Session, new_profile, shown
 
@@ -38,6 +39,9 @@ class RetclipApp(App[str | None]):
             loaded.workdir = str(workdir.expanduser().resolve())
         self.session = Session(loaded)
         self.attach_to = attach
+        self.workdir_given = loaded.workdir if workdir else None  # not a change to save
+        self.quitting = False  # the quit questions are open
+        self.bad_fields_told = False  # F10 was refused once for fields that do not apply
 
     def on_mount(self) -> None:
         if not self.is_headless:
@@ -61,7 +65,7 @@ class RetclipApp(App[str | None]):
     def attach(self, run_dir: Path) -> None:
         """Follow a run: its profile becomes the session's; the step its stages reached opens."""
         run_dir = run_dir.expanduser().resolve()
-        for name in ("tui-profile.toml", watch.RESOLVED_PROFILE):
+        for name in (TUI_PROFILE, RESOLVED_PROFILE):
             if (run_dir / name).is_file():
                 self.session.profile = profiles.load(run_dir / name, check_files=False)
                 break
@@ -77,17 +81,62 @@ class RetclipApp(App[str | None]):
         self.goto({"convert": "prepare", "lmdb": "prepare"}.get(stage, stage))
 
     def action_leave(self) -> None:
-        from .screens.leave import LeaveScreen
-
-        if isinstance(self.screen, LeaveScreen):
+        """Quit: first "save changes to <profile>?" when the settings differ from its file,
+        then "leave it running?" when a run goes on (one just started included)."""
+        if self.quitting:
             return  # F10 again while asked
+        apply = getattr(self.screen, "apply_fields", None)
+        if apply is not None and not apply() and not self.bad_fields_told:
+            self.bad_fields_told = True  # a second F10 quits without them
+            self.notify("fix the fields marked in red first, or F10 again to quit without them")
+            return
+        unsaved = self.unsaved()
+        if unsaved is None:
+            self.leave_run()
+            return
+
+        def answered(choice: str | None) -> None:
+            self.quitting = False
+            if choice == "save":
+                try:
+                    self.session.save(unsaved)
+                except Exception as exc:  # noqa: BLE001 - said; the wizard stays open
+                    self.notify(f"cannot save {shown(unsaved)}: {exc}", severity="error")
+                    return
+            if choice in ("save", "discard"):
+                self.leave_run()
+
+        from .dialogs import Question
+
+        answers = [("save", "Save", "s"), ("discard", "Discard", "d"), ("cancel", "Cancel", "c")]
+        self.quitting = True
+        question = f"Save changes to {shown(unsaved)}?"
+        self.push_screen(Question(question, answers, "save"), answered)
+
+    def unsaved(self) -> Path | None:
+        """The profile file the session's settings differ from; None when they are saved
+        (or there is no file: a new profile is saved on the Save screen)."""
+        source = self.session.profile.source
+        if not source or not Path(source).is_file():
+            return None
+        path = Path(source)
+        try:
+            on_file = profiles.load(path, check_files=False)
+        except Exception:  # noqa: BLE001 - a file that no longer loads: saving mends it
+            return path
+        if self.workdir_given:
+            on_file.workdir = self.workdir_given
+        return None if Session(on_file).save_text(path) == self.session.save_text(path) else path
+
+    def leave_run(self) -> None:
         run_dir = self.session.run_dir or self.session.profile.workdir_path()
-        pid = watch.lock_holder(run_dir)
+        pid = watch.running_pid(run_dir)  # a run just started has not taken its lock yet
         if not pid:
             self.exit()
             return
 
         def chosen(choice: str | None) -> None:
+            self.quitting = False
             if choice == "stop":
                 watch.stop(run_dir)
                 self.exit()
@@ -99,6 +148,9 @@ class RetclipApp(App[str | None]):
                     f"  retclip-tui --attach {where}"
                 )
 
+        from .screens.leave import LeaveScreen
+
+        self.quitting = True
         self.push_screen(LeaveScreen(run_dir), chosen)
 
     def get_key_display(self, binding: Binding) -> str:

@@ -28,8 +28,8 @@ def test_plan_follows_the_run(demo_profile):
     run(profile, workdir, lambda e: None)
     done = {"convert": "done", "lmdb": "done", "train": "done", "evaluate": "done"}
     assert _statuses(profile, workdir) == done
-    profile.train.lr = 0.01
-    assert _statuses(profile, workdir) == done | {"train": "stale"}
+    profile.train.lr = 0.01  # the evaluation is of the model this would replace
+    assert _statuses(profile, workdir) == done | {"train": "stale", "evaluate": "stale"}
     profile.train.lr = TrainSection().lr
     profile.data.jpeg_quality = 90
     assert _statuses(profile, workdir) == {
@@ -41,6 +41,40 @@ def test_plan_follows_the_run(demo_profile):
     profile.data.jpeg_quality = 95
     profile.hub.token_env = "OTHER"  # not something the outputs depend on
     assert _statuses(profile, workdir) == done
+
+
+def test_what_reads_a_stale_stage_is_stale_with_the_reason(demo_profile):
+    profile = profiles.load(demo_profile)
+    workdir = profile.workdir_path()
+    run(profile, workdir, lambda e: None)
+    profile.train.epochs = 2
+    rows = {row.stage.name: row for row in plan(profile, workdir)}
+    assert (rows["train"].status, rows["evaluate"].status) == ("stale", "stale")
+    assert rows["evaluate"].reason == "train is stale: the model it evaluated is replaced"
+    printed = _dry_run(profile, workdir)  # the plan --dry-run prints
+    assert "evaluate stale (train is stale: the model it evaluated is replaced)" in printed
+    profile.train.epochs = 1
+    profile.eval.checkpoint = "init"  # the untrained model: it reads no training
+    run(profile, workdir, lambda e: None, ["evaluate"])
+    profile.train.epochs = 2
+    assert _statuses(profile, workdir) == {
+        "convert": "done",
+        "lmdb": "done",
+        "train": "stale",
+        "evaluate": "done",
+    }
+
+
+def _dry_run(profile, workdir) -> str:
+    import contextlib
+    import io
+
+    from retclip_pipeline.cli.run import _dry_run as dry_run
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        dry_run(profile, workdir, None, None)
+    return " ".join(out.getvalue().split())
 
 
 def test_rerun_skips_done_work_and_redoes_stale(demo_profile):

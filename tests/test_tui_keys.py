@@ -309,7 +309,7 @@ def test_leaving_a_run_going_prints_how_to_attach(home, monkeypatch, capsys):
 
     from retclip_tui import __main__ as entry
 
-    monkeypatch.setattr("retclip_tui.app.RetclipApp.run", lambda self: message)
+    monkeypatch.setattr("retclip_tui.app.RetclipApp.run", lambda self, **kwargs: message)
     monkeypatch.setattr(sys, "stdin", type("Tty", (), {"isatty": lambda self: True})())
     assert entry.main(["--profile", str(home / "profiles" / "tui.toml")]) == 0
     assert "retclip-tui --attach runs/tui" in capsys.readouterr().out

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Label, Static
 
 from retclip_pipeline import watch
+from retclip_pipeline.layout import RunLayout
 
 from ..dialogs import Question
 from ..session import run_labels, run_roots, shown
@@ -45,7 +47,7 @@ when it passes, ctrl+l reruns at full size with the same settings."""
 
     def action_start_run(self) -> None:
         """Evaluating a training that has not finished says so first."""
-        if not self.before_start():
+        if self.already_running() or not self.before_start():
             return
         plan = {s.stage: s for s in watch.stage_states(self.session.profile, self.session.workdir)}
         train = plan.get("train")
@@ -66,23 +68,52 @@ when it passes, ctrl+l reruns at full size with the same settings."""
 
         self.app.push_screen(Question(question, answers, "cancel"), answered)
 
+    def already_running(self) -> bool:
+        """While an earlier stage runs, the lock is held: the evaluation follows it."""
+        info = watch.run_info(self.session.workdir)
+        if info.running and info.stage_running not in (None, "evaluate"):
+            self.show_error(f"{info.stage_running} is running: the evaluation follows it")
+            return True
+        return super().already_running()
+
     def on_mount(self) -> None:
         self.show_results()
 
     def on_run_panel_finished(self, message) -> None:
         self.show_results()
 
+    def on_run_panel_followed(self, message) -> None:
+        if message.event.kind in ("stage_started", "stage_finished", "stage_failed"):
+            self.show_results()  # what the top line says follows the run
+
+    @property
+    def run_layout(self) -> RunLayout:
+        return RunLayout.of(self.session.profile, self.session.workdir)
+
     def results(self) -> dict:
-        path = self.session.workdir / "evaluation" / "evaluation_results.json"
+        path = self.run_layout.results
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def waiting(self) -> str:
+        """What the top line says before there are results: never "evaluate now" while an
+        earlier stage holds the run."""
+        info = watch.run_info(self.session.workdir)
+        if info.running and info.stage_running == "train":
+            return "training is running: the evaluation follows when it ends"
+        if info.running:
+            return f"{info.stage_running or 'a run'} is running: ctrl+g evaluates once it ends"
+        return "no evaluation yet: ctrl+g runs it"
 
     def show_results(self) -> None:
         results = self.results()
+        for table in self.query(DataTable):  # another run folder's rows never stay
+            table.clear(columns=True)
         if not results:
-            self.query_one("#where", Static).update("no evaluation yet: ctrl+g runs it")
+            self.query_one("#where", Static).update(self.waiting())
+            self.show_compare()
             return
-        folder = self.session.workdir / "evaluation"
-        where = Text(f"report: {shown(folder / 'report.md')}\nfigures: {shown(folder)}/*.png")
+        layout = self.run_layout
+        where = Text(f"report: {shown(layout.report)}\nfigures: {shown(layout.evaluation)}/*.png")
         verdict = self.show_checklist()
         if verdict is not None:  # in view at the top of the screen
             where.append("\n")
@@ -142,7 +173,7 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         runs = [
             info
             for info in watch.find_runs(*run_roots(self.session))
-            if (info.workdir / "evaluation" / "evaluation_results.json").exists()
+            if RunLayout.of_folder(info.workdir).results.exists()
         ]
         for info, label in zip(runs, run_labels(runs), strict=True):  # same names: folders
             values = row(info.workdir) | {"run": label}
@@ -176,9 +207,10 @@ when it passes, ctrl+l reruns at full size with the same settings."""
         self.query_one("#full", Button).disabled = not passed
         return verdict
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "full":
-            self.action_full_size()
+    @on(Button.Pressed, "#full")
+    def full_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_full_size()
 
     def action_full_size(self) -> None:
         """The smoke run's settings at full size (the core's `promote`), in a run folder of

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -38,7 +39,9 @@ class LeaveScreen(ModalScreen[str]):
                 yield Button("Stop run (s)", id="stop", variant="error", compact=True)
                 yield Button("Cancel (c)", id="stay", compact=True)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed, "#leave, #stop, #stay")
+    def pressed(self, event: Button.Pressed) -> None:
+        event.stop()
         self.dismiss(event.button.id)
 
     def action_choose(self, choice: str) -> None:

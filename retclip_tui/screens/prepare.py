@@ -6,6 +6,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from retclip_pipeline.layout import RunLayout
+
 from ..session import field_text, shown
 from ..widgets.run_panel import RunLog
 from .running import RunningScreen
@@ -37,7 +39,7 @@ the Start screen (or retclip-tui --attach) follows it again."""
 
     def on_run_panel_finished(self, message) -> None:
         if message.ok:
-            report = self.session.workdir / "data" / "convert_report.txt"
+            report = RunLayout.of(self.session.profile, self.session.workdir).convert_report_text
             self.query_one("#what", Static).update(
                 Text(f"done: the conversion report is {shown(report)}")
             )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.widgets import Button
 
 from retclip_pipeline import watch
 
@@ -33,8 +35,17 @@ class RunningScreen(WizardScreen):
     def docked(self) -> ComposeResult:
         yield RunPanel(list(self.RUNS or self.STAGES), id="panel")
 
+    def already_running(self) -> bool:
+        """A run goes on in this folder (one just started included): said, not started again."""
+        pid = watch.running_pid(self.session.workdir)
+        if not pid:
+            return False
+        process = f" (pid {pid})" if pid > 0 else ""
+        self.show_error(f"a run is going on in this folder{process}: ctrl+y stops it")
+        return True
+
     def action_start_run(self) -> None:
-        if not self.before_start():
+        if self.already_running() or not self.before_start():
             return
         at_risk = watch.trained_outputs(self.session.profile, self.session.workdir)
         if at_risk is None:
@@ -66,6 +77,8 @@ class RunningScreen(WizardScreen):
             self.confirmed_start()
 
     def confirmed_start(self, stages: list[str] | None = None) -> None:
+        if self.already_running():  # started meanwhile, while a question was open
+            return
         self.query_one(RunPanel).start(stages=stages)
         self.show_folder()  # a new run folder, once chosen, is the one named
         self.refresh_plan()
@@ -80,10 +93,10 @@ class RunningScreen(WizardScreen):
         """Apply this screen's settings before the pipeline reads them."""
         return self.apply_fields()
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "run-start":
-            event.stop()
-            self.action_start_run()
+    @on(Button.Pressed, "#run-start")
+    def start_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_start_run()
 
     def on_run_panel_finished(self, message) -> None:
         self.refresh_plan()

@@ -11,6 +11,7 @@ from textual.widgets.option_list import Option
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.profile import ProfileError
 
+from ..widgets.plan_line import PlanLine
 from .base import Field, WizardScreen, field_id
 
 MODES = ("smoke", "full", "custom")
@@ -88,6 +89,7 @@ the fetching and the conversion time it takes."""
             self.query_one("#estimate", Static).update(Text(f"no estimate yet: {exc}"))
             return
         self.query_one("#estimate", Static).update(Text("\n".join(lines)))  # paths: no markup
+        self.query_one(PlanLine).refresh_plan(trial)  # the stages a new sizing makes stale
 
     def control_values(self) -> dict[str, str]:
         """The choice in the list: applied by Next, and kept by Back like the fields."""

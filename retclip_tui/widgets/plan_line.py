@@ -35,9 +35,11 @@ class PlanLine(Static):
         self.states: list = []
         self.refresh_plan()
 
-    def refresh_plan(self) -> None:
+    def refresh_plan(self, profile=None) -> None:
+        """The plan for the session's profile, or for `profile`: settings on screen not yet
+        applied (a sizing chosen is shown at once, not on Next)."""
         session = self.app.session
-        profile, workdir = session.profile, session.workdir
+        profile, workdir = profile or session.profile, session.workdir
 
         def compute() -> None:
             from retclip_pipeline.watch import stage_states

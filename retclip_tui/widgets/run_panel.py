@@ -6,6 +6,7 @@ the live log goes to the screen's RunLog."""
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -81,6 +82,10 @@ class RunPanel(Vertical):
         self.follower: watch.EventFollower | None = None
         self.bars: dict[str, TaskBar] = {}
         self.ended: bool | None = None
+        self.started: int | None = None  # the pid of the last start, until it has ended
+        self.failure = ""  # why that start failed, in view until the user acts
+        self.failed_with = None  # the settings it failed with: new ones clear it
+        self.seen: tuple | None = None  # the run's state last shown: a change refreshes all
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-status")
@@ -102,30 +107,33 @@ class RunPanel(Vertical):
         self.poll()
         self.set_interval(0.5, self.poll)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        # Start bubbles up: the screen applies its settings first (RunningScreen).
-        if event.button.id == "run-stop":
-            event.stop()
-            self.stop()
+    # Start bubbles up: the screen applies its settings first (RunningScreen).
+    @on(Button.Pressed, "#run-stop")
+    def stop_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.stop()
 
     def start(self, restart: bool = False, stages: list[str] | None = None) -> None:
         """Start the pipeline on this panel's stages (or `stages`), detached."""
         session = self.session
+        self.failure, self.started = "", None
+        self._follow_workdir()
         try:
             profile_path = session.write_run_profile()
             session.pid = watch.start_detached(
                 profile_path, session.workdir, stages or self.stages, restart, env=session.env()
             )
         except (UserError, OSError) as exc:
-            self.query_one("#run-status", Static).update(Text(f"cannot start: {exc}", "red"))
+            self.failure, self.failed_with = f"cannot start: {exc}", session.profile
+            self._status()
             return
-        self.ended = None
-        if self.follower is None or self.follower.path.parent != session.workdir:
-            self.follower = watch.EventFollower(session.workdir)  # a new folder's own events
+        self.ended, self.started = None, session.pid
+        self._clear_bars()
         self.log_line(f"started {', '.join(stages or self.stages)} (pid {session.pid})")
         self.poll()
 
     def stop(self) -> None:
+        self.failure, self.started = "", None  # stopped on purpose: no failure to tell
         if watch.stop(self.session.workdir):
             self.log_line("stopping after the step under way: Start resumes from there")
         else:  # said, not silent: ctrl+y with no run going on
@@ -133,24 +141,58 @@ class RunPanel(Vertical):
                 f"nothing to stop: no run is going on in {shown(self.session.workdir)}",
                 severity="warning",
             )
+        self._status()
+
+    def _follow_workdir(self) -> None:
+        """Another run folder (a new one, or one attached to): its own events and bars."""
+        workdir = self.session.workdir
+        if self.follower is None or self.follower.path.parent != workdir:
+            self.follower = watch.EventFollower(workdir)
+            self._clear_bars()
+
+    def _clear_bars(self) -> None:
+        for bar in self.bars.values():
+            bar.remove()
+        self.bars.clear()
 
     def poll(self) -> None:
+        watch.reap()  # a pipeline started here that ended leaves no zombie
+        if not self.query("#run-status"):
+            return  # being taken down with its screen
+        self._follow_workdir()
         assert self.follower is not None
         turns = False
         for event in self.follower.poll():
             self._show(event)
             self.post_message(self.Followed(event))
             turns = turns or event.kind in ("stage_started", "stage_finished", "stage_failed")
+        info = watch.run_info(self.session.workdir)
+        seen = (info.running, tuple(sorted(info.stages.items())))
+        if seen != self.seen and self.seen is not None:
+            turns = True  # the run ended, or its folder was deleted or remade
+            if not info.running and any(info.stages.get(s) != "done" for s in self.stages):
+                self._clear_bars()  # stopped or failed: no bar animates on, no ETA stays
+        self.seen = seen
+        if self.started is not None and not info.running:
+            ended = watch.ended(self.started)
+            if ended is not None:
+                code, why = ended
+                self.started = None
+                if code and why:
+                    self.failure = f"the run failed (exit {code}): {why}"
+                    self.failed_with = self.session.profile
         if turns:  # a stage began or ended: the plan line says so
             from ..widgets.plan_line import PlanLine
 
             for line in self.screen.query(PlanLine):
                 line.refresh_plan()
-        self._status()
+        self._status(info)
 
     def _show(self, event: Event) -> None:
         if event.kind == "run_finished":
             self.ended = event.level == "info"
+            if not self.ended:
+                self._clear_bars()
         if event.stage not in self.stages and event.level != "error":
             return  # another step's stages: their own screen shows them
         if event.kind == "progress":
@@ -179,8 +221,10 @@ class RunPanel(Vertical):
             return {s: watch.StageState(s, info.stages.get(s, "to run")) for s in self.stages}
         return {s.stage: s for s in states if s.stage in self.stages}
 
-    def _status(self) -> None:
-        info = watch.run_info(self.session.workdir)
+    def _status(self, info: watch.RunInfo | None = None) -> None:
+        info = info or watch.run_info(self.session.workdir)
+        if self.failure and self.session.profile is not self.failed_with:
+            self.failure = ""  # the settings were changed since (a field fixed): said no more
         plan = self.plan()
         states = {
             stage: (
@@ -197,6 +241,10 @@ class RunPanel(Vertical):
             text.append(f"   running (pid {info.pid}): leave it, it goes on", "green")
             if info.stalled:
                 text.append("  STALLED: no event for 5 min; check pipeline.log", "bold red")
+            if self.failure:  # a second start refused: said until the user acts
+                text.append(f"\n{self.failure}", "bold red")
+        elif self.failure:  # in view until the user starts or stops again
+            text.append(f"\n{self.failure}", "bold red")
         else:
             for stage, state in plan.items():
                 if state.status == "failed":
@@ -243,6 +291,8 @@ class RunPanel(Vertical):
     def blocked(self) -> str:
         """Why Next may not go on: the first stage of this step the plan does not call done."""
         for state in watch.stage_states(self.session.profile, self.session.workdir):
+            if state.stage in self.stages and state.status == "running":
+                return f"{state.stage} is running: Next once it is done (ctrl+y stops it)"
             if state.stage in self.stages and state.status != "done":
                 why = f" ({state.reason})" if state.reason else ""
                 return f"{said(state.stage, state.status)}{why}: ctrl+g runs it"
