@@ -242,7 +242,6 @@ when it passes, ctrl+l reruns at full size with the same settings."""
     def no_full_size(self) -> str:
         """Why ctrl+l does nothing here ("" when it starts the full-size run)."""
         from retclip_pipeline.cli.promote import full_profile
-        from retclip_pipeline.layout import RunLayout
 
         mode = self.session.profile.sizing.mode
         where = shown(self.session.workdir)
