@@ -15,7 +15,8 @@ from ..profile import Profile
 
 
 def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None) -> str:
-    """The checkpoint to evaluate: a path, or "init" for the untrained starting weights."""
+    """The checkpoint to evaluate: a path, or "init" for the untrained starting weights. By
+    default the training's best.pt (the best validation figure's), else its latest."""
     from ..layout import RunLayout
 
     choice = override or profile.eval.checkpoint
@@ -23,7 +24,8 @@ def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None
         return "init"
     if choice:
         return str(profile.resolve(choice))
-    return str(RunLayout.of(profile, workdir).latest)
+    layout = RunLayout.of(profile, workdir)
+    return str(layout.best if layout.best.exists() else layout.latest)
 
 
 def load_model(profile: Profile, checkpoint: str):
@@ -59,7 +61,11 @@ def load_model(profile: Profile, checkpoint: str):
                 f"evaluate it with the profile it was trained with"
             )
         model.load_state_dict(state)
-        epoch = payload.get("epoch")
+        epoch, best = payload.get("epoch"), payload.get("best")
+        if isinstance(best, dict) and best.get("epoch") == epoch:  # best.pt, or the best epoch
+            from ..training.validation import best_note
+
+            return model.eval(), tokenizer, f"{path} ({best_note(best)}, step {payload['step']})"
         return model.eval(), tokenizer, f"{path} (epoch {epoch}, step {payload.get('step')})"
     return model.eval(), tokenizer, f"{path} ({load_reference(model, path)})"
 
