@@ -308,3 +308,28 @@ def test_the_tensorboard_line_names_the_folder(tmp_path):
     profile.train.report_to = ["tensorboard"]
     line = tracking.tensorboard_line(profile, tmp_path)
     assert line == "TensorBoard: tensorboard --logdir runs/r/tensorboard/r"
+
+
+def test_the_train_screen_links_to_tensorboard_when_asked(tmp_path, monkeypatch, demo_root):
+    import asyncio
+
+    from . import test_tui
+
+    home = test_tui.home.__wrapped__(tmp_path, monkeypatch, demo_root)
+    profile = home / "profiles" / "tui.toml"
+    text = profile.read_text(encoding="utf-8")
+    lines = []
+
+    async def walk():
+        app = test_tui.make_app(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.goto("train")
+            await pilot.pause()
+            widget = app.screen.query_one("#tensorboard")
+            lines.append((widget.display, test_tui.text_of(widget)))
+
+    asyncio.run(walk())
+    profile.write_text(text.replace("[train]\n", '[train]\nreport_to = ["tensorboard"]\n'))
+    asyncio.run(walk())
+    assert lines[0] == (False, "")
+    assert lines[1] == (True, "TensorBoard: tensorboard --logdir runs/tui/tensorboard/tui")

@@ -180,7 +180,7 @@ def open_trackers(profile, layout, step: int) -> Trackers:
     return Trackers(opened)
 
 
-def tensorboard_line(profile, here: Path) -> str:
+def tensorboard_line(profile, here: Path, workdir: Path | None = None) -> str:
     """'TensorBoard: tensorboard --logdir <folder>' when train.report_to has tensorboard
     (the folder relative to `here` where it is inside), else ""."""
     import contextlib
@@ -189,7 +189,7 @@ def tensorboard_line(profile, here: Path) -> str:
 
     if "tensorboard" not in profile.train.report_to:
         return ""
-    folder = RunLayout.of(profile).tensorboard
+    folder = RunLayout.of(profile, workdir).tensorboard
     with contextlib.suppress(ValueError):
         folder = folder.relative_to(here)
     return f"TensorBoard: tensorboard --logdir {folder}"

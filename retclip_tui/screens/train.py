@@ -13,6 +13,7 @@ from retclip_pipeline.model.tokenizer import TEXT_PRESETS
 from retclip_pipeline.units import duration
 
 from ..widgets.run_panel import RunLog
+from ..widgets.tensorboard_line import TensorBoardLine
 from .base import Field
 from .running import RunningScreen
 
@@ -57,6 +58,7 @@ or a hub id or a local folder."""
                 yield Label("validation loss", id="val-label")
                 yield Sparkline([], id="val")
         yield Static("", id="live")
+        yield TensorBoardLine(id="tensorboard")
         yield RunLog()
 
     def on_mount(self) -> None:
