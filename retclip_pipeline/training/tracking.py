@@ -68,7 +68,7 @@ class WandbTracker:
         ownership.claim(folder)
         folder.mkdir(parents=True, exist_ok=True)
         # The project and mode (online, offline) come from wandb's own settings (WANDB_*).
-        self.run = wandb.init(name=name, config=config, dir=str(folder), resume="allow")
+        self.run = wandb.init(name=name, config=config, dir=str(folder))
 
     def log(self, step: int, values: dict[str, float]) -> None:
         self.run.log(values, step=step)
