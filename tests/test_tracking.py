@@ -74,7 +74,7 @@ def test_tensorboard_events_best_checkpoint_keep_last_and_the_report(tmp_path, d
     tags = set(accumulator.Tags()["scalars"])
     step_tags = {"train/loss", "train/lr", "train/samples_per_s"}
     step_tags |= {f"train/loss_{p}" for p in ("patient", "left", "right")}
-    step_tags |= {f"train/temperature_{p}" for p in ("patient", "left", "right")}
+    step_tags |= {f"train/logit_scale_{p}" for p in ("patient", "left", "right")}
     epoch_tags = {"train/epoch_loss", "val/loss", "val/i2t", "val/t2i", "val/i2t_class"}
     assert step_tags | epoch_tags <= tags, tags
     steps = history[-1]["step"]
@@ -280,7 +280,7 @@ def test_wandb_and_mlflow_behind_one_interface(tmp_path, monkeypatch):
     assert [c[1] for c in logs] == [c[1] for c in metrics] == [1, 2, 2]
     first = logs[0][2]
     assert first["train/loss"] == 6.0 and first["train/lr"] == pytest.approx(0.1)
-    assert first["train/loss_left"] == 2.0 and first["train/temperature_patient"] == 10.0
+    assert first["train/loss_left"] == 2.0 and first["train/logit_scale_patient"] == 10.0
     assert logs[1][2]["train/samples_per_s"] == 50.0
     assert logs[2][2] == {"train/epoch_loss": 6.0, "train/epoch": 1, "val/loss": 4.0}
     assert calls[-2:] == [("finish",), ("end_run",)]
