@@ -3,8 +3,8 @@ small interface, a Tracker with log(step, values) and close(). Each is an option
 missing one is a one-line error before training starts. Only rank 0 opens any.
 
 What is logged: per optimizer step the three losses (patient, left, right) and their sum,
-the learning rate and the three temperatures (logit scales, as train/logit_scale_*); samples/s when the trainer
-reports its rate; per epoch the train loss and every validation figure. The step values stay
+the learning rate and the three temperatures (logit scales, as train/logit_scale_*);
+samples/s when the trainer reports its rate; per epoch the train loss and every validation figure. The step values stay
 on the device until they are logged (reading one waits for the GPU), at most every few
 seconds, as the trainer's own metric events."""
 
