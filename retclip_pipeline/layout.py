@@ -146,8 +146,20 @@ class RunLayout:
     def latest(self) -> Path:
         return self.checkpoints / "epoch_latest.pt"
 
+    @property
+    def best(self) -> Path:  # the checkpoint of the best validation figure so far
+        return self.checkpoints / "best.pt"
+
     def epoch_checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch{epoch}.pt"
+
+    @property
+    def tensorboard(self) -> Path:  # `tensorboard --logdir runs/` finds every run's
+        return self.root / "tensorboard" / self.name
+
+    @property
+    def wandb(self) -> Path:  # wandb's own files (its offline runs too)
+        return self.root / "wandb"
 
     @property
     def metrics(self) -> Path:

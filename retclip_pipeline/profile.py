@@ -215,6 +215,14 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
         for key in ("left_text_column", "right_text_column"):
             if not getattr(data, key):
                 add("data", key, 'required when data.eyes = "paired"')
+    train = profile.train
+    if train.early_stop and train.best_metric and train.early_stop != train.best_metric:
+        add(
+            "train",
+            "early_stop",
+            f"{train.early_stop!r} is not train.best_metric = {train.best_metric!r}: early "
+            "stopping watches the figure best.pt is kept by; name the same one",
+        )
     if not re.fullmatch(r"[\w.-]+", profile.name):
         problems.append(
             Problem(

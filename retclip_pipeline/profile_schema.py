@@ -178,6 +178,20 @@ class TrainSection:
     augment: bool = opt(False, "random resized crop, colour jitter and random erasing")
     hflip: bool = opt(False, "random horizontal flips (they mirror the optic disc side)")
     save_every: int = opt(2, "keep epoch{N}.pt every this many epochs", min=1)
+    # Neutral: the weights trained are the same whatever number of old epoch files stay.
+    keep_last: int = opt(
+        0,
+        "keep only the newest N epoch{N}.pt files (0: all); best.pt and epoch_latest.pt stay",
+        min=0,
+        neutral=True,
+    )
+    best_metric: str = opt(
+        "",
+        "validation figure best.pt is kept by (early stopping watches it too; losses lower "
+        "is better, recalls higher). Empty: val_i2t_class when the test texts have labels, "
+        "else val_loss",
+        choices=("", "val_loss", "val_i2t", "val_t2i", "val_i2t_class"),
+    )
     save_every_steps: int = opt(
         0, "also write epoch_latest.pt every this many steps (0: off)", min=0
     )
@@ -188,6 +202,14 @@ class TrainSection:
     )
     patience: int = opt(3, "epochs without improvement before early stopping", min=1)
     seed: int = opt(0, "seed of initialisation, data order and augmentation", min=0)
+    report_to: list[str] = opt(
+        [],
+        "experiment trackers to log to: tensorboard (in <run>/tensorboard/<name>), wandb, "
+        "mlflow; each an optional extra (pip install 'retclip[tensorboard]')",
+        factory=True,
+        neutral=True,
+        rule=rules.trackers,
+    )
     workers: int = opt(2, "data loader worker processes", min=0, neutral=True)
     device: str = opt(
         "auto", "auto: the GPU when there is one; cpu; cuda", choices=("auto", "cpu", "cuda")
@@ -212,7 +234,7 @@ DEFAULT_TEMPLATES = [
 class EvalSection:
     checkpoint: str = opt(
         "",
-        'checkpoint to evaluate (empty: the training\'s latest; "init": '
+        'checkpoint to evaluate (empty: the training\'s best.pt, else its latest; "init": '
         "the untrained starting weights, a zero-shot baseline)",
         file=True,
     )

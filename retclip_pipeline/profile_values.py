@@ -85,3 +85,16 @@ def tokens(raw: dict[str, Any]) -> Iterator[tuple[list[str | int], str]]:
 def dotted(where: list[str | int]) -> str:
     """A key path as a profile's reader writes it: eval.templates[1]."""
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in where)[1:]
+
+
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+
+
+def trackers(value: list[str]) -> str | None:
+    """train.report_to: known trackers, each once."""
+    for name in value:
+        if name not in TRACKERS:
+            return f"unknown tracker {name!r}: use any of {', '.join(map(repr, TRACKERS))}"
+    if len(set(value)) < len(value):
+        return "a tracker is named twice: name each once"
+    return None

@@ -116,7 +116,7 @@ def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
 
     monkeypatch.setattr(train.Trainer, "save", save)
     text = _messages(_events(profile, selected=["train"]))
-    assert "are set aside in" in text and "superseded" in text and "2 checkpoints" in text
+    assert "are set aside in" in text and "superseded" in text and "3 checkpoints" in text
     assert "deleted" in text and "this run's first checkpoint is written" in text
     assert seen["before"] == sorted(old)  # untouched until the first new save
     assert not list((tmp_path / "run" / "superseded").iterdir())
@@ -148,10 +148,10 @@ def test_a_kill_just_after_an_epoch_save_loses_nothing(tmp_path, demo_root, monk
     _events(cut, selected=["train"])
     folder = "logs/t/checkpoints"
     names = sorted(p.name for p in (tmp_path / "cut" / folder).iterdir())
-    assert names == ["epoch2.pt", "epoch3.pt", "epoch_latest.pt"]
+    assert names == ["best.pt", "epoch2.pt", "epoch3.pt", "epoch_latest.pt"]
     lines = (tmp_path / "cut/logs/t/metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
-    for name in ("epoch2.pt", "epoch3.pt"):
+    for name in ("epoch2.pt", "epoch3.pt", "best.pt"):
         expected = torch.load(tmp_path / "whole" / folder / name, weights_only=True)
         got = torch.load(tmp_path / "cut" / folder / name, weights_only=True)
         for key, value in expected["state_dict"].items():

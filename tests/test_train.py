@@ -73,7 +73,7 @@ def test_outputs_and_validation_figures(tmp_path, demo_root):
     summaries = run(profile, profile.workdir_path(), lambda e: None)
     folder = profile.workdir_path() / "logs/t"
     names = sorted(p.name for p in (folder / "checkpoints").iterdir())
-    assert names == ["epoch2.pt", "epoch3.pt", "epoch_latest.pt"]
+    assert names == ["best.pt", "epoch2.pt", "epoch3.pt", "epoch_latest.pt"]
     assert list(folder.glob("params_*.txt")) and list(folder.glob("out_*.log"))
     metrics = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"train_loss", "val_loss", "val_i2t", "val_t2i", "val_i2t_class"} <= set(metrics)

@@ -10,10 +10,12 @@ from ..profile import Profile
 
 
 def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None) -> str:
-    """The checkpoint to evaluate: a path, or "init" for the untrained starting weights."""
+    """The checkpoint to evaluate: a path, or "init" for the untrained starting weights. By
+    default the training's best.pt (the best validation figure's), else its latest."""
     choice = override or profile.eval.checkpoint
     if choice == "init":
         return "init"
     if choice:
         return str(profile.resolve(choice))
-    return str(RunLayout.of(profile, workdir).latest)
+    layout = RunLayout.of(profile, workdir)
+    return str(layout.best if layout.best.exists() else layout.latest)

@@ -48,7 +48,11 @@ def load_model(profile: Profile, checkpoint: str):
                 f"evaluate it with the profile it was trained with"
             )
         model.load_state_dict(state)
-        epoch = payload.get("epoch")
+        epoch, best = payload.get("epoch"), payload.get("best")
+        if isinstance(best, dict) and best.get("epoch") == epoch:  # best.pt, or the best epoch
+            from ..training.validation import best_note
+
+            return model.eval(), tokenizer, f"{path} ({best_note(best)}, step {payload['step']})"
         return model.eval(), tokenizer, f"{path} (epoch {epoch}, step {payload.get('step')})"
     return model.eval(), tokenizer, f"{path} ({load_reference(model, path)})"
 

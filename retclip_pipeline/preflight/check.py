@@ -39,11 +39,14 @@ def estimate_output_bytes(profile: Profile, images: int) -> int:
 
 
 def kept_checkpoints(profile: Profile) -> int:
-    """Checkpoint files on disk at the end of training, at most: epoch_latest.pt (and its
-    replacement while it is written), and epoch{N}.pt every save_every epochs and the last."""
+    """Checkpoint files on disk during training, at most: epoch_latest.pt (and its
+    replacement while it is written), epoch{N}.pt every save_every epochs and the last (the
+    newest train.keep_last of them), and best.pt when there is a test split to validate on."""
     cfg = profile.train
     epoch_files = cfg.epochs // cfg.save_every + (1 if cfg.epochs % cfg.save_every else 0)
-    return 2 + epoch_files
+    if cfg.keep_last:
+        epoch_files = min(epoch_files, cfg.keep_last)
+    return 2 + epoch_files + (1 if profile.data.test_csv else 0)
 
 
 def training_output_bytes(profile: Profile, parameters: int, trainable: int) -> int:
@@ -112,7 +115,21 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[CheckIt
         estimate_item, estimated = _train_check(profile, gpu, towers_ok)
         items.append(estimate_item)
     items += _disk_checks(profile, workdir, csv_ok, estimated)
+    if profile.train.report_to:
+        items.append(_tracker_check(profile))
     return items
+
+
+def _tracker_check(profile: Profile) -> CheckItem:
+    """train.report_to's packages (optional extras) are installed."""
+    from ..training.tracking import require
+
+    names = ", ".join(profile.train.report_to)
+    try:
+        require(profile.train.report_to)
+    except UserError as exc:
+        return CheckItem("trackers", False, str(exc))
+    return CheckItem("trackers", True, f"{names} installed")
 
 
 def _batch_check(profile: Profile) -> CheckItem:

@@ -79,15 +79,26 @@ def run_worker(profile: Profile, workdir: Path, fingerprint: str) -> None:
 
 
 def _plan_lines(profile: Profile, gpu: str | None) -> list[str]:
-    """The memory and time estimate, or why there is none (a tower not to be had offline)."""
+    """The memory and time estimate, or why there is none (a tower not to be had offline);
+    what training keeps on disk; where TensorBoard finds the run."""
     from ..data.sampling import split_pairs
+    from ..preflight.check import kept_checkpoints, training_output_bytes
     from ..preflight.estimate import estimate
+    from ..units import size
 
     try:
         pairs = split_pairs(profile)
-        return estimate(profile, pairs["train"], gpu, test_pairs=pairs.get("test", 0)).lines()
+        found = estimate(profile, pairs["train"], gpu, test_pairs=pairs.get("test", 0))
+        kept = training_output_bytes(profile, found.parameters, found.trainable)
+        lines = found.lines() + [
+            f"disk: {kept_checkpoints(profile)} checkpoints and the export, about {size(kept)}"
+        ]
     except UserError as exc:
-        return [f"estimate unavailable: {exc}"]
+        lines = [f"estimate unavailable: {exc}"]
+    from ..training.tracking import tensorboard_line
+
+    line = tensorboard_line(profile, Path.cwd())
+    return lines + ([line] if line else [])
 
 
 STAGE = Stage(

@@ -96,7 +96,64 @@ def payload(trainer, rngs: list) -> dict[str, Any]:
         "rng": rngs,
         "progress": vars(trainer.progress),
         "fingerprint": trainer.ctx.fingerprint,
+        "best": best_record(trainer.progress, trainer.cfg.epochs),
     }
+
+
+def best_record(progress, epochs: int) -> dict[str, Any] | None:
+    """The best validation figure so far: which, its value, its epoch, of how many."""
+    if progress.best is None:
+        return None
+    return {
+        "metric": progress.best_metric,
+        "value": progress.best,
+        "epoch": progress.best_epoch,
+        "epochs": epochs,
+    }
+
+
+def keep_best(layout) -> None:
+    """best.pt becomes epoch_latest.pt as just written at the end of the best epoch (a hard
+    link where it can be: no second copy on disk)."""
+    from ..atomic import link_or_copy
+
+    link_or_copy(layout.latest, layout.best)
+
+
+def prune_epochs(layout, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` epoch{N}.pt files this run wrote (none when `keep` is
+    0); best.pt and epoch_latest.pt always stay."""
+    import re
+
+    from .. import ownership
+
+    if not keep:
+        return []
+    numbered = []
+    for path in ownership.owned_files(layout.checkpoints):
+        match = re.fullmatch(r"epoch(\d+)\.pt", path.name)
+        if match and path == layout.epoch_checkpoint(int(match.group(1))):
+            numbered.append((int(match.group(1)), path))
+    old = [path for _, path in sorted(numbered)[:-keep]]
+    for path in old:
+        ownership.remove(path)
+    return old
+
+
+def params_text(trainer) -> str:
+    """A run's params_<time>.txt: the settings and what training made of them."""
+    import json
+
+    params = {
+        "model": vars(trainer.ctx.profile.model),
+        "train": vars(trainer.cfg),
+        "device": str(trainer.device),
+        "precision": str(trainer.dtype or "fp32"),
+        "pairs": len(trainer.train_set),
+        "batch_size_used": trainer.batch,
+        "batches_per_epoch": trainer.batches,
+    }
+    return json.dumps(params, indent=2, default=str) + "\n"
 
 
 def restore(trainer) -> bool:
@@ -115,16 +172,21 @@ def restore(trainer) -> bool:
     set_rng_state(rngs[world.rank] if len(rngs) == world.size else rngs[0])
     trainer.progress = type(trainer.progress)(**data["progress"])
     p = trainer.progress
+    if p.best is not None and p.best_epoch == p.epoch and p.batch == 0 and trainer.world.main:
+        keep_best(trainer.layout)  # a kill may have come between the epoch's two writes
     trainer.ctx.emit.log(f"resuming at epoch {p.epoch + 1}, batch {p.batch}, step {p.step}")
     return True
 
 
-def export_run(module, tokenizer, folder: Path) -> None:
-    """The export folder written whole beside its place, then moved there."""
+def export_run(module, tokenizer, folder: Path, best: Path | None = None) -> None:
+    """The export folder written whole beside its place, then moved there; with the weights
+    of `best` (best.pt) when there is one."""
     from .. import ownership
     from ..atomic import replace_dir
     from ..model.export import write_export
 
+    if best is not None and best.exists():
+        module.load_state_dict(load(best)["state_dict"])
     building = folder.with_name(f".{folder.name}.building")
     ownership.claim(folder)  # replaced whole below
     ownership.remove(building)

@@ -1,10 +1,10 @@
 """The training loop: RET-CLIP on lmdb/train, validated on lmdb/test every epoch, with
 checkpoints that resume exactly (weights, optimizer, scheduler, scaler, the random
-generators and the position in the data order).
+generators, the position in the data order and the best validation figure so far).
 
 Checkpoints go to logs/<name>/checkpoints: epoch_latest.pt every epoch (and every
-`save_every_steps` optimizer steps, and when stopped), epoch{N}.pt every `save_every` epochs.
-"""
+`save_every_steps` optimizer steps, and when stopped), epoch{N}.pt every `save_every` epochs
+(the newest `keep_last` of them), best.pt whenever train.best_metric's figure improves."""
 
 from __future__ import annotations
 
@@ -34,8 +34,10 @@ class Progress:
     epoch: int = 0  # epochs finished
     batch: int = 0  # batches of the current epoch finished
     step: int = 0  # optimizer steps taken
-    best: float | None = None
-    bad_epochs: int = 0
+    best: float | None = None  # the best validation figure so far (best.pt's)
+    best_metric: str = ""  # which figure
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since it last improved
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -48,9 +50,12 @@ class Trainer:
         from . import distributed
         from .data import Collate, TrainPairs, image_transform, text_labels
         from .optim import make_optimizer, make_scheduler
+        from .tracking import Trackers, require
 
         self.ctx, profile = ctx, ctx.profile
         self.cfg = cfg = profile.train
+        require(cfg.report_to)  # a missing tracker package fails before anything starts
+        self.trackers = Trackers([])  # rank 0's are opened when training starts
         self.world = world = distributed.from_env()
         self.device = resolve_device(cfg.device, ctx.emit)
         if self.device.type == "cuda" and world.size > 1:
@@ -251,6 +256,9 @@ class Trainer:
             if (index + 1) % cfg.accumulation and index + 1 < self.batches:
                 continue
             self.optimizer_step()
+            self.trackers.record(
+                progress.step, parts, self.scheduler.get_last_lr, self.module.scales
+            )
             progress.batch = index + 1
             emit.progress(task, progress.batch, self.batches, "batches")
             now = time.monotonic()
@@ -268,6 +276,7 @@ class Trainer:
                     eta_s=round(left * self.batch * world.size / rate, 1),
                     **{name: float(value) for name, value in parts.items()},
                 )
+                self.trackers.flush(progress.step, {"train/samples_per_s": rate})
             if cfg.save_every_steps and progress.step % cfg.save_every_steps == 0:
                 finite_losses()
                 self.save(self.layout.latest)
@@ -310,51 +319,32 @@ class Trainer:
         with self.autocast():
             return validation_figures(self.module, batches, self.device, self.val_labels, size)
 
-    def improved(self, metrics: dict[str, float]) -> bool:
-        name = self.cfg.early_stop
-        if not name or name not in metrics:
-            return True
-        value = -metrics[name] if name == "val_loss" else metrics[name]
-        if self.progress.best is None or value > self.progress.best:
-            self.progress.best, self.progress.bad_epochs = value, 0
-            return True
-        self.progress.bad_epochs += 1
-        return False
-
     def run(self) -> dict[str, Any]:
-        cfg, emit, progress = self.cfg, self.ctx.emit, self.progress
+        emit = self.ctx.emit
         self.resume()
         progress = self.progress
-        params = json.dumps(
-            {
-                "model": vars(self.ctx.profile.model),
-                "train": vars(cfg),
-                "device": str(self.device),
-                "precision": str(self.dtype or "fp32"),
-                "pairs": len(self.train_set),
-                "batch_size_used": self.batch,
-                "batches_per_epoch": self.batches,
-            },
-            indent=2,
-            default=str,
-        )
         stamp = time.strftime("%Y%m%d-%H%M%S")
         main = self.world.main
         if main:
+            from .checkpoint import params_text
+            from .tracking import open_trackers
+
             self.kept_files.add(self.folder / f"params_{stamp}.txt")
-            write_text(self.folder / f"params_{stamp}.txt", params + "\n")
-        with self.stop:
+            write_text(self.folder / f"params_{stamp}.txt", params_text(self))
+            self.trackers = open_trackers(self.ctx.profile, self.layout, progress.step)
+        with self.stop, self.trackers:  # closed however training ends
             self.train_epochs(stamp)
         from . import distributed
 
         if main:
             from .checkpoint import export_run
 
-            export_run(self.module, self.tokenizer, self.layout.export)
+            best = self.layout.best
+            export_run(self.module, self.tokenizer, self.layout.export, best)
             emit.log(
                 f"model exported to {self.folder.relative_to(self.ctx.workdir) / 'export'} "
-                f"(transformers folders and a "
-                f"RET-CLIP-layout state dict)"
+                f"(transformers folders and a RET-CLIP-layout state dict)"
+                + (" with best.pt's weights" if best.exists() else "")
             )
         distributed.barrier(self.world)
         distributed.stop(self.world)
@@ -366,6 +356,8 @@ class Trainer:
         }
 
     def train_epochs(self, stamp: str) -> None:
+        from .validation import update_best
+
         cfg, emit, progress, main = self.cfg, self.ctx.emit, self.progress, self.world.main
         for epoch in range(progress.epoch, cfg.epochs):
             self.stop_if_asked()
@@ -379,19 +371,27 @@ class Trainer:
             progress.epoch, progress.batch = epoch + 1, 0
             progress.history.append(metrics)
             emit.metric(", ".join(f"{k} {v}" for k, v in metrics.items()), **metrics)
-            keep_going = self.improved(metrics)
-            last = epoch + 1 == cfg.epochs or not keep_going and progress.bad_epochs >= cfg.patience
+            self.trackers.log_epoch(metrics)
+            # best.pt follows train.best_metric's figure; early stopping watches it too
+            improved = update_best(progress, cfg, metrics, emit)
+            stop_early = bool(cfg.early_stop) and progress.bad_epochs >= cfg.patience
+            last = epoch + 1 == cfg.epochs or stop_early
             self.save_epoch(kept=(epoch + 1) % cfg.save_every == 0 or last)
             self.write_history()
             if main:
+                from .checkpoint import keep_best, prune_epochs
+
+                if improved:
+                    keep_best(self.layout)
+                prune_epochs(self.layout, cfg.keep_last)
                 log = self.folder / f"out_{stamp}.log"
                 self.kept_files.add(log)
                 ownership.claim(log)
                 with open(log, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(metrics) + "\n")
-            if not keep_going and progress.bad_epochs >= cfg.patience:
+            if stop_early:
                 emit.log(
-                    f"early stop: {cfg.early_stop} has not improved for "
+                    f"early stop: {progress.best_metric} has not improved for "
                     f"{progress.bad_epochs} epochs"
                 )
                 break

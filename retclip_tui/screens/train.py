@@ -19,6 +19,7 @@ from retclip_pipeline.units import duration
 
 from ..session import shown
 from ..widgets.run_panel import RunLog
+from ..widgets.tensorboard_line import TensorBoardLine
 from .base import Field, dotted_key
 from .running import RunningScreen
 
@@ -70,6 +71,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
                 yield Label("validation loss", id="val-label")
                 yield Sparkline([], id="val")
         yield Static("", id="live")
+        yield TensorBoardLine(id="tensorboard")
         yield RunLog()
         yield from super().docked()
 
