@@ -53,10 +53,10 @@ def odir_toml(root, data=None, train=None, workdir="run") -> str:
     )
 
 
-def _run(tmp_path, text, stages, name="p.toml"):
+def _run(tmp_path, text, stages, name="p.toml", workdir="run"):
     events = []
     profile = profiles.load(write_profile(tmp_path, text, name))
-    run(profile, tmp_path / "run", events.append, selected=stages)
+    run(profile, tmp_path / workdir, events.append, selected=stages)
     return events
 
 
@@ -163,7 +163,7 @@ def test_skip_leaves_the_patient_out_and_says_so(tmp_path):
     root = _copy(tmp_path)
     (root / "Training Images/3_right.jpg").unlink()
     events = _run(tmp_path, odir_toml(root, {"on_bad_row": "skip"}), ["convert"])
-    warnings = [e.get("message", "") for e in events if e.get("kind") == "warning"]
+    warnings = [e.message for e in events if e.kind == "log" and e.level == "warning"]
     assert any("skipped 1 of 8 patients with no image" in w for w in warnings), warnings
     keys = [r["key"] for r in _jsonl(tmp_path / "run/data/train_images.jsonl")]
     assert keys == ["0", "1", "2", "4", "5", "6", "7"]
@@ -221,7 +221,7 @@ def test_join_by_key_matches_a_data_set_column(tmp_path):
     )
     dataset.to_parquet(str(root / "set/data/test-00000-of-00001.parquet"))
     with pytest.raises(UserError, match=r"1 of 4 patients have no image: ID '11' \(line 5\)"):
-        _run(tmp_path, text, ["convert"], name="q.toml")
+        _run(tmp_path, text, ["convert"], name="q.toml", workdir="again")
 
 
 @pytest.mark.parametrize(
