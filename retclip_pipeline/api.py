@@ -5,6 +5,7 @@
     features = run.encode_images(["a.jpg", "b.png"])   # patient-level, normalised
     texts = run.encode_texts(["optic disc swelling"])
     run.classify(["a.jpg"])                           # [(label, probability), ...] per image
+    pair = run.encode_pair("0_left.jpg", "0_right.jpg") # paired eyes: .patient, .left, .right
 
 Images go through the conversion's normalisation (RGB, border crop, square, the run's size)
 and the evaluation transform, as in training.
@@ -18,6 +19,16 @@ from typing import Any
 
 from .errors import UserError
 from .layout import RunLayout
+
+
+@dataclass
+class PairFeatures:
+    """Normalised features of patients' two eyes, one row a patient: `patient` from both
+    eyes (the patient head), `left` and `right` from each eye's own head."""
+
+    patient: Any
+    left: Any
+    right: Any
 
 
 @dataclass
@@ -77,8 +88,32 @@ class Run:
                 out.append(F.normalize(value.float(), dim=-1).cpu())
         return torch.cat(out)
 
-    def encode_texts(self, texts: list[str]) -> Any:
-        """Normalised patient-level text features."""
+    def encode_pair(self, left: Any, right: Any) -> PairFeatures:
+        """The patient embedding of a left and a right eye image (paths or PIL images; or
+        two lists of equal length, one entry a patient) and each eye's own embedding, as
+        training encoded the pairs: each eye through the image tower, then the heads."""
+        import torch
+        from torch.nn import functional as F
+
+        lefts, rights = (x if isinstance(x, (list, tuple)) else [x] for x in (left, right))
+        if len(lefts) != len(rights):
+            raise UserError(
+                f"encode_pair: {len(lefts)} left and {len(rights)} right images: give one "
+                f"of each a patient"
+            )
+        out: dict[str, list] = {"patient": [], "left": [], "right": []}
+        with torch.no_grad():
+            for start in range(0, len(lefts), 64):
+                left_raw = self.model.encode_eye(self._pixels(lefts[start : start + 64]))
+                right_raw = self.model.encode_eye(self._pixels(rights[start : start + 64]))
+                mapped = self.model.map_eyes(left_raw, right_raw)
+                for name, value in zip(out, mapped, strict=True):
+                    out[name].append(F.normalize(value.float(), dim=-1).cpu())
+        return PairFeatures(*(torch.cat(out[name]) for name in out))
+
+    def encode_texts(self, texts: list[str], head: str = "patient") -> Any:
+        """Normalised text features from the patient head, or the "left" or "right" eye's
+        (to match `encode_pair`'s per-eye features)."""
         import torch
         from torch.nn import functional as F
 
@@ -90,7 +125,8 @@ class Run:
                 ids, mask = encode_texts(
                     self.tokenizer, texts[start : start + 256], self.profile.model.context_length
                 )
-                value = self.model.encode_text(ids.to(self.device), mask.to(self.device))[0]
+                heads = self.model.encode_text(ids.to(self.device), mask.to(self.device))
+                value = heads[("patient", "left", "right").index(head)]
                 out.append(F.normalize(value.float(), dim=-1).cpu())
         return torch.cat(out)
 

@@ -215,6 +215,11 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
         for key in ("left_text_column", "right_text_column"):
             if not getattr(data, key):
                 add("data", key, 'required when data.eyes = "paired"')
+    for key in join_keys(data):
+        if not getattr(data, key):
+            add("data", key, f'required when data.join = "{data.join}"')
+    if data.join == "file" and profile.dataset_source()[0] == "hub":
+        add("hub", "dataset", 'data.join = "file" reads image files: name a local folder')
     train = profile.train
     if train.early_stop and train.best_metric and train.early_stop != train.best_metric:
         add(
@@ -238,6 +243,17 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
         if kind == "local" and profile.hub.dataset.strip() and not Path(where).exists():
             add("hub", "dataset", f"not a hub id (owner/name) and no such folder: {where}")
     return problems
+
+
+def join_keys(data: DataSection) -> tuple[str, ...]:
+    """The data keys that data.join needs set."""
+    if data.join == "key":
+        return ("key_column", "dataset_key_column")
+    if data.join == "file":
+        return (
+            ("left_file_column", "right_file_column") if data.eyes == "paired" else ("file_column",)
+        )
+    return ()
 
 
 def load(path: str | Path, check_files: bool = True) -> Profile:

@@ -79,8 +79,24 @@ class DataSection:
         "single: one image per row, used for both eyes; paired: left and right images",
         choices=("single", "paired"),
     )
+    join: str = opt(
+        "index",
+        "how a CSV row finds its images: index (index_column is the data set row), key "
+        "(key_column matches the data set's dataset_key_column), file (the CSV names each "
+        "image file in the hub.dataset folder, as ODIR's Left-Fundus and Right-Fundus do)",
+        choices=("index", "key", "file"),
+    )
     index_column: str = opt(
         "dataset_index", "CSV column with the row index into the data set split"
+    )
+    key_column: str = opt(
+        "", "join = key or file: CSV column with the patient (or image) id, ODIR's ID"
+    )
+    dataset_key_column: str = opt("", "join = key: data set column holding the same ids")
+    file_column: str = opt("", "join = file, single: CSV column with the image file name")
+    left_file_column: str = opt("", "join = file, paired: CSV column with the left image file name")
+    right_file_column: str = opt(
+        "", "join = file, paired: CSV column with the right image file name"
     )
     label_column: str = opt("label", "CSV column with the class name (empty: none)")
     text_column: str = opt(
@@ -88,6 +104,12 @@ class DataSection:
     )
     left_text_column: str = opt("", "paired: CSV column with the left-eye text")
     right_text_column: str = opt("", "paired: CSV column with the right-eye text")
+    left_label_column: str = opt(
+        "", "paired: CSV column with the left eye's class, for per-eye figures (empty: none)"
+    )
+    right_label_column: str = opt(
+        "", "paired: CSV column with the right eye's class, for per-eye figures (empty: none)"
+    )
     image_column: str = opt("image", "single: data set column holding the image")
     left_image_column: str = opt("left_image", "paired: data set column holding the left image")
     right_image_column: str = opt("right_image", "paired: data set column holding the right image")

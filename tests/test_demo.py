@@ -30,8 +30,17 @@ def test_paired_demo_has_two_eyes_and_odir_columns(paired_root):
     assert {"patient_id", "left_image", "right_image", "label"} <= set(train.column_names)
     header = (paired_root / "prompts_train.csv").read_text().splitlines()[0]
     assert header == (
-        "patient_id,age,sex,left_keywords,right_keywords,prompt_left,prompt_right,prompt_patient"
+        "patient_id,age,sex,left_keywords,right_keywords,prompt_left,prompt_right,"
+        "prompt_patient,label"
     )
+    # The CSV's class is the data set's: the worse eye's condition.
+    import csv
+
+    with open(paired_root / "prompts_train.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    names = train.features["label"].names
+    assert [row["label"] for row in rows] == [names[label] for label in train["label"]]
+    assert {row["left_keywords"] for row in rows} <= set(demo.PAIRED_CONDITIONS.values())
 
 
 def test_classes_carry_cues_a_small_model_can_learn():

@@ -331,3 +331,54 @@ def test_a_checkpoint_of_other_towers_is_one_clear_error(evaluated, tmp_path, de
     err = capsys.readouterr().err
     assert "does not fit model.vision/model.text" in err and "position_embedding" in err
     assert "Traceback" not in err
+
+
+def test_per_eye_retrieval_reads_each_eyes_own_features_and_prompts():
+    """Left images match their left prompts and right ones their right prompts, while the
+    patient features would match neither: per-eye figures must use each eye's own."""
+    from types import SimpleNamespace
+
+    from retclip_pipeline.evaluation import per_eye
+
+    eye = torch.eye(4)
+    images = {
+        "ids": [0, 1, 2, 3],
+        "patient": -eye,
+        "left": eye,
+        "right": eye.flip(0),
+        "labels_left": ["a", "a", "b", "b"],
+        "labels_right": ["b", "b", "a", "a"],
+    }
+    texts = [
+        {
+            "text_id": i,
+            "image_ids": [i],
+            "text_left": f"L{i}",
+            "text_right": f"R{i}",
+            "label_left": images["labels_left"][i],
+            "label_right": images["labels_right"][i],
+        }
+        for i in range(4)
+    ]
+    seen = []
+
+    def encode(side, batch):
+        seen.append((side, list(batch)))
+        if batch and batch[0] in ("L0", "R0"):  # the eye prompts: one axis a patient
+            return eye if side == "left" else eye.flip(0)
+        # the class prompts: "a" along axes 0-1, "b" along 2-3, where each eye's images lie
+        rows = [eye[0] + eye[1] if "a" in text else eye[2] + eye[3] for text in batch]
+        return torch.stack(rows)
+
+    cfg = SimpleNamespace(templates=["{}"], class_names={})
+    out, features = per_eye.evaluate(encode, images, texts, [], cfg)
+    assert ("left", ["L0", "L1", "L2", "L3"]) in seen and (
+        "right",
+        ["R0", "R1", "R2", "R3"],
+    ) in seen
+    for side in ("left", "right"):
+        retrieval = out[side]["retrieval"]
+        assert retrieval["instance"]["image_to_text"]["R@1"] == 1.0
+        assert retrieval["class"]["text_to_image"]["R@1"] == 1.0
+        assert out[side]["zero_shot"]["templates"]["accuracy"] == 1.0
+        assert torch.equal(features[side], eye if side == "left" else eye.flip(0))

@@ -145,7 +145,9 @@ def write_paired(
     root: Path, patients: dict[str, int] | None = None, seed: int = 0, size=(160, 120)
 ) -> None:
     """A parquet data set (root/data/<split>-00000-of-00001.parquet; patient_id, left_image,
-    right_image, label) and ODIR-style prompt CSVs (root/prompts_<split>.csv)."""
+    right_image, label) and ODIR-style prompt CSVs (root/prompts_<split>.csv) that give each
+    eye's condition (left_keywords, right_keywords) and the patient's class (label: the
+    worse eye's), so that class-level and per-eye figures exist beside instance-level ones."""
     import datasets
 
     patients = patients or {"train": 100, "test": 30}
@@ -199,6 +201,7 @@ def write_paired(
                     eye["left"],
                     eye["right"],
                     both,
+                    worse,
                 ]
             )
         dataset = datasets.Dataset.from_dict(columns, features=features)
@@ -215,6 +218,7 @@ def write_paired(
                     "prompt_left",
                     "prompt_right",
                     "prompt_patient",
+                    "label",
                 ]
             )
             writer.writerows(rows)

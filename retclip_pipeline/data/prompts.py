@@ -28,6 +28,10 @@ class PromptRow:
     text: str
     left_text: str | None = None
     right_text: str | None = None
+    key: str | None = None  # join = key or file: the id the CSV gives the row's images
+    files: tuple[str, ...] = ()  # join = file: the image file names, one per eye
+    left_label: str | None = None
+    right_label: str | None = None
 
 
 @dataclass
@@ -46,13 +50,35 @@ class PromptTable:
 
 def needed_columns(data: DataSection) -> dict[str, str]:
     """CSV column names the profile needs, by the profile key that names each."""
-    needed = {"index_column": data.index_column, "text_column": data.text_column}
+    needed = {"text_column": data.text_column}
+    if data.join == "index":
+        needed = {"index_column": data.index_column} | needed
+    elif data.key_column or data.join == "key":
+        needed = {"key_column": data.key_column} | needed
     if data.label_column:
         needed["label_column"] = data.label_column
     if data.eyes == "paired":
         needed["left_text_column"] = data.left_text_column
         needed["right_text_column"] = data.right_text_column
+        for key in ("left_label_column", "right_label_column"):
+            if getattr(data, key):
+                needed[key] = getattr(data, key)
+    needed |= {key: getattr(data, key) for key in file_keys(data)}
     return needed
+
+
+def file_keys(data: DataSection) -> tuple[str, ...]:
+    """join = file: the profile keys naming the CSV columns that hold image file names."""
+    if data.join != "file":
+        return ()
+    return ("left_file_column", "right_file_column") if data.eyes == "paired" else ("file_column",)
+
+
+def _anchor(data: DataSection) -> str:
+    """The column a row starts with, for telling a swallowed row (see row_problem)."""
+    if data.join == "index":
+        return data.index_column
+    return data.key_column or getattr(data, file_keys(data)[0])
 
 
 def read_start(path: Path, limit: int) -> tuple[str, bool]:
@@ -88,7 +114,8 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
     records = csv_records(path, lines)
     first = next(records, None)
     header = _check_header(path, _header(path, first[2] if first else []), data)
-    index_at = header.index(data.index_column)
+    index_at = header.index(_anchor(data))
+    keys: dict[str, int] = {}  # join = key or file: each id's image index, in CSV order
     rows: list[PromptRow] = []
     bad: list[tuple[int, str]] = []
     read = 0
@@ -99,16 +126,27 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
             bad.append((line, problem))
             continue
         record = dict(zip(header, fields, strict=True))
-        raw_index = record[data.index_column].strip()
-        if not DIGITS.fullmatch(raw_index):  # int() would also take "1_4", "+1", "١"
-            bad.append((line, f"{data.index_column} {raw_index!r} is not an integer"))
+        joined = _join_fields(record, data)
+        if isinstance(joined, str):
+            bad.append((line, joined))
             continue
-        index = int(raw_index)
-        if split_size is not None and index >= split_size:
-            bad.append(
-                (line, f"{data.index_column} {index} is outside the split (0..{split_size - 1})")
-            )
-            continue
+        key, files = joined
+        if key is None:
+            raw_index = record[data.index_column].strip()
+            if not DIGITS.fullmatch(raw_index):  # int() would also take "1_4", "+1", "١"
+                bad.append((line, f"{data.index_column} {raw_index!r} is not an integer"))
+                continue
+            index = int(raw_index)
+            if split_size is not None and index >= split_size:
+                bad.append(
+                    (
+                        line,
+                        f"{data.index_column} {index} is outside the split (0..{split_size - 1})",
+                    )
+                )
+                continue
+        else:
+            index = keys.setdefault(key, len(keys))
         texts = {"text": record[data.text_column].strip()}
         if data.eyes == "paired":
             texts["left_text"] = record[data.left_text_column].strip()
@@ -118,7 +156,17 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
             bad.append((line, f"empty prompt ({', '.join(empty)})"))
             continue
         label = record[data.label_column].strip() if data.label_column else None
-        rows.append(PromptRow(line, index, label or None, **texts))
+        eye_labels = {
+            f"{side}_label": record[column].strip() or None
+            for side, column in (
+                ("left", data.left_label_column),
+                ("right", data.right_label_column),
+            )
+            if column and data.eyes == "paired"
+        }
+        rows.append(
+            PromptRow(line, index, label or None, **texts, key=key, files=files, **eye_labels)
+        )
     if bad and data.on_bad_row == "error":
         shown = "; ".join(f"line {line}: {reason}" for line, reason in bad[:3])
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
@@ -134,6 +182,20 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
 
 
 DIGITS = re.compile(r"[0-9]+")
+
+
+def _join_fields(record: dict[str, str], data: DataSection) -> tuple[str | None, tuple] | str:
+    """(the row's key, its image file names) for data.join, or why the row has none."""
+    if data.join == "index":
+        return None, ()
+    files = tuple(record[getattr(data, k)].strip() for k in file_keys(data))
+    key = record[data.key_column].strip() if data.key_column else "|".join(files)
+    if not key:
+        return f"empty {data.key_column}"
+    empty = [getattr(data, k) for k, name in zip(file_keys(data), files, strict=True) if not name]
+    if empty:
+        return f"no image file named ({', '.join(empty)} empty)"
+    return key, files
 
 
 def row_problem(

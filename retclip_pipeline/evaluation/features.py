@@ -132,9 +132,15 @@ def image_features(
         if on_progress:
             on_progress(done, len(images))
     dataset.reader.close()
+    eye_labels = {
+        f"labels_{side}": [r.get(f"label_{side}") for r in images]
+        for side in ("left", "right")
+        if any(f"label_{side}" in r for r in images)
+    }
     return {
         "ids": [r["image_id"] for r in images],
         "labels": [r.get("label") for r in images],
+        **eye_labels,
         **{k: torch.cat(v) for k, v in out.items()},
     }
 

@@ -115,6 +115,7 @@ def render(results: dict[str, Any]) -> str:
             f"![confusion matrix](confusion_{source}.png)",
             f"![per-class F1](per_class_f1_{source}.png)",
         ]
+    out += _per_eye_sections(results.get("per_eye", {}))
     if "linear_probe" in results:
         probe = results["linear_probe"]
         out += [
@@ -144,6 +145,63 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _per_eye_sections(per_eye: dict[str, Any]) -> list[str]:
+    """Each eye's retrieval (its image against its own prompt) and zero-shot figures."""
+    if not per_eye:
+        return []
+    rows = []
+    for side, result in per_eye.items():
+        for flavour in ("instance", "class"):
+            if flavour in result["retrieval"]:
+                rows += [
+                    [side, *row] for row in _retrieval_rows(result["retrieval"][flavour], flavour)
+                ]
+    out = [
+        "",
+        "## Per-eye retrieval (each eye's image against its own prompt)",
+        "",
+        _table(rows, ["eye", "flavour", "direction", "R@1", "R@5", "R@10", "mean"]),
+    ]
+    shots = [
+        [side, source.replace("_", " "), r["accuracy"], r["balanced_accuracy"], r["macro_f1"]]
+        + [r.get("auc_ovr", {}).get("macro", "n/a")]
+        for side, result in per_eye.items()
+        for source, r in result.get("zero_shot", {}).items()
+        if isinstance(r, dict) and "accuracy" in r
+    ]
+    if shots:
+        out += [
+            "",
+            "## Per-eye zero-shot classification (each eye's own class)",
+            "",
+            _table(
+                shots,
+                ["eye", "class embeddings", "accuracy", "balanced accuracy", "macro-F1", "AUC"],
+            ),
+        ]
+    return out
+
+
+def _per_eye_lines(per_eye: dict[str, Any]) -> list[str]:
+    lines = []
+    for side, result in per_eye.items():
+        for flavour in ("instance", "class"):
+            block = result["retrieval"].get(flavour)
+            if block:
+                lines.append(
+                    f"{side} eye, {flavour}-level: image to text R@5 "
+                    f"{block['image_to_text']['R@5']}, text to image R@5 "
+                    f"{block['text_to_image']['R@5']}, mean of six {block['mean_recall_all']}"
+                )
+        templates = result.get("zero_shot", {}).get("templates")
+        if templates:
+            lines.append(
+                f"{side} eye, zero-shot (templates): accuracy {templates['accuracy']}, "
+                f"macro-F1 {templates['macro_f1']}"
+            )
+    return lines
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     retrieval = results["retrieval"]
     lines = []
@@ -163,6 +221,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"zero-shot ({source.replace('_', ' ')}): accuracy {result['accuracy']}, "
                 f"balanced {result['balanced_accuracy']}, macro-F1 {result['macro_f1']}"
             )
+    lines += _per_eye_lines(results.get("per_eye", {}))
     if "linear_probe" in results:
         lines.append(
             "linear probe: " + ", ".join(f"{k} {v}" for k, v in results["linear_probe"].items())
@@ -181,4 +240,9 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     templates = results.get("zero_shot", {}).get("templates")
     if templates:
         out["zero_shot_accuracy"] = templates["accuracy"]
+    for side, result in results.get("per_eye", {}).items():
+        out[f"{side}_instance_mean_recall_all"] = result["retrieval"]["instance"]["mean_recall_all"]
+        eye_templates = result.get("zero_shot", {}).get("templates")
+        if eye_templates:
+            out[f"{side}_zero_shot_accuracy"] = eye_templates["accuracy"]
     return out

@@ -37,6 +37,10 @@ class SplitSource:
             out.append((refs, None if label is None else str(label)))
         return out
 
+    def keys(self, column: str) -> list:
+        """Every row's value in `column` (data.join = "key")."""
+        return list(self.dataset[column]) if column in self.dataset.column_names else []
+
 
 def _image_ref(value: dict | None) -> bytes | str:
     if not value:

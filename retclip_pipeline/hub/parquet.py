@@ -74,6 +74,12 @@ class ParquetSplit:
             out.append((refs, None if label is None else str(label)))
         return out
 
+    def keys(self, column: str) -> list:
+        """Every row's value in `column` (data.join = "key"): that column alone is read."""
+        if column not in self.files[0].schema_arrow.names:
+            return []
+        return [v for f in self.files for v in f.read(columns=[column]).column(column).to_pylist()]
+
 
 def _ref(value) -> bytes | str:
     if isinstance(value, dict):

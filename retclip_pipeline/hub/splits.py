@@ -15,6 +15,10 @@ def open_splits(
     mode for a hub data set)."""
     kind, where = profile.dataset_source()
     wanted = list(dict.fromkeys(splits))
+    if profile.data.join == "file" and kind == "local":
+        from .files import open_file_splits
+
+        return open_file_splits(where, wanted)
     if kind == "hub":
         from .parquet import open_hub_splits
 

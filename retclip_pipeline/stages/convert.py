@@ -19,6 +19,7 @@ from ..atomic import atomic_open, concat_files, write_json, write_text
 from ..data import conversion
 from ..data import report as convert_report
 from ..data.conversion import SplitResult
+from ..data.join import drop_unmatched, join_split
 from ..data.prompts import read_prompts, stratified_sample
 from ..data.sampling import plan_counts, sample_size, split_plan
 from ..errors import UserError
@@ -182,16 +183,30 @@ def _write_split(ctx: StageContext, result: SplitResult) -> None:
     layout = ctx.layout
     concat_files([parts / f"{n:05d}.tsv" for n in range(chunks)], layout.imgs_tsv(result.name))
     _write_texts(layout.texts_jsonl(result.name), result, data.eyes == "paired")
+    first = {}
+    for row in result.table.rows:
+        first.setdefault(row.index, row)
     with atomic_open(layout.images_jsonl(result.name), "w", newline="\n") as out:
         for index in sorted(result.images):
             image = result.images[index]
             label = image["label"] or result.csv_labels.get(index)
-            out.write(
-                json.dumps(
-                    {"image_id": index, "label": label, "phash": image["phash"]}, ensure_ascii=False
-                )
-                + "\n"
-            )
+            record = {"image_id": index, "label": label, "phash": image["phash"]}
+            record |= _row_extras(first.get(index))
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _row_extras(row) -> dict[str, Any]:
+    """What a CSV row adds to its image's or text's record: the key it was joined by, and
+    each eye's class where the CSV gives them."""
+    extras: dict[str, Any] = {}
+    if row is None:
+        return extras
+    if row.key is not None:
+        extras["key"] = row.key
+    for side in ("left", "right"):
+        if getattr(row, f"{side}_label") is not None:
+            extras[f"label_{side}"] = getattr(row, f"{side}_label")
+    return extras
 
 
 def _write_texts(path: Path, result: SplitResult, paired: bool) -> None:
@@ -212,6 +227,7 @@ def _write_texts(path: Path, result: SplitResult, paired: bool) -> None:
                 record["text_right"] = row.right_text
             if row.label is not None:
                 record["label"] = row.label
+            record |= _row_extras(row)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             text_id += 1
 
@@ -224,9 +240,14 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
     sources = open_splits(profile, [split for _, _, split in split_plan(profile)], ctx.emit)
     for name, csv, split in split_plan(profile):
         source = sources[split]
-        table = read_prompts(profile.resolve(csv), profile.data, len(source))
+        keyed = profile.data.join != "index"
+        table = read_prompts(profile.resolve(csv), profile.data, None if keyed else len(source))
         for line, reason in table.skipped:
             ctx.emit.warn(f"{table.path.name} line {line}: skipped: {reason}")
+        if keyed:
+            source, unmatched = join_split(profile.data, table, source)
+            for warning in drop_unmatched(profile.data, table, unmatched):
+                ctx.emit.warn(warning)
         labels = {index: rows[0].label for index, rows in table.by_index().items()}
         count = sample_size(profile, name, len(labels), train)
         train = train or (count, len(labels))

@@ -49,7 +49,7 @@ def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
 
 def run(ctx: StageContext) -> dict[str, Any]:
     from ..evaluation import features as feats
-    from ..evaluation import figures, metrics, report, zero_shot
+    from ..evaluation import figures, metrics, per_eye, report, zero_shot
     from ..model.build import image_size_of
     from ..training.device import resolve_device, resolve_precision
 
@@ -110,6 +110,19 @@ def run(ctx: StageContext) -> dict[str, Any]:
             text_record["labels"],
         ),
     }
+    if per_eye.has_eye_texts(test_texts):
+
+        def encode_side(side: str, texts: list[str]):
+            return feats.text_features(
+                model, tokenizer, texts, context, cfg.batch_size, device, dtype
+            )[side]
+
+        train_texts = feats.split_texts(workdir, "train")
+        results["per_eye"], eye_vectors = per_eye.evaluate(
+            encode_side, test_images, test_texts, train_texts, cfg
+        )
+        text_record |= {f"eye_{side}": vectors for side, vectors in eye_vectors.items()}
+        _save_pt(layout.features("test_texts"), text_record)
     labels = test_images["labels"]
     if all(labels):
         train_texts = feats.split_texts(workdir, "train")
