@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checks import FAIL, OK, WARN, Check, passed
 from ..data.prompts import (
     columns_said,
     csv_records,
@@ -167,17 +168,36 @@ def column_problems(profile: Profile) -> dict[str, str]:
 
 @dataclass
 class Report:
-    ok: bool = True
-    lines: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # passes, with something to look at
+    """The data report: its checks in order (one with no name is a line that only says what
+    was found) and a verdict. lines, problems and warnings: the texts of the ok, failed and
+    warned checks."""
+
+    checks: list[Check] = field(default_factory=list)
 
     def add(self, line: str) -> None:
-        self.lines.append(line)
+        self.checks.append(Check("", OK, line))
 
     def fail(self, line: str) -> None:
-        self.ok = False
-        self.problems.append(line)
+        self.checks.append(Check("", FAIL, line))
+
+    @property
+    def ok(self) -> bool:
+        return passed(self.checks)
+
+    def _texts(self, state: str) -> list[str]:
+        return [check.text for check in self.checks if check.state == state]
+
+    @property
+    def lines(self) -> list[str]:
+        return self._texts(OK)
+
+    @property
+    def problems(self) -> list[str]:
+        return self._texts(FAIL)
+
+    @property
+    def warnings(self) -> list[str]:  # passes, with something to look at
+        return self._texts(WARN)
 
     def verdict(self) -> str:
         """One line a screen keeps in sight: the first problem, or ready (with a warning)."""
@@ -215,14 +235,7 @@ def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
         shown = ", ".join(f"{label} {count}" for label, count in classes.most_common())
         report.add(f"  {len(classes)} classes: {shown}")
     if report.ok:
-        for item in dataset_items(profile, token):
-            line = f"{item.name}: {item.detail}"
-            if not item.ok:
-                report.fail(line)
-            elif item.warning:
-                report.warnings.append(line)
-            else:
-                report.add(line)
+        report.checks += dataset_items(profile, token)
         counts = plan_counts(profile)
         report.add(
             "sizing "
@@ -231,22 +244,23 @@ def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
             + ", ".join(f"{n} {c['sampled']} of {c['images']}" for n, c in counts.items())
         )
     if tokens and tables:
-        report.lines += _token_lines(profile, tables)
+        for line in _token_lines(profile, tables):
+            report.add(line)
     return report
 
 
-def dataset_items(profile: Profile, token=None) -> list:
+def dataset_items(profile: Profile, token=None) -> list[Check]:
     """The data set's check items: a hub set is asked first whether it exists and can be
     read (a misspelt id is named as hub.dataset), then its splits' row counts against the
     CSV indices; offline, one warning that the id was not checked."""
-    from .check import CheckItem, dataset_checks
+    from .check import dataset_checks
 
     kind, where = profile.dataset_source()
     if kind == "hub":
         from ..hub.env import offline
 
         if offline():
-            return [CheckItem("hub.dataset", True, OFFLINE, warning=True)]
+            return [Check("hub.dataset", WARN, OFFLINE)]
         from ..cli.token import check
         from ..hub.client import resolve_token
 
@@ -254,15 +268,11 @@ def dataset_items(profile: Profile, token=None) -> list:
         findings = check(token, where)
         names = ("token", "hub.dataset")  # as `check` orders its findings
         failed = [
-            CheckItem(names[min(n, 1)], False, f.message)
-            for n, f in enumerate(findings)
-            if not f.ok
+            Check(names[min(n, 1)], FAIL, f.message) for n, f in enumerate(findings) if not f.ok
         ]
         if failed:  # no rows can be counted without access
             return failed
-        return [CheckItem("hub.dataset", True, findings[-1].message)] + dataset_checks(
-            profile, token
-        )
+        return [Check("hub.dataset", OK, findings[-1].message)] + dataset_checks(profile, token)
     return dataset_checks(profile)
 
 
