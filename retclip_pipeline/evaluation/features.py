@@ -12,18 +12,7 @@ import torch
 from ..errors import UserError
 from ..layout import RunLayout
 from ..profile import Profile
-
-
-def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None) -> str:
-    """The checkpoint to evaluate: a path, or "init" for the untrained starting weights."""
-    from ..layout import RunLayout
-
-    choice = override or profile.eval.checkpoint
-    if choice == "init":
-        return "init"
-    if choice:
-        return str(profile.resolve(choice))
-    return str(RunLayout.of(profile, workdir).latest)
+from .choice import checkpoint_path  # noqa: F401  (where api and the stage find it)
 
 
 def load_model(profile: Profile, checkpoint: str):

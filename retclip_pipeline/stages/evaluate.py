@@ -29,7 +29,7 @@ def _outputs(profile: Profile, workdir: Path) -> list[Path]:
 
 
 def _inputs(profile: Profile, workdir: Path) -> list[str]:
-    from ..evaluation.features import checkpoint_path
+    from ..evaluation.choice import checkpoint_path
 
     return [
         str(RunLayout.of(profile, workdir).lmdb_split("test")),
@@ -39,7 +39,7 @@ def _inputs(profile: Profile, workdir: Path) -> list[str]:
 
 def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
     # The checkpoint's identity: a newly trained one makes the evaluation stale.
-    from ..evaluation.features import checkpoint_path
+    from ..evaluation.choice import checkpoint_path
 
     path = checkpoint_path(profile, profile.workdir_path())
     if path == "init":
