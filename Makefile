@@ -4,6 +4,8 @@
 # make test-min: the fast tests in a separate venv at pyproject's dependency floors.
 VENV ?= .venv
 VENV_MIN ?= .venv-min
+# FLOORS=--all: the compiled packages at their floors too (with VENV_MIN=.venv-min-all)
+FLOORS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -35,7 +37,7 @@ test: lint
 test-min:
 	test -x $(VENV_MIN)/bin/python || python3 -m venv $(VENV_MIN)
 	$(VENV_MIN)/bin/python -m pip install -q --upgrade pip
-	$(VENV_MIN)/bin/python scripts/floors.py --out $(VENV_MIN)/floors.txt
+	$(VENV_MIN)/bin/python scripts/floors.py $(FLOORS) --out $(VENV_MIN)/floors.txt
 	$(VENV_MIN)/bin/python -m pip install -q -c constraints.txt -c $(VENV_MIN)/floors.txt -e '.[dev]'
 	$(VENV_MIN)/bin/python -m pip freeze --exclude-editable > $(VENV_MIN)/installed.txt
 	$(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider -m "not slow"
