@@ -21,7 +21,7 @@ def test_floors_pins_each_floor_but_the_exact_torch(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     pins = dict(line.split("==") for line in out.read_text().splitlines())
-    assert pins["transformers"].startswith("5.") and pins["huggingface-hub"] == "1.3", pins
+    assert pins["transformers"].startswith("5.") and pins["huggingface-hub"] == "1.5", pins
     assert {"datasets", "tokenizers", "textual", "rich", "tomli-w"} <= set(pins), pins
     assert not {"torch", "torchvision", "numpy", "pillow"} & set(pins), pins
     every = subprocess.run(
