@@ -1,11 +1,15 @@
 # make demo: install, then run the offline demo profile through every stage.
 # make test: install, then lint and run the test suite.
 # make tui: the wizard on the demo profile.
+# make test-min: the fast tests in a separate venv at pyproject's dependency floors.
 VENV ?= .venv
+VENV_MIN ?= .venv-min
+# FLOORS=--all: the compiled packages at their floors too (with VENV_MIN=.venv-min-all)
+FLOORS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo tui test lint seeds bench clean
+.PHONY: install demo tui test test-min lint seeds bench clean
 
 install: $(STAMP)
 
@@ -27,6 +31,16 @@ lint: install
 
 test: lint
 	$(PY) -m pytest -q
+
+# The floors of the pure-Python stack pinned (scripts/floors.py), torch and torchvision from
+# constraints.txt (local disk); the compiled packages as the resolver picks them.
+test-min:
+	test -x $(VENV_MIN)/bin/python || python3 -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install -q --upgrade pip
+	$(VENV_MIN)/bin/python scripts/floors.py $(FLOORS) --out $(VENV_MIN)/floors.txt
+	$(VENV_MIN)/bin/python -m pip install -q -c constraints.txt -c $(VENV_MIN)/floors.txt -e '.[dev]'
+	$(VENV_MIN)/bin/python -m pip freeze --exclude-editable > $(VENV_MIN)/installed.txt
+	$(VENV_MIN)/bin/python -m pytest -q -m "not slow"
 
 seeds: install
 	$(PY) scripts/make_seeds.py

@@ -1,6 +1,9 @@
 """Conversion and LMDB throughput on generated 1600x1200 fundus-like JPEGs.
 
-    python bench/convert_bench.py [--images 500] [--size 224] [--dir /tmp/retclip-bench]
+    python bench/convert_bench.py [--images 500] [--size 224] [--dir /tmp/retclip-bench] [--quick]
+
+Runs the convert and lmdb stages only (no model, no network). --quick: 24 images, a check
+that it runs (its rates mean nothing).
 
 Prints: conversion source images/s, LMDB build MB/s, the floor (a plain full decode of the same
 sources on the same cores) with the ratios, and the peak memory of the whole process tree.
@@ -25,9 +28,11 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+STAGES = "convert,lmdb"  # the conversion only: training needs a model, evaluation a checkpoint
 sys.path.insert(0, str(ROOT))
 
 from retclip_pipeline.data import demo  # noqa: E402
+from retclip_pipeline.layout import RunLayout  # noqa: E402
 
 
 def _make_one(args: tuple[str, int, str]) -> int:
@@ -97,7 +102,9 @@ def _tree_rss(pid: int) -> int:
 
 
 def run_pipeline(profile: Path, workdir: Path) -> tuple[dict, int]:
-    env = dict(os.environ, HF_HOME=str(workdir.parent / "hf"))
+    """The conversion stages alone (convert, lmdb) in a pipeline process: their state and the
+    peak memory of the process tree."""
+    env = dict(os.environ, HF_HOME=str(workdir.parent / "hf"), HF_HUB_OFFLINE="1")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -107,6 +114,8 @@ def run_pipeline(profile: Path, workdir: Path) -> tuple[dict, int]:
             str(profile),
             "--workdir",
             str(workdir),
+            "--stages",
+            STAGES,
             "--restart",
         ],
         cwd=ROOT,
@@ -128,14 +137,18 @@ def run_pipeline(profile: Path, workdir: Path) -> tuple[dict, int]:
     sampler.join()
     if process.returncode:
         sys.exit(f"pipeline failed:\n{err}")
-    return json.loads((workdir / "state.json").read_text())["stages"], peak
+    return json.loads(RunLayout.of_folder(workdir).state.read_text())["stages"], peak
 
 
-def _steady_rate(events_path: Path) -> float:
+def _steady_rate(events_path: Path) -> float | None:
+    """Images/s between the first and the last convert progress event (None with fewer than
+    two, as a quick run may give)."""
     events = [json.loads(line) for line in events_path.open()]
     last_start = max(i for i, e in enumerate(events) if e["kind"] == "run_started")
     events = events[last_start:]  # the file keeps earlier runs too
     progress = [e for e in events if e["kind"] == "progress" and e["stage"] == "convert"]
+    if len(progress) < 2 or progress[-1]["time"] <= progress[0]["time"]:
+        return None
     first, last = progress[0], progress[-1]
     return (last["done"] - first["done"]) / (last["time"] - first["time"])
 
@@ -145,7 +158,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/retclip-bench"))
+    parser.add_argument("--quick", action="store_true", help="24 images at 64 px: that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.size = 24, 64
     source = args.dir / "source"
     print(f"generating {args.images} source JPEGs of 1600x1200 in {source} ...", flush=True)
     paths = generate(source, args.images)
@@ -159,10 +175,11 @@ def main() -> None:
     stages, peak = run_pipeline(profile, args.dir / "run")
     floor = floor_rate(paths)
     convert_s, lmdb_s = stages["convert"]["seconds"], stages["lmdb"]["seconds"]
-    data = args.dir / "run" / "data"
-    lmdb_bytes = sum((data / n).stat().st_size for n in ("train_imgs.tsv", "train_texts.jsonl"))
+    layout = RunLayout.of_folder(args.dir / "run")
+    inputs = (layout.imgs_tsv("train"), layout.texts_jsonl("train"))
+    lmdb_bytes = sum(path.stat().st_size for path in inputs)
     rate = len(paths) / convert_s
-    steady = _steady_rate(args.dir / "run" / "events.jsonl")
+    steady = _steady_rate(layout.events)
     print(
         f"cores: {os.cpu_count()}, sources: {len(paths)} JPEGs 1600x1200, {mean_kb:.0f} KB mean, "
         f"target {args.size} px"
@@ -171,7 +188,8 @@ def main() -> None:
         f"conversion: {rate:.0f} source images/s ({convert_s:.2f} s, whole stage incl. "
         f"data set load and report)"
     )
-    print(f"conversion, image work alone (first to last progress event): {steady:.0f} images/s")
+    shown = f"{steady:.0f} images/s" if steady else "n/a (too few progress events)"
+    print(f"conversion, image work alone (first to last progress event): {shown}")
     print(
         f"floor (full decode, same cores): {floor:.0f} images/s; conversion/floor = "
         f"{rate / floor:.2f}"

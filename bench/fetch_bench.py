@@ -1,6 +1,6 @@
 """Requests and bytes to fetch the smoke sample and the full set, in each fetch mode.
 
-    python bench/fetch_bench.py [--scale 100]
+    python bench/fetch_bench.py [--scale 100] [--quick]
 
 A local stand-in hub (tests/hubstand.py) serves a set with the real set's row counts and
 class sizes (Peacein/color-fundus-eye: train 12,989, test 3,253 rows, rows grouped by class)
@@ -8,7 +8,8 @@ in the layout `datasets.push_to_hub` gives a 2.3 GB image set: 500 MB parquet sh
 4, test 1) of 100-row row groups. Images are random bytes `--scale` times smaller than the
 real 142 KB average, so bytes are also printed scaled back up. The pipeline's own code
 lists, downloads or streams, and reads every selected row as conversion does; the stand-in
-counts what was asked of it. Each case starts from an empty hub cache.
+counts what was asked of it. Each case starts from an empty hub cache. --quick: images
+10,000 times smaller, a check that it runs (the bytes then are mostly parquet overhead).
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ def measure(folder: Path, hub: hubstand.Hub, mode: str, sizing: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=100, help="image size divisor")
+    parser.add_argument("--quick", action="store_true", help="--scale 10000: that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.scale = 10_000
     image_bytes = REAL_IMAGE_BYTES // args.scale
     folder = _HOME
     hub = hubstand.Hub({"org/fundus": hubstand.Repo(build_set(folder, image_bytes))})

@@ -282,12 +282,13 @@ def _writes_inside(stage: Stage, profile: profiles.Profile, workdir: Path) -> No
 
 def _smoke_checklist(layout: RunLayout, sink: EventSink) -> None:
     """A finished smoke run says whether the full run can follow, and how."""
+    from .checks import SMOKE_MARKS, passed, render_line
     from .preflight.smoke import checklist
 
     items = checklist(layout.root, layout)
     for item in items:
-        sink(Event("smoke", "log", f"[{'pass' if item.ok else 'FAIL'}] {item.name}: {item.detail}"))
-    if all(item.ok for item in items):
+        sink(Event("smoke", "log", render_line(item, SMOKE_MARKS)))
+    if passed(items):
         message = (
             "smoke checklist passed: the same settings at full size with "
             f"`python -m retclip_pipeline promote --run {layout.root}`"

@@ -196,3 +196,31 @@ def test_an_unknown_token_rate_is_reported(tmp_path, demo_root):
     folder = realsize.build_tokenizer(tmp_path / "tok", [*realsize.SPECIAL, "a", "the"])
     fit = _items(tmp_path, demo_root, model={"text": str(folder)})["prompt fit"]
     assert fit.warning and "of the prompts' tokens are unknown" in fit.detail
+
+
+def test_one_check_type_and_one_console_renderer():
+    from retclip_pipeline.checks import SMOKE_MARKS, Check, passed, render, render_line, summary
+    from retclip_pipeline.preflight.inspect import Report
+
+    good, warned = Check.of("profile", True, "p.toml"), Check.of("batch size", True, "32", True)
+    bad = Check.of("train CSV", False, "t.csv: no rows")
+    assert (good.state, warned.state, bad.state) == ("ok", "warn", "fail")
+    assert warned.ok and warned.warning and not bad.ok and not good.warning
+    assert render([good, warned, bad]).splitlines() == [
+        "[ok  ] profile: p.toml",
+        "[warn] batch size: 32",
+        "[FAIL] train CSV: t.csv: no rows",
+    ]
+    assert render_line(good, SMOKE_MARKS) == "[pass] profile: p.toml"
+    assert render_line(Check("", "ok", "a line alone")) == "[ok  ] a line alone"
+    assert summary([good, warned, bad]) == "2 of 3 checks passed (1 with warnings)"
+    assert passed([good, warned]) and not passed([good, bad])
+    with pytest.raises(ValueError, match="state"):
+        Check("x", "passed", "")
+    report = Report([good, warned])
+    report.add("sizing full")
+    assert report.ok and report.lines == ["profile: p.toml", "sizing full"]
+    assert report.verdict() == "ready to convert; batch size: 32"
+    report.fail("train: broken")
+    assert not report.ok and report.problems == ["train: broken"]
+    assert report.verdict() == "train: broken"

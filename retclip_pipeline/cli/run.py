@@ -143,16 +143,13 @@ def _distributed(profile, workdir: Path, selected: list[str] | None) -> int:
 
 
 def _check(profile, workdir: Path, gpu: str | None) -> int:
+    from ..checks import passed, render, summary
     from ..preflight.check import run_checks
 
     items = run_checks(profile, workdir, gpu)
-    for item in items:
-        print(f"[{item.mark:<4}] {item.name}: {item.detail}")
-    failed = [i for i in items if not i.ok]
-    warned = sum(1 for i in items if i.ok and i.warning)
-    warnings = f" ({warned} with warnings)" if warned else ""
-    print(f"{len(items) - len(failed)} of {len(items)} checks passed{warnings}")
-    return 0 if not failed else 2
+    print(render(items))
+    print(summary(items))
+    return 0 if passed(items) else 2
 
 
 def _dry_run(profile, workdir: Path, selected: list[str] | None, gpu: str | None) -> int:

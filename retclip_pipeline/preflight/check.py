@@ -7,9 +7,9 @@ disk space the kept outputs need, and the memory and time estimate."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..checks import Check
 from ..data.prompts import PromptTable, check_columns, read_prompts
 from ..errors import UserError
 from ..profile import Profile, train_batch_size
@@ -17,18 +17,6 @@ from ..units import size
 
 # Bytes per pixel of a 95-quality fundus JPEG, measured on the demo and real-like images.
 JPEG_BYTES_PER_PIXEL = 0.35
-
-
-@dataclass
-class CheckItem:
-    name: str
-    ok: bool
-    detail: str
-    warning: bool = False  # passes, with something the user should look at
-
-    @property
-    def mark(self) -> str:
-        return "FAIL" if not self.ok else ("warn" if self.warning else "ok")
 
 
 def estimate_output_bytes(profile: Profile, images: int) -> int:
@@ -62,7 +50,7 @@ def _existing_parent(path: Path) -> Path:
     return path
 
 
-def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[CheckItem]:
+def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[Check]:
     """The checklist. The hub is asked once first whether it answers (when the data set or a
     tower is on it); when it does not, everything after reads the hub client's cache only
     and says so, instead of waiting out a minute of retries."""
@@ -72,14 +60,14 @@ def run_checks(profile: Profile, workdir: Path, gpu: str | None = None) -> list[
     kind, _ = profile.dataset_source()
     needed = kind == "hub" or bool(hub_ids([profile.model.vision, profile.model.text]))
     with hub_or_cache(needed) as reason:
-        items = [CheckItem("profile", True, str(profile.source or "built in"))]
+        items = [Check.of("profile", True, str(profile.source or "built in"))]
         if reason is not None:
             said = not_reached(reason, "using cached files only")
-            items.append(CheckItem("hub", True, said, warning=True))
+            items.append(Check.of("hub", True, said, warning=True))
         return _checks(profile, workdir, gpu, reason, items)
 
 
-def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[CheckItem]:
+def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[Check]:
     from ..data.sampling import split_plan
 
     tables: dict[str, PromptTable] = {}
@@ -91,7 +79,7 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[CheckIt
             tables[name] = table
             skipped = f", {len(table.skipped)} bad rows left out" if table.skipped else ""
             items.append(
-                CheckItem(
+                Check.of(
                     f"{name} CSV",
                     True,
                     f"{path}: {table.rows_read} rows, {len(table.by_index())} distinct "
@@ -99,7 +87,7 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[CheckIt
                 )
             )
         except UserError as exc:
-            items.append(CheckItem(f"{name} CSV", False, str(exc)))
+            items.append(Check.of(f"{name} CSV", False, str(exc)))
     csv_ok = all(item.ok for item in items)
     access = _token_check(profile, reason)
     items += access
@@ -120,7 +108,7 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[CheckIt
     return items
 
 
-def _tracker_check(profile: Profile) -> CheckItem:
+def _tracker_check(profile: Profile) -> Check:
     """train.report_to's packages (optional extras) are installed."""
     from ..training.tracking import require
 
@@ -128,18 +116,18 @@ def _tracker_check(profile: Profile) -> CheckItem:
     try:
         require(profile.train.report_to)
     except UserError as exc:
-        return CheckItem("trackers", False, str(exc))
-    return CheckItem("trackers", True, f"{names} installed")
+        return Check.of("trackers", False, str(exc))
+    return Check.of("trackers", True, f"{names} installed")
 
 
-def _batch_check(profile: Profile) -> CheckItem:
+def _batch_check(profile: Profile) -> Check:
     from ..data.sampling import train_pairs
 
     pairs = train_pairs(profile)
     cfg = profile.train
     batch, note = train_batch_size(profile, pairs)
     if pairs < batch:
-        return CheckItem(
+        return Check.of(
             "batch size",
             False,
             f"the train split will hold about {pairs} pairs, fewer than train.batch_size = "
@@ -147,14 +135,14 @@ def _batch_check(profile: Profile) -> CheckItem:
         )
     steps = pairs // batch // cfg.accumulation
     if steps == 0:
-        return CheckItem(
+        return Check.of(
             "batch size",
             False,
             f"{pairs} pairs make {pairs // batch} batches of {batch}, fewer than "
             f"train.accumulation = {cfg.accumulation}: lower train.accumulation",
         )
     detail = f"batches of {batch}, {max(1, steps)} optimizer steps per epoch"
-    return CheckItem("batch size", True, f"{detail}; {note}" if note else detail, bool(note))
+    return Check.of("batch size", True, f"{detail}; {note}" if note else detail, bool(note))
 
 
 def _train_check(profile: Profile, gpu: str | None, towers_ok: bool):
@@ -164,16 +152,16 @@ def _train_check(profile: Profile, gpu: str | None, towers_ok: bool):
     from .estimate import estimate
 
     if not towers_ok:
-        return CheckItem("training estimate", False, "not computed: the towers cannot be had"), None
+        return Check.of("training estimate", False, "not computed: the towers cannot be had"), None
     try:
         pairs = split_pairs(profile)
         result = estimate(profile, pairs["train"], gpu, test_pairs=pairs.get("test", 0))
     except UserError as exc:
-        return CheckItem("training estimate", False, str(exc)), None
-    return CheckItem("training estimate", result.fits, "; ".join(result.lines())), result
+        return Check.of("training estimate", False, str(exc)), None
+    return Check.of("training estimate", result.fits, "; ".join(result.lines())), result
 
 
-def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
+def tower_checks(profile: Profile) -> tuple[bool, list[Check]]:
     """Each tower's config and weights (not read), the tokenizer, and the context length
     against the text tower's positions."""
     from ..model.sources import describe_tower, fetch_advice, tokenizer_problem
@@ -186,10 +174,10 @@ def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
         try:
             detail, found = describe_tower(name, kind)
             limits |= found
-            items.append(CheckItem(f"{kind} tower", True, detail))
+            items.append(Check.of(f"{kind} tower", True, detail))
         except UserError as exc:
             ok = False
-            items.append(CheckItem(f"{kind} tower", False, str(exc)))
+            items.append(Check.of(f"{kind} tower", False, str(exc)))
     positions = limits.get("positions")
     try:
         tokenizer = load_tokenizer(profile.model.text)
@@ -197,7 +185,7 @@ def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
         ok = ok and problem is None
         detail = f"{type(tokenizer).__name__}, {len(tokenizer):,} tokens"
         items.append(
-            CheckItem(
+            Check.of(
                 "tokenizer",
                 problem is None,
                 f"model.text = {profile.model.text!r}: {problem}" if problem else detail,
@@ -207,7 +195,7 @@ def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
         ok = False
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         items.append(
-            CheckItem(
+            Check.of(
                 "tokenizer",
                 False,
                 f"model.text = {profile.model.text!r}: {first}; {fetch_advice([profile.model.text])}",
@@ -217,7 +205,7 @@ def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
     if positions and context > positions:
         ok = False
         items.append(
-            CheckItem(
+            Check.of(
                 "context length",
                 False,
                 f"model.context_length = {context} is over the text tower's {positions} "
@@ -225,25 +213,25 @@ def tower_checks(profile: Profile) -> tuple[bool, list[CheckItem]]:
             )
         )
     elif positions:
-        items.append(CheckItem("context length", True, f"{context} of {positions} positions"))
+        items.append(Check.of("context length", True, f"{context} of {positions} positions"))
     return ok, items
 
 
-def _prompt_fit(profile: Profile, tables: dict[str, PromptTable]) -> CheckItem:
+def _prompt_fit(profile: Profile, tables: dict[str, PromptTable]) -> Check:
     from ..data.report import fit_lines, measure_tokens, prompt_fit
 
     fit = prompt_fit(profile, tables, measure_tokens(profile.model.text, tables))
-    return CheckItem("prompt fit", True, "; ".join(fit_lines(fit)), bool(fit["warnings"]))
+    return Check.of("prompt fit", True, "; ".join(fit_lines(fit)), bool(fit["warnings"]))
 
 
-def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> list[CheckItem]:
+def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> list[Check]:
     from ..data.sampling import plan_counts
 
     try:
         parent = _existing_parent(workdir)
         writable = _writable(parent)
         items = [
-            CheckItem(
+            Check.of(
                 "work directory",
                 writable,
                 f"{workdir}" + ("" if writable else f": {parent} is not writable"),
@@ -265,7 +253,7 @@ def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> lis
         free = shutil.disk_usage(parent).free
         verdict = "" if free > need else ": free some space or choose another workdir"
         items.append(
-            CheckItem(
+            Check.of(
                 "disk space",
                 free > need,
                 f"about {size(need)} needed ({', '.join(parts)}), "
@@ -274,7 +262,7 @@ def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> lis
         )
         return items
     except OSError as exc:
-        return [CheckItem("work directory", False, f"{workdir}: {exc}")]
+        return [Check.of("work directory", False, f"{workdir}: {exc}")]
 
 
 def _writable(path: Path) -> bool:
@@ -283,7 +271,7 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
-def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
+def dataset_checks(profile: Profile, token=None) -> list[Check]:
     """The data set's splits, and the CSV indices against their row counts (a hub set's
     from its parquet footers: no image is downloaded; `token` as hub_split_rows's)."""
     from ..data.sampling import split_plan
@@ -305,7 +293,7 @@ def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
                 split: len(s.label_names) if s.label_names else None for split, s in sources.items()
             }
     except UserError as exc:
-        return [CheckItem("data set rows", False, str(exc))]
+        return [Check.of("data set rows", False, str(exc))]
     items = []
     for name, csv, split in split_plan(profile):
         detail = f"{where} [{split}]: {rows[split]} rows"
@@ -315,18 +303,18 @@ def dataset_checks(profile: Profile, token=None) -> list[CheckItem]:
             table = read_prompts(profile.resolve(csv), profile.data, rows[split])
             left = f", {len(table.skipped)} left out" if table.skipped else ""
             items.append(
-                CheckItem(
+                Check.of(
                     f"data set {name}",
                     True,
                     detail + f"; CSV indices in range ({len(table.rows)} rows usable{left})",
                 )
             )
         except UserError as exc:
-            items.append(CheckItem(f"data set {name}", False, str(exc)))
+            items.append(Check.of(f"data set {name}", False, str(exc)))
     return items
 
 
-def _token_check(profile: Profile, reason: str | None) -> list[CheckItem]:
+def _token_check(profile: Profile, reason: str | None) -> list[Check]:
     """The token and, for a hub data set, access to it: the checks of `token check`, after
     run_checks's probe of the hub (`reason`: why it did not answer)."""
     from ..hub.access import check
@@ -334,10 +322,10 @@ def _token_check(profile: Profile, reason: str | None) -> list[CheckItem]:
 
     kind, where = profile.dataset_source()
     if kind == "local":
-        return [CheckItem("token", True, "not needed for a local data set")]
+        return [Check.of("token", True, "not needed for a local data set")]
     findings = check(resolve_token(profile), where, reason, probed=True)
     names = ["token", "data set"]
-    return [CheckItem(names[min(n, 1)], f.ok, f.message) for n, f in enumerate(findings)]
+    return [Check.of(names[min(n, 1)], f.ok, f.message) for n, f in enumerate(findings)]
 
 
 def space_needed(profile: Profile, stage: str) -> str:

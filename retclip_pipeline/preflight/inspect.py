@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checks import FAIL, OK, WARN, Check, passed
 from ..data.prompts import (
     columns_said,
     csv_records,
@@ -183,18 +184,40 @@ def csv_problems(profile: Profile) -> dict[str, str]:
 
 @dataclass
 class Report:
-    ok: bool = True
-    lines: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # passes, with something to look at
+    """The data report: its checks in order (one with no name is a line that only says what
+    was found) and a verdict. lines, problems and warnings: the texts of the ok, failed and
+    warned checks."""
+
+    checks: list[Check] = field(default_factory=list)
     at: dict[str, str] = field(default_factory=dict)  # a problem by the profile key to fix
 
     def add(self, line: str) -> None:
-        self.lines.append(line)
+        self.checks.append(Check("", OK, line))
 
     def fail(self, line: str) -> None:
-        self.ok = False
-        self.problems.append(line)
+        self.checks.append(Check("", FAIL, line))
+
+    def warn(self, line: str) -> None:
+        self.checks.append(Check("", WARN, line))
+
+    @property
+    def ok(self) -> bool:
+        return passed(self.checks)
+
+    def _texts(self, state: str) -> list[str]:
+        return [check.text for check in self.checks if check.state == state]
+
+    @property
+    def lines(self) -> list[str]:
+        return self._texts(OK)
+
+    @property
+    def problems(self) -> list[str]:
+        return self._texts(FAIL)
+
+    @property
+    def warnings(self) -> list[str]:  # passes, with something to look at
+        return self._texts(WARN)
 
     def verdict(self) -> str:
         """One line a screen keeps in sight: the first problem, or ready (with a warning)."""
@@ -217,7 +240,7 @@ def data_report(profile: Profile, tokens: bool = True, token=None) -> Report:
     with hub_or_cache(kind == "hub" or towers) as reason:
         report = _data_report(profile, tokens, token, reason)
         if reason is not None and kind != "hub":  # a hub set's own line says it
-            report.warnings.append(not_reached(reason, "using cached files"))
+            report.warn(not_reached(reason, "using cached files"))
         return report
 
 
@@ -253,14 +276,7 @@ def _data_report(profile: Profile, tokens: bool, token, reason: str | None) -> R
     # offline); its rows are counted against the CSVs only once they read.
     csv_ok = report.ok
     if csv_ok or profile.dataset_source()[0] == "hub":
-        for item in dataset_items(profile, token, reason, rows=csv_ok):
-            line = f"{item.name}: {item.detail}"
-            if not item.ok:
-                report.fail(line)
-            elif item.warning:
-                report.warnings.append(line)
-            else:
-                report.add(line)
+        report.checks += dataset_items(profile, token, reason, rows=csv_ok)
     if csv_ok:
         counts = plan_counts(profile)
         report.add(
@@ -270,16 +286,19 @@ def _data_report(profile: Profile, tokens: bool, token, reason: str | None) -> R
             + ", ".join(f"{n} {c['sampled']} of {c['images']}" for n, c in counts.items())
         )
     if tokens and tables:
-        report.lines += _token_lines(profile, tables)
+        for line in _token_lines(profile, tables):
+            report.add(line)
     return report
 
 
-def dataset_items(profile: Profile, token=None, reason: str | None = None, rows=True) -> list:
+def dataset_items(
+    profile: Profile, token=None, reason: str | None = None, rows=True
+) -> list[Check]:
     """The data set's check items: a hub set is asked first whether it exists and can be
     read (a misspelt id is named as hub.dataset), then (with `rows`) its splits' row counts
     against the CSV indices. `reason`: why the hub did not answer the caller's probe (see hub.reach);
     then one warning that the id was not checked, and why."""
-    from .check import CheckItem, dataset_checks
+    from .check import dataset_checks
 
     kind, where = profile.dataset_source()
     if kind == "hub":
@@ -287,7 +306,7 @@ def dataset_items(profile: Profile, token=None, reason: str | None = None, rows=
 
         if reason is not None:
             said = not_reached(reason, UNCHECKED.format(where))
-            return [CheckItem("hub.dataset", True, said, warning=True)]
+            return [Check.of("hub.dataset", True, said, warning=True)]
         from ..hub.access import check
         from ..hub.client import resolve_token
 
@@ -295,18 +314,18 @@ def dataset_items(profile: Profile, token=None, reason: str | None = None, rows=
         findings = check(token, where, None, probed=True)
         names = ("token", "hub.dataset")  # as `check` orders its findings
         unchecked = [
-            CheckItem(names[min(n, 1)], True, f.message, warning=True)
+            Check.of(names[min(n, 1)], True, f.message, warning=True)
             for n, f in enumerate(findings)
             if f.unchecked
         ]
         failed = [
-            CheckItem(names[min(n, 1)], False, f.message)
+            Check.of(names[min(n, 1)], False, f.message)
             for n, f in enumerate(findings)
             if not f.ok and not f.unchecked
         ]
         if failed or unchecked:  # no rows can be counted without access
             return failed + unchecked
-        found = [CheckItem("hub.dataset", True, findings[-1].message)]
+        found = [Check.of("hub.dataset", True, findings[-1].message)]
         return found + (dataset_checks(profile, token) if rows else [])
     return dataset_checks(profile)
 

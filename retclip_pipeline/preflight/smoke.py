@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..checks import Check
 from ..layout import RunLayout
 from ..state import RunState
-from .check import CheckItem
 
 
-def checklist(workdir: Path, layout: RunLayout | None = None) -> list[CheckItem]:
+def checklist(workdir: Path, layout: RunLayout | None = None) -> list[Check]:
     layout = layout or RunLayout.of_folder(workdir)
     state = RunState.load(workdir)
 
@@ -20,28 +20,28 @@ def checklist(workdir: Path, layout: RunLayout | None = None) -> list[CheckItem]
 
     tsv = layout.imgs_tsv("train")
     rows = len(tsv.read_text(encoding="utf-8").splitlines()) if tsv.exists() else 0
-    items = [CheckItem("data readable", done("convert") and rows > 0, f"{rows} train images")]
+    items = [Check.of("data readable", done("convert") and rows > 0, f"{rows} train images")]
     lmdb = state.stages.get("lmdb", {}).get("summary", {})
-    items.append(CheckItem("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))
+    items.append(Check.of("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))
     steps = 0
     if layout.metrics.exists():  # this run's training, not another name's in logs/
         lines = layout.metrics.read_text(encoding="utf-8").splitlines()
         if lines:
             steps = int(json.loads(lines[-1]).get("step", 0))
-    items.append(CheckItem("one optimizer step", steps >= 1, f"{steps} steps taken"))
+    items.append(Check.of("one optimizer step", steps >= 1, f"{steps} steps taken"))
     checkpoints = sorted(layout.checkpoints.glob("*.pt"))
     results_path = layout.results
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
     used = str(results.get("checkpoint", ""))
     reloaded = any(str(c) in used or c.name in used for c in checkpoints)
     items.append(
-        CheckItem(
+        Check.of(
             "checkpoint written and reloaded",
             bool(checkpoints) and reloaded,
             f"{len(checkpoints)} written; evaluation loaded {Path(used.split(' ')[0]).name or 'none'}",
         )
     )
-    items.append(CheckItem("evaluation produced", bool(results), str(results_path)))
+    items.append(Check.of("evaluation produced", bool(results), str(results_path)))
     return items
 
 

@@ -46,7 +46,8 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
     BINDINGS = [
         Binding("ctrl+g", "validate", "Validate"),
         Binding("ctrl+r", "validate", "Validate", show=False),
-        Binding("ctrl+f", "browse", "Pick CSV", show=False),
+        # priority: before textual 8.2.7 a focused Input took ctrl+f (delete right word)
+        Binding("ctrl+f", "browse", "Pick CSV", show=False, priority=True),
     ]
     # The verdict docks at the bottom of the scrolling body: always in sight at 80x24.
     DEFAULT_CSS = """
