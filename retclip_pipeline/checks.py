@@ -1,4 +1,5 @@
-"""One check result: a name, a state (ok, warn: passes with something to look at, fail) and
+"""One check result: a name, a state (ok; warn: passes with something to look at; skip: could
+not be checked, as when the hub does not answer, so it does not pass; fail) and
 what was found. The preflight (--check), the data report, the smoke run's checklist and the
 token check all give these; one renderer writes them as console lines. Imports nothing of the
 pipeline, so that hub/, preflight/ and cli/ can all use it."""
@@ -9,13 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-State = Literal["ok", "warn", "fail"]
+State = Literal["ok", "warn", "skip", "fail"]
 OK: State = "ok"
 WARN: State = "warn"
 FAIL: State = "fail"
-STATES = (OK, WARN, FAIL)
-MARKS = {OK: "ok", WARN: "warn", FAIL: "FAIL"}  # as the console shows them
-SMOKE_MARKS = {OK: "pass", WARN: "warn", FAIL: "FAIL"}  # the smoke checklist's words
+SKIP: State = "skip"
+STATES = (OK, WARN, SKIP, FAIL)
+MARKS = {OK: "ok", WARN: "warn", SKIP: "skip", FAIL: "FAIL"}  # as the console shows them
+SMOKE_MARKS = {OK: "pass", WARN: "warn", SKIP: "skip", FAIL: "FAIL"}  # the smoke checklist's
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,8 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        """Passes (a warning passes too)."""
-        return self.state != FAIL
+        """Passes (a warning passes too; what could not be checked does not)."""
+        return self.state in (OK, WARN)
 
     @property
     def warning(self) -> bool:
@@ -56,14 +58,15 @@ def passed(checks: Iterable[Check]) -> bool:
     return all(check.ok for check in checks)
 
 
-def render_line(check: Check, marks: dict[str, str] = MARKS) -> str:
-    """One check as a console line: `[ok  ] name: detail`."""
-    return f"[{marks[check.state]:<4}] {check.text}"
+def render_line(check: Check, marks: dict[str, str] = MARKS, named: bool = True) -> str:
+    """One check as a console line: `[ok  ] name: detail` (without the name: `[ok  ] detail`,
+    for a detail that says what it is about)."""
+    return f"[{marks[check.state]:<4}] {check.text if named else check.detail}"
 
 
-def render(checks: Iterable[Check], marks: dict[str, str] = MARKS) -> str:
+def render(checks: Iterable[Check], marks: dict[str, str] = MARKS, named: bool = True) -> str:
     """Checks as console lines, one a check."""
-    return "\n".join(render_line(check, marks) for check in checks)
+    return "\n".join(render_line(check, marks, named) for check in checks)
 
 
 def summary(checks: list[Check]) -> str:

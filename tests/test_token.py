@@ -92,20 +92,20 @@ def test_a_token_is_stored_checked_online_and_unchecked_offline(hub, token_store
         store_token(BAD)
     assert BAD not in str(refused.value) and not (token_store / "token").exists()
     done = store_token(GOOD)
-    assert done.ok and not done.unchecked and "valid, user tester" in done.message
+    assert done.state == "ok" and "valid, user tester" in done.detail
     assert get_token() == GOOD
 
     monkeypatch.setenv("HF_ENDPOINT", CLOSED)
     other = "hf_" + "offlineToken" * 3
     done = store_token(other)
-    assert done.unchecked and done.mark == "skip"
-    assert "hub not reachable (ConnectError" in done.message
-    assert "the token was not checked" in done.message and other not in done.message
+    assert done.state == "skip" and done.mark == "skip"
+    assert "hub not reachable (ConnectError" in done.detail
+    assert "the token was not checked" in done.detail and other not in done.detail
     assert get_token() == other
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     done = store_token(GOOD)
-    assert "hub not reachable (HF_HUB_OFFLINE=1)" in done.message and get_token() == GOOD
+    assert "hub not reachable (HF_HUB_OFFLINE=1)" in done.detail and get_token() == GOOD
 
 
 def test_the_probe_names_why_the_hub_does_not_answer(hub, monkeypatch):

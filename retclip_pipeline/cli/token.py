@@ -33,6 +33,7 @@ def _token(args) -> int:
     if args.verb == "login":
         return _login()
     from .. import profile as profiles
+    from ..checks import passed, render
     from ..hub.access import check
     from ..hub.client import resolve_token
 
@@ -42,9 +43,8 @@ def _token(args) -> int:
         kind, where = profile.dataset_source()
         dataset = where if kind == "hub" else None
     findings = check(resolve_token(profile), dataset)
-    for finding in findings:
-        print(f"[{finding.mark:<4}] {finding.message}")
-    return 0 if all(f.ok for f in findings) else 2
+    print(render(findings, named=False))  # each detail names the token or the data set
+    return 0 if passed(findings) else 2
 
 
 def _login() -> int:
@@ -56,5 +56,5 @@ def _login() -> int:
         token = getpass.getpass("Hugging Face token (hidden): ").strip()
     else:
         token = sys.stdin.readline().strip()
-    print(store_token(token).message + "; profiles find it through hub.use_stored_login")
+    print(store_token(token).detail + "; profiles find it through hub.use_stored_login")
     return 0

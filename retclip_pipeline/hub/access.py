@@ -6,24 +6,12 @@ hub client's own store. Used by `token check`/`token login`, the preflight and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..checks import FAIL, OK, SKIP, Check
 from ..errors import UserError
 from .reach import OFFLINE_ENV, not_reached, said, unreachable
 
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 STORED = "stored by huggingface_hub; later runs find it"
-
-
-@dataclass
-class Finding:
-    ok: bool
-    message: str
-    unchecked: bool = False  # the hub could not be asked: neither passed nor refused
-
-    @property
-    def mark(self) -> str:
-        return "skip" if self.unchecked else ("ok" if self.ok else "FAIL")
 
 
 UNREACHABLE = {
@@ -44,7 +32,7 @@ def network_failure(exc: BaseException) -> bool:
 
 
 def check(token, dataset: str | None, reason: str | None = None, probed: bool = False):
-    """Findings (list[Finding]) about the token (a hub.client.Token) and, if named, the data
+    """Checks (list[Check], named "token" and "hub.dataset") about the token (a hub.client.Token) and, if named, the data
     set. The hub is asked once first whether it answers at all (see reach.unreachable), unless
     `probed` (then `reason` is what the caller's probe found): when it does not, the token and
     the data set are said not checked, at once."""
@@ -58,8 +46,9 @@ def check(token, dataset: str | None, reason: str | None = None, probed: bool = 
         reason = unreachable()
     if token.value is None:
         findings.append(
-            Finding(
-                True,
+            Check(
+                "token",
+                OK,
                 "no token: public data sets still work, but the hub allows "
                 "about 3,000 file requests per 5 minutes without one (5,000 "
                 f"with a free token from {TOKENS_PAGE})",
@@ -69,15 +58,18 @@ def check(token, dataset: str | None, reason: str | None = None, probed: bool = 
         try:
             who = api.whoami(token=token.value)
             findings.append(
-                Finding(True, f"token from {token.origin} is valid (user {who.get('name', '?')})")
+                Check(
+                    "token", OK, f"token from {token.origin} is valid (user {who.get('name', '?')})"
+                )
             )
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status != 401:
                 raise
             findings.append(
-                Finding(
-                    False,
+                Check(
+                    "token",
+                    FAIL,
                     f"the token from {token.origin} is invalid or revoked: create one at "
                     f"{TOKENS_PAGE}, then set it in {token.origin} or run "
                     "`python -m retclip_pipeline token login`",
@@ -98,13 +90,10 @@ def check(token, dataset: str | None, reason: str | None = None, probed: bool = 
             else f"check the network to {endpoint} and check again"
         )
         findings.append(
-            Finding(
-                False,
-                not_reached(
-                    reason,
-                    f"{named} was not checked (not known to be invalid); {retry}",
-                ),
-                unchecked=True,
+            Check(
+                "token",
+                SKIP,
+                not_reached(reason, f"{named} was not checked (not known to be invalid); {retry}"),
             )
         )
     if dataset:
@@ -112,14 +101,14 @@ def check(token, dataset: str | None, reason: str | None = None, probed: bool = 
     return findings
 
 
-def _dataset_finding(api, token, dataset: str, reason: str | None) -> Finding:
+def _dataset_finding(api, token, dataset: str, reason: str | None) -> Check:
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     unchecked = (
         f"data set {dataset} not checked; it is checked when you convert or run --check online"
     )
     if reason is not None:
-        return Finding(False, not_reached(reason, unchecked), unchecked=True)
+        return Check("hub.dataset", SKIP, not_reached(reason, unchecked))
     page = f"https://huggingface.co/datasets/{dataset}"
     try:
         info = api.dataset_info(dataset, token=token.value)
@@ -129,23 +118,24 @@ def _dataset_finding(api, token, dataset: str, reason: str | None) -> Finding:
         else:
             message = f"{dataset} is gated: log in (set HF_TOKEN or run `token login`) and accept "
             message += "its terms at "
-        return Finding(False, message + page)
+        return Check("hub.dataset", FAIL, message + page)
     except RepositoryNotFoundError:
         who = "this token has" if token.value else "you have"
-        return Finding(
-            False,
+        return Check(
+            "hub.dataset",
+            FAIL,
             f"data set {dataset} was not found, or it is private and {who} no access: "
             "check hub.dataset",
         )
     except Exception as exc:
         if not network_failure(exc):
             raise
-        return Finding(False, not_reached(said(exc), unchecked), unchecked=True)
+        return Check("hub.dataset", SKIP, not_reached(said(exc), unchecked))
     gated = f", gated ({info.gated}) and your access is granted" if info.gated else ""
-    return Finding(True, f"data set {dataset} is readable{gated}")
+    return Check("hub.dataset", OK, f"data set {dataset} is readable{gated}")
 
 
-def store_token(token: str) -> Finding:
+def store_token(token: str) -> Check:
     """Into huggingface_hub's own store (as its login does: saved under the token's name,
     made the active one), checked by the hub first at the endpoint everything else asks;
     what was done, in one line. A hub that cannot be reached does not stop it: the token is
@@ -179,9 +169,9 @@ def store_token(token: str) -> Finding:
             name = access.get("displayName") or f"retclip-{user}"
     _store(token, name)
     if reason is None:
-        return Finding(True, f"{STORED} (checked with the hub: valid, user {user})")
+        return Check("token", OK, f"{STORED} (checked with the hub: valid, user {user})")
     unchecked = not_reached(reason, "the token was not checked: check it once online")
-    return Finding(True, f"{STORED}; {unchecked}", unchecked=True)
+    return Check("token", SKIP, f"{STORED}; {unchecked}")
 
 
 def _store(token: str, name: str) -> None:

@@ -324,8 +324,8 @@ def _token_check(profile: Profile, reason: str | None) -> list[Check]:
     if kind == "local":
         return [Check.of("token", True, "not needed for a local data set")]
     findings = check(resolve_token(profile), where, reason, probed=True)
-    names = ["token", "data set"]
-    return [Check.of(names[min(n, 1)], f.ok, f.message) for n, f in enumerate(findings)]
+    names = {"hub.dataset": "data set"}  # as the checklist calls it
+    return [Check(names.get(f.name, f.name), f.state, f.detail) for f in findings]
 
 
 def space_needed(profile: Profile, stage: str) -> str:

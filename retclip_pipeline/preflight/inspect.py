@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checks import FAIL, OK, WARN, Check, passed
+from ..checks import FAIL, OK, SKIP, WARN, Check, passed
 from ..data.prompts import (
     columns_said,
     csv_records,
@@ -312,20 +312,12 @@ def dataset_items(
 
         token = token or resolve_token(profile)
         findings = check(token, where, None, probed=True)
-        names = ("token", "hub.dataset")  # as `check` orders its findings
-        unchecked = [
-            Check.of(names[min(n, 1)], True, f.message, warning=True)
-            for n, f in enumerate(findings)
-            if f.unchecked
-        ]
-        failed = [
-            Check.of(names[min(n, 1)], False, f.message)
-            for n, f in enumerate(findings)
-            if not f.ok and not f.unchecked
-        ]
+        # Not checked: a warning here (the report's verdict stays usable offline).
+        unchecked = [Check(f.name, WARN, f.detail) for f in findings if f.state == SKIP]
+        failed = [f for f in findings if f.state == FAIL]
         if failed or unchecked:  # no rows can be counted without access
             return failed + unchecked
-        found = [Check.of("hub.dataset", True, findings[-1].message)]
+        found = [findings[-1]]
         return found + (dataset_checks(profile, token) if rows else [])
     return dataset_checks(profile)
 

@@ -68,7 +68,7 @@ with huggingface_hub for later runs."""
 
             try:  # an unreachable hub is its own finding: the token not checked
                 findings = check(token, where if kind == "hub" else None)
-                return findings_text([(f.mark, f.message) for f in findings])
+                return findings_text([(f.mark, f.detail) for f in findings])
             except Exception as exc:  # noqa: BLE001 - any failure is shown, never the token
                 return findings_text([("FAIL", f"check failed: {type(exc).__name__}")])
 
@@ -90,7 +90,7 @@ with huggingface_hub for later runs."""
                 done = store_token(typed)
             except UserError as exc:
                 return findings_text([("FAIL", str(exc))])
-            return findings_text([(done.mark, done.message)])
+            return findings_text([(done.mark, done.detail)])
 
         self.show_later("#findings", store, "storing (asking the hub first)...")
 
