@@ -27,8 +27,8 @@ from .base import Field, WizardScreen, dotted_key, field_id, set_error
 
 COLUMNS = ("index_column", "label_column", "text_column", "left_text_column", "right_text_column")
 PAIRED_ONLY = ("left_text_column", "right_text_column")
-NOT_VALIDATED = "not validated yet: ctrl+r checks the CSVs and the data set"
-CHANGED = "changed since the last check: ctrl+r checks again"
+NOT_VALIDATED = "not validated yet: ctrl+g checks the CSVs and the data set"
+CHANGED = "changed since the last check: ctrl+g checks again"
 SCROLL_HINT = "validation report: Tab here, then PgUp/PgDn or arrows to scroll"
 BAD_ROW = "data.on_bad_row"
 BAD_ROW_CHOICES = (  # the profile's choices, worded as its help says them
