@@ -34,7 +34,8 @@ SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "text"
 VOLATILE = [
     (re.compile(r"\d[\d,.]* ?(?:[kMG]?B|images|batches|samples|pairs|items)/(?:s|min|h)"), "#/s"),
     (re.compile(r"ETA [\d:.]+(?: s)?"), "ETA #"),
-    (re.compile(r"\b(?:done )?in \d+(?:\.\d+)? s\b"), "in # s"),
+    # with a box's padding after it, which the figure's width changes
+    (re.compile(r"\b(?:done )?in \d+(?:\.\d+)? s\b(?: *(?=│))?"), "in # s"),
     (re.compile(r"pid \d+"), "pid #"),
     (re.compile(r"\d{8}-\d{6}"), "#time"),
     (re.compile(r"[▁▂▃▄▅▆▇█]+"), "▆"),  # curves and scroll bars drawn at fractional rows
