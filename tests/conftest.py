@@ -194,3 +194,13 @@ def shipped_profile(
         section, key = dotted.split(".")
         profile.setdefault(section, {})[key] = value
     return write_profile(folder, tomli_w.dumps(profile), f"{name}.toml")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Snapshot tests (snap_compare's, and the screen text ones) get the snapshot marker:
+    they hold at constraints.txt's Textual release only, so `make test-min` leaves them out."""
+    for item in items:
+        if "snap_compare" in getattr(item, "fixturenames", ()) or item.get_closest_marker(
+            "snapshot"
+        ):
+            item.add_marker(pytest.mark.snapshot)

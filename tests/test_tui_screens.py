@@ -78,6 +78,7 @@ async def check(request, name: str, pilot, home: Path) -> None:
     assert text == path.read_text(encoding="utf-8"), f"{name}: the screen changed:\n{text}"
 
 
+@pytest.mark.snapshot
 def test_every_screen_in_its_result_state_at_80x24(home, request):
     async def walk():
         app = make_app(home)
