@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .profile_values import redact
+
 EventKind = Literal[
     "run_started",
     "stage_started",
@@ -38,6 +40,11 @@ class Event:
     metrics: dict[str, Any] | None = None
     level: str = "info"
     time: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        # Every line the console prints and the events file keeps passes here: a value
+        # quoted in a message never shows a token.
+        self.message = redact(self.message)
 
     def to_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v is not None}

@@ -5,6 +5,7 @@ a problem message or None; no message ever repeats a token."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import string
 from collections.abc import Iterator
@@ -20,8 +21,16 @@ TOKEN_MESSAGE = (
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # the token itself, whatever its shape
+
+
 def redact(text: str) -> str:
-    """`text` with anything token-shaped hidden (for messages that quote a value)."""
+    """`text` with anything token-shaped, and the token in the environment, hidden (for
+    messages that quote a value)."""
+    for name in SECRET_ENV:
+        secret = os.environ.get(name, "")
+        if len(secret) >= 8 and secret in text:
+            text = text.replace(secret, "<token hidden>")
     return TOKEN.sub("hf_<hidden>", text)
 
 

@@ -306,6 +306,11 @@ def _run_stage(
     state: RunState,
     sink: EventSink,
 ) -> dict[str, Any]:
+    try:
+        stage.ready(profile, workdir)
+    except UserError as exc:
+        sink(Event(stage.name, "stage_failed", one_line(exc), level="error"))
+        raise
     if row.status in ("stale", "to run") and row.reason != "outputs missing" and not stage.precious:
         _remove(stage.scratch(profile, workdir))
     # Taken now, not at planning: earlier stages of this call may have changed its inputs.

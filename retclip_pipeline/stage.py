@@ -44,3 +44,6 @@ class Stage:
     # Outputs that took long to make (trained checkpoints): a change of settings does not
     # delete them before the stage starts; the stage sets them aside itself when it must.
     precious: bool = False
+    # Raises a UserError when an input the stage cannot make itself is missing, before
+    # anything of an earlier run (its scratch) is removed: a typo never costs finished work.
+    ready: Callable[[Profile, Path], None] = lambda profile, workdir: None

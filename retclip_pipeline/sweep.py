@@ -253,8 +253,12 @@ def parse_devices(text: str | None) -> list[str] | None:
     if text is None:
         return None
     devices = [d.strip() for d in text.split(",") if d.strip()]
-    if not devices or any(not re.fullmatch(r"[\w-]+", d) for d in devices):
-        raise UserError(f"--devices {text!r}: give GPU ids, comma-separated (e.g. 0,1)")
+    # What CUDA_VISIBLE_DEVICES takes: an index, or a GPU's or MIG slice's UUID
+    if not devices or any(not re.fullmatch(r"\d+|(?:GPU|MIG)-[\w/-]+", d) for d in devices):
+        raise UserError(
+            f"--devices {text!r}: give GPU indices (or GPU-/MIG- UUIDs), comma-separated "
+            "(e.g. 0,1); nvidia-smi -L lists them"
+        )
     if len(set(devices)) < len(devices):
         raise UserError(f"--devices {text!r}: a device is named twice")
     return devices

@@ -252,6 +252,16 @@ def test_untrained_baseline_and_a_missing_checkpoint(tmp_path, demo_root):
         (profile.workdir_path() / "evaluation/evaluation_results.json").read_text()
     )
     assert results["checkpoint"].startswith("untrained")
+    # A mistyped checkpoint: said by --check, and before the evaluation it would redo is gone.
+    from retclip_pipeline.preflight.check import run_checks
+
+    profile.eval.checkpoint = str(tmp_path / "no-such.pt")
+    items = {item.name: item for item in run_checks(profile, profile.workdir_path())}
+    assert not items["checkpoint to evaluate"].ok
+    with pytest.raises(UserError, match="eval.checkpoint .or --checkpoint. names"):
+        run(profile, profile.workdir_path(), lambda e: None, selected=["evaluate"])
+    kept = profile.workdir_path() / "evaluation/evaluation_results.json"
+    assert json.loads(kept.read_text()) == results
 
 
 def test_compare_prints_and_saves_one_table(evaluated, tmp_path, capsys):

@@ -236,3 +236,13 @@ def test_an_unreachable_hub_is_one_line(hub, finished, capsys, monkeypatch):
     code, out, err = _push(capsys, "--run", str(finished), "--repo", REPO)
     assert code == 2 and "could not be reached" in err and "Traceback" not in err
     assert hubstand.GOOD not in out + err
+
+
+def test_a_run_folder_with_a_space_leaves_no_path_in_what_is_pushed():
+    from retclip_pipeline.hub.card import public_results
+
+    said = "/content/drive/My Drive/runs/full/logs/full/checkpoints/best.pt (best epoch 3 of 30)"
+    assert public_results({"checkpoint": said})["checkpoint"] == "best.pt (best epoch 3 of 30)"
+    assert public_results({"checkpoint": "/a b/epoch_latest.pt"})["checkpoint"] == (
+        "epoch_latest.pt"
+    )

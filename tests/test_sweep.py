@@ -86,6 +86,9 @@ def test_two_variants_convert_once_print_one_table_and_rerun_with_nothing_to_do(
     alone = run_cli("--profile", str(variants[0] / "profile.resolved.toml"))
     assert alone.returncode == 0, alone.stderr
     assert alone.stderr.count("done and current") == 4, alone.stderr
+    plan = run_cli("--profile", str(variants[0] / "profile.resolved.toml"), "--dry-run")
+    assert plan.returncode == 0, plan.stderr  # outputs in the shared folder: named in full
+    assert str(shared[0] / "data" / "train_imgs.tsv") in plan.stdout, plan.stdout
 
 
 def test_bad_vary_is_one_line_naming_the_key(demo_profile):
@@ -212,7 +215,7 @@ def test_devices_run_one_variant_each_at_a_time(tmp_path, monkeypatch):
 def test_bad_devices_are_one_line():
     assert sweeps.parse_devices(None) is None
     assert sweeps.parse_devices("0, 1") == ["0", "1"]
-    for text in (",", "0,0", "0;1"):
+    for text in (",", "0,0", "0;1", "abc"):
         with pytest.raises(UserError, match="--devices"):
             sweeps.parse_devices(text)
 

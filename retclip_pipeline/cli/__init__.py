@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from ..profile_values import redact
+
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except (StageInterrupted, KeyboardInterrupt):
         print(

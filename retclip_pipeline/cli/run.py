@@ -23,7 +23,9 @@ def add(commands) -> None:
         "setting made stale.",
         epilog="Other commands (each with --help): compare RUN_DIR...; embed --run RUN_DIR "
         "(--images DIR | --texts FILE); query --run RUN_DIR TEXT | --image PATH; "
-        "token check | login; promote --run SMOKE_RUN_DIR (the same settings at full size).",
+        "token check | login; promote --run SMOKE_RUN_DIR (the same settings at full size); "
+        "sweep --profile P --vary KEY=V1,V2 (a grid of variants, one table); "
+        "push --run RUN_DIR --repo USER/NAME (the model and its card to the Hub).",
     )
     parser.set_defaults(handler=_dispatch)
     parser.add_argument("--profile", required=True, type=Path, help="the run's TOML profile")
@@ -164,7 +166,13 @@ def _dry_run(profile, workdir: Path, selected: list[str] | None, gpu: str | None
         print(f"  {stage.name:<8} {row.status}{reason}")
         print(f"           inputs:  {', '.join(stage.inputs(profile, workdir))}")
         outputs = stage.outputs(profile, workdir)
-        print(f"           outputs: {', '.join(str(p.relative_to(workdir)) for p in outputs)}")
+        print(f"           outputs: {', '.join(_shown(p, workdir) for p in outputs)}")
         for line in stage.plan_lines(profile, gpu) if stage.plan_lines else []:
             print(f"           {line}")
     return 0
+
+
+def _shown(path: Path, workdir: Path) -> str:
+    """A stage output relative to the run folder; in full when it lies elsewhere (a sweep
+    variant's data folder, shared through data_dir)."""
+    return str(path.relative_to(workdir)) if path.is_relative_to(workdir) else str(path)

@@ -19,3 +19,16 @@ def checkpoint_path(profile: Profile, workdir: Path, override: str | None = None
         return str(profile.resolve(choice))
     layout = RunLayout.of(profile, workdir)
     return str(layout.best if layout.best.exists() else layout.latest)
+
+
+def missing_checkpoint(profile: Profile, workdir: Path) -> str | None:
+    """Why the checkpoint to evaluate cannot be read, or None when it can (or is "init")."""
+    path = checkpoint_path(profile, workdir)
+    if path == "init" or Path(path).is_file():
+        return None
+    if profile.eval.checkpoint:
+        return (
+            f"eval.checkpoint (or --checkpoint) names {path}, which does not exist: name a "
+            'checkpoint file (logs/<name>/checkpoints/*.pt), or "init" for the untrained model'
+        )
+    return f"no checkpoint at {path}: run the train stage first"

@@ -262,7 +262,7 @@ def build(
         "",
         f"On the test split ({results.get('sizes', {}).get('test_images', '?')} images, "
         f"{results.get('sizes', {}).get('test_texts', '?')} texts), checkpoint "
-        f"`{Path(str(results.get('checkpoint', '?')).split(' ')[0]).name}`:",
+        f"`{_checkpoint_name(str(results.get('checkpoint', '?')))[0]}`:",
         "",
         *metrics_tables(results),
     ]
@@ -279,7 +279,13 @@ def public_results(results: dict[str, Any]) -> dict[str, Any]:
     """The evaluation results as the repo gets them: the checkpoint by its file name only."""
     out = dict(results)
     if "checkpoint" in out:
-        checkpoint = str(out["checkpoint"])
-        path, _, rest = checkpoint.partition(" ")
-        out["checkpoint"] = " ".join(part for part in (Path(path).name, rest) if part)
+        name, rest = _checkpoint_name(str(out["checkpoint"]))
+        out["checkpoint"] = f"{name} {rest}" if rest else name
     return out
+
+
+def _checkpoint_name(said: str) -> tuple[str, str]:
+    """ "/content/drive/My Drive/.../best.pt (best epoch 3 ...)" as ("best.pt", "(best ...)"):
+    the path may hold spaces, so it ends where the parenthesis begins."""
+    path, paren, rest = said.partition(" (")
+    return Path(path).name, (paren.strip() + rest) if paren else ""

@@ -105,6 +105,11 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[Check]:
     items += _disk_checks(profile, workdir, csv_ok, estimated)
     if profile.train.report_to:
         items.append(_tracker_check(profile))
+    if profile.eval.checkpoint and profile.eval.checkpoint != "init":
+        from ..evaluation.choice import missing_checkpoint
+
+        problem = missing_checkpoint(profile, workdir)
+        items.append(Check.of("checkpoint to evaluate", not problem, problem or "found"))
     return items
 
 

@@ -47,6 +47,15 @@ def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
     return {"checkpoint": file_identity(Path(path)) if Path(path).is_file() else "missing"}
 
 
+def _ready(profile: Profile, workdir: Path) -> None:
+    from ..errors import UserError
+    from ..evaluation.choice import missing_checkpoint
+
+    problem = missing_checkpoint(profile, workdir)
+    if problem:  # said before the earlier evaluation is removed
+        raise UserError(problem)
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     from ..evaluation import features as feats
     from ..evaluation import figures, metrics, per_eye, report, zero_shot
@@ -195,4 +204,5 @@ STAGE = Stage(
     outputs=_outputs,
     scratch=lambda profile, workdir: [RunLayout.of(profile, workdir).evaluation],
     extra_fingerprint=_extra_fingerprint,
+    ready=_ready,
 )
