@@ -116,8 +116,13 @@ def _reads(stage: Stage, row: PlanRow, profile: profiles.Profile, workdir: Path)
     checkpoint unless it evaluates another one)."""
     if row.stage.name in stage.needs:
         return True
-    written = {str(path) for path in row.stage.outputs(profile, workdir)}
-    return bool(written & set(stage.inputs(profile, workdir)))
+    written = row.stage.outputs(profile, workdir)
+    # An input beside an output is written there too (best.pt next to epoch_latest.pt).
+    folders = {str(path.parent) for path in written}
+    read = stage.inputs(profile, workdir)
+    return bool({str(path) for path in written} & set(read)) or any(
+        str(Path(path).parent) in folders for path in read
+    )
 
 
 def _replaced(row: PlanRow) -> str:
