@@ -228,6 +228,14 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
             f"{train.early_stop!r} is not train.best_metric = {train.best_metric!r}: early "
             "stopping watches the figure best.pt is kept by; name the same one",
         )
+    for key in ("best_metric", "early_stop"):
+        if "class" in getattr(train, key) and not data.label_column:
+            add(
+                "train",
+                key,
+                f"{getattr(train, key)!r} needs class labels and data.label_column is empty: "
+                'name val_loss, val_i2t or val_t2i, or leave it empty ("" chooses)',
+            )
     if not re.fullmatch(r"[\w.-]+", profile.name):
         problems.append(
             Problem(

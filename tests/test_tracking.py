@@ -137,6 +137,10 @@ def test_early_stopping_and_best_metric_name_one_figure(tmp_path, demo_root):
     text = demo_toml(demo_root, train={"report_to": ["tensorbored"]})
     with pytest.raises(UserError, match=r"train\.report_to.*tensorbored"):
         profiles.load(write_profile(tmp_path, text))
+    # A class-level figure without labels: said when the profile loads, not swapped later.
+    text = demo_toml(demo_root, train={"best_metric": "val_i2t_class"}, data={"label_column": ""})
+    with pytest.raises(UserError, match=r"train\.best_metric.*needs class labels"):
+        profiles.load(write_profile(tmp_path, text))
 
 
 def test_a_resumed_run_keeps_the_best_figure_and_best_pt(tmp_path, demo_root, monkeypatch):
