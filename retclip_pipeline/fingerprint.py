@@ -33,3 +33,17 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def output_stamps(paths: list[Path]) -> list[tuple[int, int] | None]:
+    """Each output's size and modification time (None when missing): whether a stage that
+    failed changed any of them."""
+    stamps = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((info.st_size, info.st_mtime_ns))
+    return stamps

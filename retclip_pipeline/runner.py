@@ -18,7 +18,7 @@ from . import profile as profiles
 from .atomic import write_text
 from .errors import DamagedOutput, StageInterrupted, UserError, as_user_error, one_line
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
-from .fingerprint import file_identity, fingerprint
+from .fingerprint import file_identity, fingerprint, output_stamps
 from .layout import EVENTS_FILE, RESOLVED_PROFILE, RunLayout
 from .lock import run_lock
 from .quiet import library_messages
@@ -320,6 +320,10 @@ def _run_stage(
         _remove(stage.scratch(profile, workdir))
     # Taken now, not at planning: earlier stages of this call may have changed its inputs.
     row.fingerprint = fingerprints(profile)[stage.name]
+    finished = dict(state.stages.get(stage.name, {}))
+    before = (
+        output_stamps(stage.outputs(profile, workdir)) if finished.get("status") == "done" else None
+    )
     state.mark(stage.name, "running", row.fingerprint)
     note = " (resuming)" if row.status == "resume" else ""
     sink(Event(stage.name, "stage_started", f"{stage.description}{note}"))
@@ -338,7 +342,18 @@ def _run_stage(
         if isinstance(exc, UserError) and "Original Traceback" in str(exc):
             user = type(exc)(one_line(exc))  # raised in a DataLoader worker
         message = one_line(user)
-        _record_failure(state, stage.name, row.fingerprint, "failed", message)
+        if before is not None and output_stamps(stage.outputs(profile, workdir)) == before:
+            # It failed before touching what it had finished (a tower that will not load):
+            # that finished run still stands, for the settings it was made with.
+            kept = {
+                k: v
+                for k, v in finished.items()
+                if k not in ("status", "fingerprint", "updated_at")
+            }
+            with contextlib.suppress(OSError):
+                state.mark(stage.name, "done", finished["fingerprint"], **kept)
+        else:
+            _record_failure(state, stage.name, row.fingerprint, "failed", message)
         if isinstance(user, DamagedOutput) and user.stage != stage.name:
             state.forget(user.stage)  # rebuilt by the next run
             with contextlib.suppress(OSError):

@@ -186,3 +186,20 @@ def test_stage_needing_unfinished_upstream_says_what_to_run(demo_profile):
         run(profile, profile.workdir_path(), lambda e: None, selected=["lmdb"])
     last = list(read_events(profile.workdir_path() / "events.jsonl"))[-1]
     assert last.kind == "run_finished" and last.level == "error"
+
+
+def test_a_start_that_fails_before_touching_its_outputs_keeps_them_done(demo_profile, tmp_path):
+    """A tower that will not load fails the new training before any checkpoint is written:
+    the finished training still stands for the settings it was made with."""
+    profile = profiles.load(demo_profile)
+    workdir = profile.workdir_path()
+    run(profile, workdir, lambda e: None)
+    trained = profile.model.text
+    profile.model.text = str(tmp_path / "no-such-tower")
+    with pytest.raises(UserError):
+        run(profile, workdir, lambda e: None, ["train"])
+    assert _statuses(profile, workdir)["train"] == "stale"  # for the failed settings
+    profile.model.text = trained
+    assert _statuses(profile, workdir) == dict.fromkeys(
+        ("convert", "lmdb", "train", "evaluate"), "done"
+    )
