@@ -297,3 +297,35 @@ def test_quit_with_a_bad_value_typed_says_so_once_then_quits_without_it(home):
 
     asyncio.run(walk())
     assert profile.read_text(encoding="utf-8") == before
+
+
+def test_a_setting_typed_on_train_shows_in_the_plan_line_before_ctrl_g(home):
+    from retclip_pipeline import profile as profiles
+    from retclip_pipeline.runner import all_stages, fingerprints
+
+    profile = profiles.load(home / "profiles" / "tui.toml")
+    workdir = profile.workdir_path()
+    made = fingerprints(profile)
+    stages = {}
+    for stage in all_stages()[:3]:  # convert, lmdb and train done with these settings
+        for path in stage.outputs(profile, workdir):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        stages[stage.name] = {"status": "done", "fingerprint": made[stage.name]}
+    (workdir / "state.json").write_text(json.dumps({"stages": stages}), encoding="utf-8")
+    trained_lr = str(profile.train.lr)
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("train")
+            await pilot.pause()
+            plan = lambda: text_of(app.screen.query_one("#plan"))  # noqa: E731
+            await wait_for(pilot, lambda: "train: done" in plan(), 60)
+            await type_into(pilot, "#f-train--lr", "0.0123")
+            await wait_for(pilot, lambda: "train: stale" in plan(), 60)
+            await type_into(pilot, "#f-train--lr", trained_lr)  # back as it was trained
+            await wait_for(pilot, lambda: "train: done" in plan(), 60)
+            assert screen_name(app) == "TrainScreen"  # no ctrl+g, no Next
+
+    asyncio.run(walk())

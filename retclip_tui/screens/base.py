@@ -247,8 +247,11 @@ class WizardScreen(Screen):
             self.show_error("; ".join(inline) or "fix the fields marked in red")
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        """A field marked bad that now holds a valid value loses its error at once."""
+        """A field marked bad that now holds a valid value loses its error at once; the
+        stage line follows what the fields hold (a setting typed, not yet applied)."""
         key = dotted_key(event.input.id or "")
+        if (event.input.id or "").startswith("f-") and self.query(PlanLine):
+            self.preview_plan()
         if key not in self.problems:
             return
         try:
@@ -265,6 +268,17 @@ class WizardScreen(Screen):
         self.show_problems()
         if not self.problems:
             self.show_error("")
+
+    def preview_plan(self) -> None:
+        """The stage line for the settings on screen, when they are valid (a half-typed
+        value keeps the line as it was)."""
+        from retclip_pipeline.profile_edit import set_fields
+
+        try:
+            trial = set_fields(self.session.profile, self.field_values())
+        except Exception:  # noqa: BLE001 - half-typed or bad: the fields say why on apply
+            return
+        self.query_one(PlanLine).refresh_plan(trial)
 
     def show_later(
         self,
