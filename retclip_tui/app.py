@@ -13,7 +13,7 @@ from retclip_pipeline import profile as profiles
 from retclip_pipeline import watch
 from retclip_pipeline.layout import RESOLVED_PROFILE, TUI_PROFILE
 
-from .session import Session, new_profile, shown
+from .session import Session, new_profile, save_target, shown
 
 
 class RetclipApp(App[str | None]):
@@ -38,6 +38,7 @@ class RetclipApp(App[str | None]):
         if workdir:
             loaded.workdir = str(workdir.expanduser().resolve())
         self.session = Session(loaded)
+        self.baseline = loaded  # what a profile with no file of its own started as
         self.attach_to = attach
         self.workdir_given = loaded.workdir if workdir else None  # not a change to save
         self.quitting = False  # the quit questions are open
@@ -68,6 +69,7 @@ class RetclipApp(App[str | None]):
         for name in (TUI_PROFILE, RESOLVED_PROFILE):
             if (run_dir / name).is_file():
                 self.session.profile = profiles.load(run_dir / name, check_files=False)
+                self.baseline = self.session.profile
                 break
         else:
             self.notify(f"{run_dir} holds no run (no profile.resolved.toml)", severity="error")
@@ -114,12 +116,13 @@ class RetclipApp(App[str | None]):
         self.push_screen(Question(question, answers, "save"), answered)
 
     def unsaved(self) -> Path | None:
-        """The profile file the session's settings differ from; None when they are saved
-        (or there is no file: a new profile is saved on the Save screen)."""
-        source = self.session.profile.source
-        if not source or not Path(source).is_file():
-            return None
-        path = Path(source)
+        """The file a save would write (see save_target) when the session's settings differ
+        from it, or, with no such file yet, from what the profile started as (a new profile,
+        an attached run's); None when nothing would be lost."""
+        path = save_target(self.session.profile)
+        if not path.is_file():
+            same = Session(self.baseline).save_text(path) == self.session.save_text(path)
+            return None if same else path
         try:
             on_file = profiles.load(path, check_files=False)
         except Exception:  # noqa: BLE001 - a file that no longer loads: saving mends it

@@ -12,7 +12,7 @@ from retclip_pipeline import profile as profiles
 from retclip_pipeline import profile_edit
 from retclip_pipeline.atomic import write_text
 from retclip_pipeline.errors import UserError
-from retclip_pipeline.layout import TUI_PROFILE, RunLayout
+from retclip_pipeline.layout import RESOLVED_PROFILE, TUI_PROFILE, RunLayout
 from retclip_pipeline.profile import Profile
 
 RUN_PROFILE = TUI_PROFILE  # the profile's name in a run folder, for a reader with no layout
@@ -107,6 +107,15 @@ def shown(path: Path | str | None) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def save_target(profile: Profile) -> Path:
+    """Where a save goes by default: the profile's own file, or for a new profile or a run's
+    copy of one (attached), profiles/<name>.toml in the current folder."""
+    source = profile.source
+    if source is None or Path(source).name in (TUI_PROFILE, RESOLVED_PROFILE):
+        return Path.cwd() / "profiles" / f"{profile.name}.toml"
+    return Path(source)
 
 
 def run_roots(session: Session) -> list[Path]:

@@ -329,3 +329,33 @@ def test_a_setting_typed_on_train_shows_in_the_plan_line_before_ctrl_g(home):
             assert screen_name(app) == "TrainScreen"  # no ctrl+g, no Next
 
     asyncio.run(walk())
+
+
+def test_a_new_profile_with_settings_typed_asks_to_save_on_quit(tmp_path, monkeypatch):
+    """No profile file yet (an empty folder): what was typed is not lost without a word."""
+    from retclip_tui.app import RetclipApp
+
+    monkeypatch.chdir(tmp_path)
+
+    async def walk(answer: str | None):
+        app = RetclipApp()
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("train")
+            await pilot.pause()
+            if answer is None:  # nothing typed: quits at once
+                await pilot.press("f10")
+                await pilot.pause()
+                assert not app.is_running
+                return
+            await type_into(pilot, "#f-train--lr", "0.0007")
+            await pilot.press("f10")
+            await pilot.pause()
+            assert screen_name(app) == "Question"
+            said = text_of(app.screen.query_one("Static"))
+            assert "Save changes to profiles/retclip.toml?" in said, said
+            await pilot.press(answer)
+            await pilot.pause()
+
+    asyncio.run(walk(None))
+    asyncio.run(walk("s"))
+    assert "lr = 0.0007" in (tmp_path / "profiles" / "retclip.toml").read_text(encoding="utf-8")

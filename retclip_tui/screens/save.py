@@ -13,10 +13,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from retclip_pipeline import watch
 from retclip_pipeline.errors import UserError
 
-from ..session import RUN_PROFILE, shown
+from ..session import save_target, shown
 from .base import WizardScreen
 from .confirm import ConfirmScreen
 
@@ -30,11 +29,7 @@ python -m retclip_pipeline --profile FILE."""
     BINDINGS = [Binding("ctrl+g", "save", "Save")]
 
     def body(self) -> ComposeResult:
-        p = self.session.profile
-        default = p.source
-        if default is None or default.name in (RUN_PROFILE, watch.RESOLVED_PROFILE):
-            # Attached to a run: its profile is the run's copy, which the pipeline reads.
-            default = Path.cwd() / "profiles" / f"{p.name}.toml"
+        default = save_target(self.session.profile)  # the quit question's file too
         yield Static("Save the profile to:")
         yield Input(shown(default), id="target", compact=True)
         # Button and outcome above the TOML, which can be longer than the screen: "saved."
