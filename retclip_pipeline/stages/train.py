@@ -29,11 +29,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     import torch
 
+    from ..hub.reach import hub_or_cache
+    from ..model.sources import hub_ids
     from ..training.oom import largest_fitting_batch
     from ..training.trainer import Trainer
 
+    spec = ctx.profile.model
     try:
-        return Trainer(ctx).run()
+        # Towers on the hub, and it does not answer: the cache only, said at once (a wrong
+        # name fails in seconds, not after a minute of the client's retries).
+        with hub_or_cache(bool(hub_ids([spec.vision, spec.text]))):
+            return Trainer(ctx).run()
     except torch.cuda.OutOfMemoryError:
         pass  # leave the except block first: the exception holds the GPU memory
     torch.cuda.empty_cache()
