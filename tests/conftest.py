@@ -99,7 +99,7 @@ def demo_profile(tmp_path, demo_root) -> Path:
     return write_profile(tmp_path, demo_toml(data))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 1200, env: dict | None = None):
     import subprocess
 
     return subprocess.run(
