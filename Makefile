@@ -40,7 +40,7 @@ test-min:
 	$(VENV_MIN)/bin/python scripts/floors.py $(FLOORS) --out $(VENV_MIN)/floors.txt
 	$(VENV_MIN)/bin/python -m pip install -q -c constraints.txt -c $(VENV_MIN)/floors.txt -e '.[dev]'
 	$(VENV_MIN)/bin/python -m pip freeze --exclude-editable > $(VENV_MIN)/installed.txt
-	$(VENV_MIN)/bin/python -m pytest -q -m "not slow and not snapshot"
+	$(VENV_MIN)/bin/python -m pytest -q -m "not slow and not snapshot" --snapshot-warn-unused
 
 seeds: install
 	$(PY) scripts/make_seeds.py
