@@ -467,3 +467,14 @@ def test_the_error_log_never_holds_a_token(tmp_path, monkeypatch):
     for secret in (SECRET, from_env, "hf_someOtherToken1234"):
         assert secret not in log and secret not in said
     assert "Traceback" in log and "refused [token]" in log
+
+
+def test_a_long_verdict_fits_its_two_lines_and_says_where_the_rest_is():
+    from retclip_tui.screens.data import VERDICT_CHARS, brief
+
+    said = "hub.dataset: hub not reachable (ConnectError: [Errno -2] Name or service not known): "
+    said += "data set Peacein/colr-fundus-eye not checked; it is checked when you convert"
+    assert len(said) > VERDICT_CHARS
+    cut = brief(said)
+    assert len(cut) <= VERDICT_CHARS and cut.endswith("… (all of it in the report)"), cut
+    assert brief("ready to convert") == "ready to convert"

@@ -27,6 +27,16 @@ from .base import Field, WizardScreen, dotted_key, field_id, set_error
 
 COLUMNS = ("index_column", "label_column", "text_column", "left_text_column", "right_text_column")
 PAIRED_ONLY = ("left_text_column", "right_text_column")
+VERDICT_CHARS = 150  # two lines of the verdict at 80 columns
+
+
+def brief(said: str) -> str:
+    """A verdict that fits its two lines at 80x24, saying where the rest is when cut."""
+    if len(said) <= VERDICT_CHARS:
+        return said
+    return said[: VERDICT_CHARS - 28].rstrip() + "… (all of it in the report)"
+
+
 NOT_VALIDATED = "not validated yet: ctrl+g checks the CSVs and the data set"
 CHANGED = "changed since the last check: ctrl+g checks again"
 SCROLL_HINT = "validation report: Tab here, then PgUp/PgDn or arrows to scroll"
@@ -239,11 +249,12 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             ):
                 text.append(relative(line) + "\n", style)
             text.rstrip()
-            verdict = Text(relative(result.verdict()), "bold green" if result.ok else "bold red")
+            said = brief(relative(result.verdict()))
+            verdict = Text(said, "bold green" if result.ok else "bold red")
         else:
             lines = result.plain.strip().splitlines() or ["the check failed"]
             text = Text("\n".join(relative(line) for line in lines), "bold red")
-            verdict = Text(relative(lines[0]), "bold red")
+            verdict = Text(brief(relative(lines[0])), "bold red")
         self.query_one("#report", Static).update(text)
         self.set_verdict(verdict)
         for key, message in getattr(result, "at", {}).items():  # the fix, at its field
