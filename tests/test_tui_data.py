@@ -478,3 +478,24 @@ def test_a_long_verdict_fits_its_two_lines_and_says_where_the_rest_is():
     cut = brief(said)
     assert len(cut) <= VERDICT_CHARS and cut.endswith("… (all of it in the report)"), cut
     assert brief("ready to convert") == "ready to convert"
+
+
+def test_a_checks_error_at_a_field_goes_when_the_field_changes(home):
+    binary = home / "binary.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 8)
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "DataScreen")
+            good = app.screen.query_one("#f-data--test_csv").value
+            await type_into(pilot, "#f-data--test_csv", str(binary))
+            await pilot.press("ctrl+g")
+            await settle(pilot)
+            assert "UTF-8" in error_under(app, "data.test_csv"), error_under(app, "data.test_csv")
+            await type_into(pilot, "#f-data--test_csv", good)
+            await pilot.pause()
+            assert error_under(app, "data.test_csv") == ""  # the old file's error is gone
+            assert "changed since the last check" in text_of(app.screen.query_one("#verdict"))
+
+    asyncio.run(walk())

@@ -105,6 +105,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         yield Static(Text(NOT_VALIDATED, "dim"), id="verdict")
 
     validated = False  # a report is shown: edits make it stale
+    report_errors: set[str] = set()  # the fields whose error line the last check wrote
 
     def on_mount(self) -> None:
         self.show_guide()
@@ -131,10 +132,21 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             self.show_guide()
         if self.validated:
             self.set_verdict(Text(CHANGED, "yellow"))
+            self.drop_report_errors()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if self.validated:
             self.set_verdict(Text(CHANGED, "yellow"))
+            self.drop_report_errors()
+
+    def drop_report_errors(self) -> None:
+        """The last check's errors at the fields are of what the fields held then: gone
+        once one changes (the verdict says to check again)."""
+        for key in self.report_errors:
+            if key not in self.problems:  # a field's own error stays until it is fixed
+                for error in self.query("#e-" + field_id(key)):
+                    set_error(error, "")
+        self.report_errors = set()
 
     def field_values(self) -> dict[str, str]:
         """The inputs, and the choice of what bad CSV rows do."""
@@ -257,6 +269,7 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
             verdict = Text(brief(relative(lines[0])), "bold red")
         self.query_one("#report", Static).update(text)
         self.set_verdict(verdict)
+        self.report_errors = set(getattr(result, "at", {}))
         for key, message in getattr(result, "at", {}).items():  # the fix, at its field
             found = self.query("#e-" + field_id(key))
             if found:
