@@ -28,7 +28,7 @@ def missing_checkpoint(profile: Profile, workdir: Path) -> str | None:
         return None
     if profile.eval.checkpoint:
         return (
-            f"eval.checkpoint (or --checkpoint) names {path}, which does not exist: name a "
+            f"no checkpoint at {path} (named by eval.checkpoint or --checkpoint): name a "
             'checkpoint file (logs/<name>/checkpoints/*.pt), or "init" for the untrained model'
         )
     return f"no checkpoint at {path}: run the train stage first"
