@@ -259,7 +259,7 @@ def test_untrained_baseline_and_a_missing_checkpoint(tmp_path, demo_root):
     items = {item.name: item for item in run_checks(profile, profile.workdir_path())}
     assert not items["checkpoint to evaluate"].ok
     with pytest.raises(
-        UserError, match="no checkpoint at .* named by eval.checkpoint or --checkpoint"
+        UserError, match="no checkpoint at .*named by eval.checkpoint or --checkpoint"
     ):
         run(profile, profile.workdir_path(), lambda e: None, selected=["evaluate"])
     kept = profile.workdir_path() / "evaluation/evaluation_results.json"
