@@ -38,6 +38,8 @@ VOLATILE = [
     # with a box's padding after it, which the figure's width changes
     (re.compile(r"\b(?:done )?in \d+(?:\.\d+)? s\b(?: *(?=│))?"), "in # s"),
     (re.compile(r"pid \d+"), "pid #"),
+    # how many loss lines a run logs depends on its speed (one each ~10 s, and at the end)
+    (re.compile(r"\(\d[\d.]*-\d[\d.]*, \d+ logs\)"), "(#-#, # logs)"),
     (re.compile(r"\d{8}-\d{6}"), "#time"),
     (re.compile(r"[▁▂▃▄▅▆▇█]+"), "▆"),  # curves and scroll bars drawn at fractional rows
 ]
