@@ -17,7 +17,7 @@ from rich.console import Console
 from retclip_pipeline import watch
 
 from . import test_tui
-from .test_tui import TOKEN, make_app, type_into, wait_for
+from .test_tui import TOKEN, make_app, text_of, type_into, wait_for
 
 
 @pytest.fixture
@@ -107,6 +107,8 @@ def test_every_screen_in_its_result_state_at_80x24(home, request):
             await pilot.press("f4")
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: app.screen.query_one("RunPanel").done)
+            what = lambda: text_of(app.screen.query_one("#what"))  # noqa: E731
+            await wait_for(pilot, lambda: what().startswith("done: the conversion report"))
             await pilot.pause(1.0)
             await check(request, "prepare", pilot, home)
             await pilot.press("f4")

@@ -278,7 +278,10 @@ class RunPanel(Vertical):
             start.label = f"{label} (ctrl+g)"
             start.refresh(layout=True)  # a longer label needs a wider button
         if not info.running and self.ended is not None:
-            ok, self.ended = self.ended and values == {"done"}, None
+            # From the state file, read now: the plan shown may still be the one from before
+            # the run ended (it is computed off the UI thread).
+            finished = all(info.stages.get(stage) == "done" for stage in self.stages)
+            ok, self.ended = self.ended and finished, None
             self.post_message(self.Finished(ok))
 
     @property
