@@ -158,6 +158,9 @@ def test_ctrl_c_exits_130_without_traceback_and_resumes(tmp_path, delay):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # A test run in the background (nohup, a CI runner) may ignore SIGINT, and the child
+        # would inherit that: Ctrl-C as a terminal delivers it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # stderr fills while we wait: a pipe holds 64 KiB, far more than these stages print.
     if _wait_until_a_stage_runs(tmp_path, process):
