@@ -15,7 +15,7 @@ import csv
 import random
 from pathlib import Path
 
-from retclip_pipeline.data.demo import FINDINGS, PAIRED_CONDITIONS, _plain_name
+from retclip_pipeline.data.demo import FINDINGS, PAIRED_CONDITIONS, patient_text
 from retclip_pipeline.data.demo_images import fundus_image, jpeg_bytes
 
 ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "odir"
@@ -63,12 +63,7 @@ def write(root: Path = ROOT, patients: dict[str, range] | None = None, seed: int
             flags = {LETTER[left], LETTER[right]}
             if flags != {"N"}:
                 flags.discard("N")  # ODIR: N only when both eyes are normal
-            both = (
-                f"Both eyes of {who} show {_plain_name(left)}."
-                if left == right
-                else f"In {who}, the left eye shows {_plain_name(left)} and the right eye "
-                f"{_plain_name(right)}."
-            )
+            both = patient_text(who, left, right)
             rows.append(
                 [
                     patient,

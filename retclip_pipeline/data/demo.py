@@ -89,6 +89,15 @@ TEMPLATES = [
 ]
 
 
+def patient_text(who: str, left: str, right: str) -> str:
+    """The patient-level prompt for two eyes' conditions (the demo's and the ODIR fixture's)."""
+    if left == right:
+        return f"Both eyes of {who} show {_plain_name(left)}."
+    return (
+        f"In {who}, the left eye shows {_plain_name(left)} and the right eye {_plain_name(right)}."
+    )
+
+
 def _plain_name(label: str) -> str:
     if label == "Healthy":
         return "a healthy retina"
@@ -185,12 +194,7 @@ def write_paired(
                 side: f"The {side} fundus of {who} shows {rng.choice(FINDINGS[c])}."
                 for side, c in (("left", left), ("right", right))
             }
-            both = (
-                f"Both eyes of {who} show {_plain_name(left)}."
-                if left == right
-                else f"In {who}, the left eye shows {_plain_name(left)} and the right eye "
-                f"{_plain_name(right)}."
-            )
+            both = patient_text(who, left, right)
             rows.append(
                 [
                     patient,
