@@ -275,13 +275,31 @@ def test_ctrl_c_during_training_saves_and_a_rerun_resumes_mid_epoch(tmp_path, de
     process = subprocess.Popen(
         command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    events = profile.workdir_path() / "events.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:  # until epoch 2 trains
-        if events.exists() and '"task": "epoch 2/6"' in events.read_text():
+    events_path = profile.workdir_path() / "events.jsonl"
+
+    def last_batch() -> tuple[str | None, int, int]:
+        """The last training progress written: (task, batches done, batches in an epoch)."""
+        from retclip_pipeline.events import read_events
+
+        progress = [e for e in read_events(events_path) if e.kind == "progress" and e.task]
+        epochs = [e for e in progress if e.task.startswith("epoch ")]
+        return (epochs[-1].task, epochs[-1].done, epochs[-1].total) if epochs else (None, 0, 0)
+
+    # Stop the whole group, read where training is, and send Ctrl-C only when at least one
+    # more step of the epoch is left: on a loaded machine a signal sent blindly can land at
+    # an epoch's end, where stopping rightly saves batch 0.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGSTOP)
+        task, done, total = last_batch()
+        if task is not None and task != "epoch 1/6" and 0 < done <= total - 2:
+            os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: workers get it too
+            os.killpg(process.pid, signal.SIGCONT)
             break
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: workers get it too
+        os.killpg(process.pid, signal.SIGCONT)
+    else:
+        pytest.fail("training never reached the middle of an epoch after the first")
     _, err = process.communicate(timeout=300)
     assert process.returncode in (130, -signal.SIGINT), err
     _, saved = _weights(profile.workdir_path())
