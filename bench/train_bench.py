@@ -148,6 +148,7 @@ def bench_steps(args) -> dict:
 
     from retclip_pipeline.model.loss import retclip_loss
     from retclip_pipeline.preflight.estimate import memory, sample_flops, shapes_of
+    from retclip_pipeline.training.device import checkpointing
     from retclip_pipeline.training.optim import make_optimizer
 
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
@@ -155,8 +156,7 @@ def bench_steps(args) -> dict:
     shapes = shapes_of(model)
     model.to(device).train()
     if args.grad_checkpointing:
-        model.visual.gradient_checkpointing_enable()
-        model.bert.gradient_checkpointing_enable()
+        checkpointing(model)
     optimizer = make_optimizer(model, 1e-5, 0.001)
     forward = torch.compile(model) if args.compile else model
     dtype = torch.bfloat16 if device.type == "cuda" else None

@@ -1,6 +1,7 @@
 """The training stage on the small demo set with the tiny model, on the CPU."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -311,3 +312,32 @@ def test_ctrl_c_during_training_saves_and_a_rerun_resumes_mid_epoch(tmp_path, de
     )
     assert again.returncode == 0, again.stderr
     assert f"resuming at epoch {epoch}, batch {batch}" in again.stderr
+
+
+def test_checkpointed_training_logs_no_library_warning_and_slow_steps_never_read_zero(
+    tmp_path, demo_root, monkeypatch
+):
+    """Gradient checkpointing (the shipped profiles' setting) through transformers' current
+    API with the text tower's cache off: no deprecation or use_cache warning in the log. A
+    step slower than a sample a second (ViT-B/16 on a busy CPU) reads per minute or hour."""
+    import time
+
+    from retclip_pipeline.training import trainer as train
+
+    class SlowClock:  # every reading 20 minutes after the last
+        now = 0.0
+        strftime = staticmethod(time.strftime)
+
+        @classmethod
+        def monotonic(cls):
+            cls.now += 1200.0
+            return cls.now
+
+    monkeypatch.setattr(train, "time", SlowClock)
+    profile = _profile(tmp_path, demo_root, {"epochs": 1, "grad_checkpointing": True})
+    events = []
+    run(profile, profile.workdir_path(), events.append)
+    warned = [e.message for e in events if e.level == "warning" and e.stage == "train"]
+    assert not [w for w in warned if "checkpointing" in w or "use_cache" in w], warned
+    steps = [e.message for e in events if e.message.startswith("step ")]
+    assert steps and all(re.search(r", [\d.]+ samples/(min|h)$", s) for s in steps), steps

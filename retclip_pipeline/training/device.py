@@ -1,5 +1,5 @@
 """Where and how training computes: the device a profile asks for, the autocast precision,
-which towers stay frozen, and one forward pass of a batch."""
+which towers stay frozen or checkpointed, and one forward pass of a batch."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ def freeze(model, which: str) -> None:
     }[which]
     for tower in towers:
         tower.requires_grad_(False)
+
+
+def checkpointing(model) -> None:
+    """Gradient checkpointing on both towers, through transformers' current name for it
+    (the old one warns of its removal) and with the text tower's cache off (else each
+    forward warns that checkpointing turned it off)."""
+    for tower in (model.visual, model.bert):
+        if hasattr(tower.config, "use_cache"):
+            tower.config.use_cache = False
+        enable = getattr(tower, "activation_checkpointing_enable", None)
+        (enable or tower.gradient_checkpointing_enable)()
 
 
 def forward(model, batch: dict[str, Any], device):

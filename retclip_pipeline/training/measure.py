@@ -16,7 +16,7 @@ def measure_steps(profile: Profile, device_type: str, batch: int) -> tuple[float
 
     from ..model.build import build
     from ..model.loss import retclip_loss
-    from .device import freeze, resolve_precision
+    from .device import checkpointing, freeze, resolve_precision
     from .optim import make_optimizer
 
     cfg = profile.train
@@ -26,8 +26,7 @@ def measure_steps(profile: Profile, device_type: str, batch: int) -> tuple[float
     )
     freeze(model, profile.model.freeze)
     if cfg.grad_checkpointing:
-        for tower in (model.visual, model.bert):
-            tower.gradient_checkpointing_enable()
+        checkpointing(model)
     device = torch.device(device_type)
     model.to(device).train()
     dtype = resolve_precision(cfg.precision, device)

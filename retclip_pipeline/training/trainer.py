@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import ownership
+from .. import ownership, units
 from ..atomic import write_text
 from ..errors import UserError
 from ..layout import RunLayout
 from ..profile import train_batch_size
 from ..stage import StageContext
-from .device import forward, freeze, resolve_device, resolve_precision
+from .device import checkpointing, forward, freeze, resolve_device, resolve_precision
 from .stop import StopRequest
 
 LOG_EVERY_S = 10.0  # metric events at most this often
@@ -71,8 +71,7 @@ class Trainer:
             ctx.emit.log(f"started from {profile.model.init}: {loaded}")
         freeze(self.module, profile.model.freeze)
         if cfg.grad_checkpointing:
-            for tower in (self.module.visual, self.module.bert):
-                tower.gradient_checkpointing_enable()
+            checkpointing(self.module)
         self.module.to(self.device)
         self.model = self.module
         if world.size > 1:
@@ -268,7 +267,7 @@ class Trainer:
                 rate = (index + 1 - first) * self.batch * world.size / (now - started)
                 left = self.batches - progress.batch + (cfg.epochs - epoch - 1) * self.batches
                 emit.metric(
-                    f"step {progress.step}: loss {latest:.4f}, {rate:.1f} samples/s",
+                    f"step {progress.step}: loss {latest:.4f}, {units.rate(rate, 'samples')}",
                     step=progress.step,
                     loss=latest,
                     lr=self.scheduler.get_last_lr()[0],
