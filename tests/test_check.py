@@ -177,6 +177,11 @@ def test_memory_beyond_the_machine_fails(tmp_path, demo_root, monkeypatch):
     monkeypatch.setattr(estimate, "available_ram", lambda: 0.5 * 2**30)
     item = _items(tmp_path, demo_root)["training estimate"]
     assert not item.ok and "DOES NOT FIT: lower train.batch_size" in item.detail
+    assert "set train.grad_checkpointing = true" in item.detail
+    # what the profile does already is not advised again (full.toml checkpoints)
+    done = _items(tmp_path, demo_root, train={"grad_checkpointing": True})["training estimate"]
+    assert not done.ok and "DOES NOT FIT: lower train.batch_size" in done.detail
+    assert "grad_checkpointing" not in done.detail and "model.freeze" in done.detail
 
 
 @pytest.mark.parametrize("vocab,warned", [("chinese", True), ("english", False)])

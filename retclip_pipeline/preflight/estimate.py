@@ -85,6 +85,7 @@ class Target:
     epoch_seconds: float | None
     how: str  # how the time was obtained
     measured_peak: float | None = None
+    advice: str = "lower train.batch_size"  # what to change when it does not fit
 
     @property
     def fits(self) -> bool:
@@ -99,10 +100,7 @@ class Target:
         verdict = ""
         if self.capacity:
             verdict = f" of {size(self.capacity)}: " + (
-                "fits"
-                if self.fits
-                else "DOES NOT FIT: lower train.batch_size, or set "
-                "train.grad_checkpointing = true or model.freeze"
+                "fits" if self.fits else f"DOES NOT FIT: {self.advice}"
             )
         out = [f"memory {where} at batch {batch} ({precision}): {self.memory.text()}{verdict}"]
         if self.measured_peak is not None:
@@ -260,6 +258,16 @@ def memory(profile: Profile, shapes: Shapes, batch: int, *, fp32: bool, cpu: boo
     )
 
 
+def memory_advice(profile: Profile) -> str:
+    """What lowers the memory, of what the profile has not done yet."""
+    more = []
+    if not profile.train.grad_checkpointing:
+        more.append("set train.grad_checkpointing = true")
+    if profile.model.freeze != "both":
+        more.append("freeze a tower (model.freeze)")
+    return "lower train.batch_size" + (f", or {' or '.join(more)}" if more else "")
+
+
 def cpu_flops() -> float:
     """This CPU's fp32 matrix-product rate, measured for a fifth of a second."""
     import time
@@ -346,6 +354,9 @@ def estimate(
             f"{epoch_flops / 1e12:,.0f} TFLOP per epoch at an assumed "
             f"{ASSUMED_UTILISATION:.0%} of its {peak / 1e12:.0f} TFLOP/s {precision_named} peak",
         )
+    for target in (here, named):
+        if target is not None:
+            target.advice = memory_advice(profile)
     return Estimate(
         shapes.parameters,
         shapes.trainable,
