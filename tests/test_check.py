@@ -70,6 +70,24 @@ def test_a_smoke_run_lowers_the_batch_with_a_warning(tmp_path, demo_root):
     assert "at batch 32" in items["training estimate"].detail  # 65 pairs: two steps of 32
 
 
+@pytest.mark.parametrize("on_bad_row", ["error", "skip"])
+def test_csv_indices_beyond_the_split_fail_or_warn(tmp_path, demo_root, on_bad_row):
+    """The data set's row counts against the CSV: an index past the split stops the run
+    (the item fails, naming the line) or is left out (the item warns: a CSV pointing at
+    the wrong split is read, not a typo)."""
+    data = tmp_path / "set"
+    shutil.copytree(demo_root, data)
+    with open(data / "prompts_test.csv", "a", encoding="utf-8") as handle:
+        handle.write('99999,Glaucoma,"A fundus with glaucoma."\n')
+    item = _items(tmp_path, demo_root, data={"on_bad_row": on_bad_row})["data set test"]
+    assert "99999 is outside the split" in item.detail, item
+    if on_bad_row == "error":
+        assert not item.ok and 'data.on_bad_row = "skip"' in item.detail
+    else:
+        assert item.ok and item.warning and "1 CSV rows point outside it" in item.detail
+        assert "in range" not in item.detail
+
+
 def test_accumulation_beyond_the_batches_fails(tmp_path, demo_root):
     items = _items(tmp_path, demo_root, train={"batch_size": 16, "accumulation": 8})
     assert not items["batch size"].ok and "train.accumulation" in items["batch size"].detail

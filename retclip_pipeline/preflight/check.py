@@ -307,13 +307,16 @@ def dataset_checks(profile: Profile, token=None) -> list[Check]:
         try:
             table = read_prompts(profile.resolve(csv), profile.data, rows[split])
             left = f", {len(table.skipped)} left out" if table.skipped else ""
-            items.append(
-                Check.of(
-                    f"data set {name}",
-                    True,
-                    detail + f"; CSV indices in range ({len(table.rows)} rows usable{left})",
+            outside = [(line, why) for line, why in table.skipped if "outside the split" in why]
+            detail += f"; CSV indices in range ({len(table.rows)} rows usable{left})"
+            if outside:  # data.on_bad_row = "skip": the run goes on without them
+                line, why = outside[0]
+                detail = (
+                    f"{where} [{split}]: {rows[split]} rows; {len(outside)} CSV rows point "
+                    f"outside it and are left out (e.g. line {line}: {why}): check that "
+                    f"{csv} indexes the {split} split ({len(table.rows)} rows usable{left})"
                 )
-            )
+            items.append(Check.of(f"data set {name}", True, detail, bool(outside)))
         except UserError as exc:
             items.append(Check.of(f"data set {name}", False, str(exc)))
     return items
