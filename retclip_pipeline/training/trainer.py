@@ -369,7 +369,7 @@ class Trainer:
             } | self.validate()
             progress.epoch, progress.batch = epoch + 1, 0
             progress.history.append(metrics)
-            emit.metric(", ".join(f"{k} {v}" for k, v in metrics.items()), **metrics)
+            emit.metric(", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), **metrics)
             self.trackers.log_epoch(metrics)
             # best.pt follows train.best_metric's figure; early stopping watches it too
             improved = update_best(progress, cfg, metrics, emit)
