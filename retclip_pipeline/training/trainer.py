@@ -266,10 +266,10 @@ class Trainer:
                 latest = finite_losses()[-1]
                 rate = (index + 1 - first) * self.batch * world.size / (now - started)
                 left = self.batches - progress.batch + (cfg.epochs - epoch - 1) * self.batches
-                eta = units.duration(left * self.batch * world.size / rate)
+                eta = units.duration(left * self.batch * world.size / rate) if left else ""
                 emit.metric(
-                    f"step {progress.step}: loss {latest:.4f}, {units.rate(rate, 'samples')}, "
-                    f"training ETA {eta}",
+                    f"step {progress.step}: loss {latest:.4f}, {units.rate(rate, 'samples')}"
+                    + (f", training ETA {eta}" if eta else ""),
                     step=progress.step,
                     loss=latest,
                     lr=self.scheduler.get_last_lr()[0],
