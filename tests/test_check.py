@@ -63,6 +63,23 @@ def test_a_batch_larger_than_the_train_split_fails_naming_the_key(tmp_path, demo
     assert not batch.ok and "lower train.batch_size to at most" in batch.detail
 
 
+def test_the_batch_is_checked_against_the_pairs_the_sample_will_hold(tmp_path, demo_root):
+    """10 of the 59 train images, chosen as the conversion chooses them, hold 10 pairs (the
+    set's 65 rows in proportion would say 11): a batch of 11 fails the check, as it would
+    fail training; a batch of 10 passes, and trains."""
+    from retclip_pipeline.runner import run
+
+    sizing = {"mode": "custom", "samples": 10}
+    items = _items(tmp_path, demo_root, sizing=sizing, train={"batch_size": 11})
+    batch = items["batch size"]
+    assert not batch.ok and "hold 10 pairs" in batch.detail and "at most 10" in batch.detail
+    items = _items(tmp_path, demo_root, sizing=sizing, train={"batch_size": 10, "epochs": 1})
+    assert all(item.ok for item in items.values()), items
+    profile = profiles.load(tmp_path / "profile.toml")
+    summaries = run(profile, profile.workdir_path(), lambda event: None)
+    assert summaries["train"]["epochs"] == 1
+
+
 def test_a_smoke_run_lowers_the_batch_with_a_warning(tmp_path, demo_root):
     items = _items(tmp_path, demo_root, sizing={"mode": "smoke"}, train={"batch_size": 128})
     batch = items["batch size"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..profile import Profile
-from .prompts import read_prompts
+from .prompts import read_prompts, stratified_sample
 
 
 def split_plan(profile: Profile) -> list[tuple[str, str, str]]:
@@ -35,16 +35,23 @@ def plan_counts(profile: Profile) -> dict[str, Any]:
         groups = table.by_index()
         count = sample_size(profile, name, len(groups), train)
         train = train or (count, len(groups))
-        counts[name] = {"rows": table.rows_read, "images": len(groups), "sampled": count}
+        # the images the conversion will choose (the same seeded choice), and their texts
+        labels = {index: rows[0].label for index, rows in groups.items()}
+        smoke = profile.sizing.mode == "smoke"
+        chosen = stratified_sample(labels, count, profile.sizing.seed, runs=smoke)
+        counts[name] = {
+            "rows": table.rows_read,
+            "images": len(groups),
+            "sampled": count,
+            "pairs": sum(len(groups[index]) for index in chosen),
+        }
     return counts
 
 
 def split_pairs(profile: Profile) -> dict[str, int]:
-    """Pairs each split will hold at the profile's sizing (for estimates)."""
-    return {
-        name: round(counts["rows"] * counts["sampled"] / max(1, counts["images"]))
-        for name, counts in plan_counts(profile).items()
-    }
+    """Pairs each split will hold at the profile's sizing: the texts of the images the
+    conversion chooses (bad rows data.on_bad_row = "skip" leaves out are not counted)."""
+    return {name: counts["pairs"] for name, counts in plan_counts(profile).items()}
 
 
 def train_pairs(profile: Profile) -> int:

@@ -135,7 +135,7 @@ def _batch_check(profile: Profile) -> Check:
         return Check.of(
             "batch size",
             False,
-            f"the train split will hold about {pairs} pairs, fewer than train.batch_size = "
+            f"the train split will hold {pairs} pairs, fewer than train.batch_size = "
             f"{batch}: lower train.batch_size to at most {pairs}",
         )
     steps = pairs // batch // cfg.accumulation
