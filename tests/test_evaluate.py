@@ -394,3 +394,15 @@ def test_per_eye_retrieval_reads_each_eyes_own_features_and_prompts():
         assert retrieval["class"]["text_to_image"]["R@1"] == 1.0
         assert out[side]["zero_shot"]["templates"]["accuracy"] == 1.0
         assert torch.equal(features[side], eye if side == "left" else eye.flip(0))
+
+
+def test_a_whole_run_on_the_cpu_warns_of_it_once(tmp_path, demo_root):
+    """Training says that no GPU was found; the evaluation after it does not say it again
+    (a log file holds no repeated warning), and names its device in its first line."""
+    profile = profiles.load(write_profile(tmp_path, demo_toml(demo_root, train={"epochs": 1})))
+    events = []
+    run(profile, profile.workdir_path(), events.append)
+    said = [e.stage for e in events if e.level == "warning" and "no GPU found" in e.message]
+    assert said == ([] if torch.cuda.is_available() else ["train"])
+    device = "GPU" if torch.cuda.is_available() else "CPU"
+    assert any(e.message.endswith(f"on the {device}") for e in events if e.stage == "evaluate")

@@ -8,7 +8,9 @@ from typing import Any
 from ..errors import UserError
 
 
-def resolve_device(choice: str, emit) -> Any:
+def resolve_device(choice: str, emit, warn_cpu: bool = True) -> Any:
+    """The device; on the CPU for want of a GPU, a warning (`warn_cpu`: training's, said
+    once a run, not again by the evaluation after it)."""
     import torch
 
     if choice == "cuda" and not torch.cuda.is_available():
@@ -17,7 +19,7 @@ def resolve_device(choice: str, emit) -> Any:
             '"cpu", or check the GPU driver'
         )
     if choice == "cpu" or not torch.cuda.is_available():
-        if choice == "auto":
+        if choice == "auto" and warn_cpu:
             emit.warn("no GPU found: running on the CPU, which suits the demo and smoke sizes only")
         return torch.device("cpu")
     return torch.device("cuda")
