@@ -190,6 +190,12 @@ def _needs_met(stage: Stage, rows: dict[str, PlanRow], selected: list[str]) -> N
             )
 
 
+def refusals(profile: profiles.Profile, selected: list[str] | None = None) -> list[str]:
+    """What rules a selected stage out from the start (Stage.refuses)."""
+    chosen = selected or stage_names()
+    return [text for s in all_stages() if s.name in chosen and (text := s.refuses(profile))]
+
+
 def run(
     profile: profiles.Profile,
     workdir: Path,
@@ -240,6 +246,8 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
 
     try:
         with _sigterm_as_interrupt(), library_messages(library_warning):
+            if problems := refusals(profile, selected):
+                raise UserError(problems[0])
             for stage in all_stages():
                 if stage.name not in selected:
                     continue

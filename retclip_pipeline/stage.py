@@ -47,3 +47,6 @@ class Stage:
     # Raises a UserError when an input the stage cannot make itself is missing, before
     # anything of an earlier run (its scratch) is removed: a typo never costs finished work.
     ready: Callable[[Profile, Path], None] = lambda profile, workdir: None
+    # A problem of the profile that rules the stage out ("" when none): said by --check and
+    # before a run's first stage, not when the stage's turn comes after hours of training.
+    refuses: Callable[[Profile], str] = lambda profile: ""

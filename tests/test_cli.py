@@ -337,3 +337,21 @@ def test_promote_refuses_what_is_not_a_passed_smoke_run(tmp_path, demo_root, cap
     assert main(["promote", "--run", str(smoke), "--force", "--workdir", str(tmp_path / "f")]) == 0
     assert "run it with: python -m retclip_pipeline --profile" in capsys.readouterr().err
     assert (tmp_path / "f" / "profile.toml").is_file()
+
+
+def test_no_test_split_with_the_evaluation_fails_the_check_and_the_run_at_once(
+    tmp_path, demo_root, capsys
+):
+    """Without data.test_csv the evaluate stage has nothing to read: --check says so, and a
+    run stops before its first stage (not after training); the stages without it run."""
+    profile = _profile(tmp_path, demo_root, test_csv='""')
+    assert main(["--profile", str(profile), "--check"]) == 2
+    out = capsys.readouterr().out
+    assert "[FAIL] stages: the evaluate stage needs a test split" in out, out
+    assert main(["--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert "data.test_csv is empty" in err and "--stages convert,lmdb,train" in err
+    assert not (tmp_path / "run" / "data").exists()  # nothing was converted
+    stages = ["--stages", "convert,lmdb"]
+    assert main(["--profile", str(profile), "--check", *stages]) == 0
+    assert main(["--profile", str(profile), *stages]) == 0

@@ -103,7 +103,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     workdir = profile.workdir_path()
     selected = _selected(args.stages)
     if args.check:
-        return _check(profile, workdir, args.gpu)
+        return _check(profile, workdir, args.gpu, selected)
     if args.dry_run:
         return _dry_run(profile, workdir, selected, args.gpu)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
@@ -144,11 +144,13 @@ def _distributed(profile, workdir: Path, selected: list[str] | None) -> int:
     return 0
 
 
-def _check(profile, workdir: Path, gpu: str | None) -> int:
-    from ..checks import passed, render, summary
+def _check(profile, workdir: Path, gpu: str | None, selected: list[str] | None) -> int:
+    from ..checks import Check, passed, render, summary
     from ..preflight.check import run_checks
+    from ..runner import refusals
 
     items = run_checks(profile, workdir, gpu)
+    items += [Check.of("stages", False, problem) for problem in refusals(profile, selected)]
     print(render(items))
     print(summary(items))
     return 0 if passed(items) else 2

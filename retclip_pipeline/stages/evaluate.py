@@ -205,4 +205,10 @@ STAGE = Stage(
     scratch=lambda profile, workdir: [RunLayout.of(profile, workdir).evaluation],
     extra_fingerprint=_extra_fingerprint,
     ready=_ready,
+    refuses=lambda profile: (
+        ""
+        if profile.data.test_csv
+        else "the evaluate stage needs a test split and data.test_csv is empty: set it, or "
+        "run the other stages alone (--stages convert,lmdb,train)"
+    ),
 )
