@@ -56,6 +56,8 @@ def test_smoke_profile_checks_then_runs_every_stage_on_the_cpu_and_promotes(
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stderr
     assert "Traceback" not in log and "it/s]" not in log  # no library progress bars
+    assert "FutureWarning" not in log and "use_cache" not in log  # nor library warnings
+    assert log.count("no GPU found") <= 1 and " 0.0 samples/s" not in log
     assert "training uses batches of 32 instead of train.batch_size = 128" in log
     assert "[smoke] [pass] evaluation produced" in log
     assert "smoke checklist passed" in log and "promote --run" in log
