@@ -441,3 +441,24 @@ def test_buttons_do_what_the_keys_do(home):
             assert screen_name(app) == "TokenScreen"
 
     asyncio.run(walk())
+
+
+def test_train_screen_shows_a_slow_step_rate_per_hour_never_zero(home):
+    """ViT-B/16 on a busy CPU: 0.004 samples a second reads 14.4 samples/h, not 0 samples/s."""
+    from types import SimpleNamespace
+
+    from retclip_pipeline.events import Event
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.goto("train")
+            await pilot.pause()
+            metrics = {"step": 3, "loss": 11.8, "samples_per_s": 0.004, "eta_s": 7200.0}
+            event = Event("train", "metric", "step 3", metrics=metrics)
+            app.screen.on_run_panel_followed(SimpleNamespace(event=event))
+            await pilot.pause()
+            live = text_of(app.screen.query_one("#live"))
+            assert "step 3: 14.4 samples/h, ETA 2:00:00" in live, live
+
+    asyncio.run(walk())

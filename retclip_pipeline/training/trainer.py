@@ -273,7 +273,7 @@ class Trainer:
                     step=progress.step,
                     loss=latest,
                     lr=self.scheduler.get_last_lr()[0],
-                    samples_per_s=round(rate, 2),
+                    samples_per_s=float(f"{rate:.4g}"),  # a slow CPU step: 0.004
                     eta_s=round(left * self.batch * world.size / rate, 1),
                     **{name: float(value) for name, value in parts.items()},
                 )

@@ -16,6 +16,7 @@ from retclip_pipeline.layout import RunLayout
 from retclip_pipeline.model.build import TINY, VISION_PRESETS
 from retclip_pipeline.model.tokenizer import TEXT_PRESETS
 from retclip_pipeline.units import duration
+from retclip_pipeline.units import rate as per_time
 
 from ..session import shown
 from ..widgets.run_panel import RunLog
@@ -169,7 +170,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         elif "loss" in metrics:
             self.losses.append(float(metrics["loss"]))
             rate, eta = metrics.get("samples_per_s"), metrics.get("eta_s")
-            pace = f"{rate:.0f} samples/s" if rate else ""
+            pace = per_time(rate, "samples") if rate else ""  # 0.01 a second: 36 an hour
             if eta is not None:
                 pace += f", ETA {duration(eta)} to the end of training"
             self.show_live(f"step {metrics.get('step')}: {pace}")
