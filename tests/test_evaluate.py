@@ -394,3 +394,14 @@ def test_per_eye_retrieval_reads_each_eyes_own_features_and_prompts():
         assert retrieval["class"]["text_to_image"]["R@1"] == 1.0
         assert out[side]["zero_shot"]["templates"]["accuracy"] == 1.0
         assert torch.equal(features[side], eye if side == "left" else eye.flip(0))
+
+
+def test_the_ceiling_of_a_class_the_other_side_lacks_is_zero():
+    # Images of classes A, A, B; texts of A only: no text can be found for the B image.
+    images, texts = torch.eye(3), torch.eye(3)[:2]
+    result = metrics.retrieval(
+        images, texts, ["a", "b", "c"], [["a"], ["b"]], ["A", "A", "B"], ["A", "A"]
+    )
+    ceiling = result["instance_ceiling"]
+    assert ceiling["image_to_text"] == {"R@1": 0.3333, "R@5": 0.6667, "R@10": 0.6667}
+    assert ceiling["text_to_image"] == {"R@1": 0.5, "R@5": 1.0, "R@10": 1.0}

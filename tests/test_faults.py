@@ -59,7 +59,62 @@ def test_a_users_files_in_the_work_folder_are_never_deleted(tmp_path, demo_root)
     assert (workdir / "evaluation" / "evaluation_results.json").exists()
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+# Where a stage writes (a file it replaces, a folder it replaces whole), as a user's own:
+# the stage stops with one line before it changes anything there.
+FOREIGN = [
+    ("data/convert_report.txt", "convert"),
+    ("lmdb/train/imgs/keep", "lmdb"),
+    ("logs/t/checkpoints/epoch2.pt", "train"),
+    ("logs/t/export/keep", "train"),
+]
+
+
+@pytest.mark.parametrize(("name", "stage"), FOREIGN)
+def test_a_users_file_where_the_pipeline_writes_stops_it_untouched(
+    tmp_path, demo_root, name, stage
+):
+    from retclip_pipeline.errors import UserError
+
+    workdir = tmp_path / "mine"
+    (workdir / name).parent.mkdir(parents=True)
+    (workdir / name).write_text("the user's own")
+    profile = _profile(tmp_path, demo_root, workdir)
+    events: list = []
+    with pytest.raises(UserError) as raised:
+        run(profile, workdir, events.append)
+    message = str(raised.value)
+    assert "\n" not in message and str(workdir / name).rsplit("/keep", 1)[0] in message
+    assert "not written by this pipeline" in message and "move it out" in message
+    assert (workdir / name).read_text() == "the user's own"
+    started = [e.stage for e in events if e.kind == "stage_started"]
+    assert stage not in started or started[-1] == stage  # stopped there, nothing after
+
+
+def test_a_state_file_of_valid_json_is_checked_against_the_receipts(tmp_path):
+    from retclip_pipeline.state import RunState
+
+    receipts = tmp_path / ".receipts"
+    receipts.mkdir()
+    done = {"status": "done", "fingerprint": "abc", "summary": {"epochs": 2}}
+    (receipts / "train.json").write_text(json.dumps(done))
+    state = tmp_path / "state.json"
+    for text in (
+        '{"stages": {}}',
+        '{"stages": {"train": "x"}}',
+        '{"stages": {"train": {"status": "done", "fingerprint": 5}}, "heartbeat": 3}',
+        '{"stages": {"train": {"status": "running", "fingerprint": "old"}}}',
+    ):
+        state.write_text(text)
+        loaded = RunState.load(tmp_path)
+        assert loaded.stages == {"train": done}, text
+        assert loaded.heartbeat == {} and "receipts of train" in loaded.rebuilt, text
+    # A cut-off stage with no receipt stands as the file says; a stray entry goes.
+    state.write_text('{"stages": {"lmdb": {"status": "running", "fingerprint": "f"}, "x": 1}}')
+    loaded = RunState.load(tmp_path)
+    assert loaded.stages == {"train": done, "lmdb": {"status": "running", "fingerprint": "f"}}
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "wrong"])
 def test_a_damaged_state_file_is_rebuilt_and_nothing_is_retrained(tmp_path, demo_root, damage):
     profile = _profile(tmp_path, demo_root, tmp_path / "run")
     _events(profile)
@@ -68,6 +123,8 @@ def test_a_damaged_state_file_is_rebuilt_and_nothing_is_retrained(tmp_path, demo
     state = tmp_path / "run" / "state.json"
     if damage == "corrupt":
         state.write_text("{")
+    elif damage == "wrong":  # valid JSON, not a state a run wrote
+        state.write_text('{"stages": {"train": "x", "lmdb": {"status": "done", "fingerprint": 5}}}')
     else:
         state.unlink()
     events = _events(profile)

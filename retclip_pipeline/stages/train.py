@@ -34,6 +34,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from ..training.oom import largest_fitting_batch
     from ..training.trainer import Trainer
 
+    # A user's file where a checkpoint goes stops the stage before anything is set aside.
+    layout = RunLayout.of(ctx.profile, ctx.workdir)
+    numbered = [layout.epoch_checkpoint(n) for n in range(1, ctx.profile.train.epochs + 1)]
+    ownership.refuse_foreign([layout.latest, layout.best, layout.metrics, layout.export, *numbered])
     spec = ctx.profile.model
     try:
         # Towers on the hub, and it does not answer: the cache only, said at once (a wrong
