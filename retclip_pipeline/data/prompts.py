@@ -207,8 +207,9 @@ def row_problem(
     character, so it swallows the rows below. A quoted prompt may legitimately span lines,
     so the rule is: a record over several lines is bad when one of its later lines reads, on
     its own, as a row (at least as many fields as the header, an integer in the index
-    column's place). Then a field count against the header's: an unquoted comma gives more
-    fields and cuts the prompt; fewer fields means some are missing."""
+    column's place). A quote that closes before the field ends ('"a" b') would be dropped
+    from the prompt: bad. Then a field count against the header's: an unquoted comma gives
+    more fields and cuts the prompt; fewer fields means some are missing."""
     for text in lines[line:end]:  # the record's lines after its first (`lines` is 0-based)
         alone = next(csv.reader([text]), [])
         if len(alone) >= width and DIGITS.fullmatch(alone[index_at].strip()):
@@ -217,6 +218,15 @@ def row_problem(
                 f"a quote opens on this line and is not closed, so {swallowed} became part "
                 'of this row: close the quote (write a quote inside a prompt as "")'
             )
+    try:
+        next(csv.reader(lines[line - 1 : end], strict=True), None)
+    except csv.Error as exc:
+        if "end of data" in str(exc):  # the file ends inside the quote
+            return 'a quote opens on this line and is not closed: close the quote (write "")'
+        return (
+            "a quoted part is followed by more text in the same field, and its quotes would "
+            'be lost: quote the whole field, writing a quote inside it as ""'
+        )
     if len(fields) > width:
         return f"{len(fields)} fields, the header has {width}: an unquoted comma? quote the prompt"
     if len(fields) < width:
