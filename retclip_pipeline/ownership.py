@@ -21,6 +21,8 @@ from pathlib import Path
 from .errors import UserError
 
 MANIFEST = "manifest.txt"
+# The manifest's first line: a manifest.txt without it is a user's file, never read as ours.
+HEADER = "# retclip: the files the pipeline wrote in this run folder, one a line"
 _TMP = re.compile(r"^\.(.+)\.(tmp-\d+|copy|building|old-\d+)$")  # our siblings of an output
 
 
@@ -28,10 +30,15 @@ class ForeignFile(UserError):
     """The pipeline would write where a file or folder it did not write already is."""
 
     def __init__(self, path: Path):
+        why = (
+            "the pipeline's list of the files it writes has this name"
+            if path.name == MANIFEST
+            else f"it is not in the run folder's {MANIFEST}"
+        )
         super().__init__(
-            f"{path} is already there and was not written by this pipeline (it is not in the "
-            f"run folder's {MANIFEST}): move it out of the run folder, or choose another work "
-            f"directory (--workdir); nothing of it was changed"
+            f"{path} is already there and was not written by this pipeline ({why}): move it "
+            f"out of the run folder, or choose another work directory (--workdir); nothing of "
+            f"it was changed"
         )
 
 
@@ -43,9 +50,13 @@ class Manifest:
         self._read()
 
     def _read(self) -> None:
+        self.foreign = False  # a manifest.txt of the user's: nothing in it is ours
         if self.path.exists():
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-            self.claimed |= {line for line in text.splitlines() if line}
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if lines and lines[0] != HEADER:
+                self.foreign = True
+                return
+            self.claimed |= {line for line in lines[1:] if line}
 
     def _relative(self, path: Path) -> str | None:
         try:
@@ -61,8 +72,12 @@ class Manifest:
         if relative is None or relative in (".", MANIFEST) or self.owns(path):
             return
         self.refuse_foreign(path)
+        if self.foreign:
+            raise ForeignFile(self.path)
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
+            if not handle.tell():
+                handle.write(HEADER + "\n")
             handle.write(relative + "\n")
             handle.flush()
             os.fsync(handle.fileno())

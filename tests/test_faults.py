@@ -90,6 +90,22 @@ def test_a_users_file_where_the_pipeline_writes_stops_it_untouched(
     assert stage not in started or started[-1] == stage  # stopped there, nothing after
 
 
+def test_a_users_manifest_txt_is_never_read_as_the_pipelines(tmp_path, demo_root):
+    # Were it read as the list of what the pipeline wrote, data/ would be ours to delete.
+    from retclip_pipeline.errors import UserError
+
+    workdir = tmp_path / "mine"
+    (workdir / "data").mkdir(parents=True)
+    (workdir / "data" / "own.csv").write_text("the user's own")
+    (workdir / "manifest.txt").write_text("data\nlmdb\n")
+    profile = _profile(tmp_path, demo_root, workdir)
+    with pytest.raises(UserError) as raised:
+        run(profile, workdir, lambda event: None, restart=True)
+    assert f"{workdir / 'manifest.txt'} is already there and was not written" in str(raised.value)
+    assert (workdir / "data" / "own.csv").read_text() == "the user's own"
+    assert (workdir / "manifest.txt").read_text() == "data\nlmdb\n"
+
+
 def test_a_state_file_of_valid_json_is_checked_against_the_receipts(tmp_path):
     from retclip_pipeline.state import RunState
 
