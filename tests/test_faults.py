@@ -196,6 +196,34 @@ def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
     assert (folder / "epoch_latest.pt").read_bytes() != old["epoch_latest.pt"]
 
 
+def test_an_out_of_memory_retry_keeps_earlier_checkpoints_until_it_writes_one(
+    tmp_path, demo_root, monkeypatch
+):
+    from retclip_pipeline.training import trainer as train
+
+    profile = _profile(tmp_path, demo_root, tmp_path / "run")
+    _events(profile, selected=["convert", "lmdb", "train"])
+    folder = tmp_path / "run/logs/t/checkpoints"
+    old = sorted(p.name for p in folder.iterdir())
+    profile.train.lr, profile.train.oom_retry = 0.001, True  # new settings, and then no memory
+    original, seen = train.Trainer.run, {}
+
+    def out_of_memory_once(self):
+        if not seen:
+            seen["first"] = sorted(p.name for p in folder.iterdir())
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        seen["retry"] = sorted(p.name for p in folder.iterdir())
+        return original(self)
+
+    monkeypatch.setattr(train.Trainer, "run", out_of_memory_once)
+    monkeypatch.setattr("retclip_pipeline.training.oom.largest_fitting_batch", lambda p: 8)
+    text = _messages(_events(profile, selected=["train"]))
+    assert "retrying with train.batch_size = 8" in text
+    assert seen["first"] == seen["retry"] == old  # nothing gone before the retry's first save
+    assert all(name.endswith(".pt") for name in old) and f"({len(old)} checkpoints" in text
+    assert "this run's first checkpoint is written" in text
+
+
 @pytest.mark.parametrize("moment", ["after the epoch file", "after the latest"])
 def test_a_kill_just_after_an_epoch_save_loses_nothing(tmp_path, demo_root, monkeypatch, moment):
     """epoch2.pt and metrics.jsonl's second line survive a kill at either moment."""
