@@ -19,11 +19,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
+from .layout import LOCK_FILE, LOG_FILE
 
 MANIFEST = "manifest.txt"
 # The manifest's first line: a manifest.txt without it is a user's file, never read as ours.
 HEADER = "# retclip: the files the pipeline wrote in this run folder, one a line"
 _TMP = re.compile(r"^\.(.+)\.(tmp-\d+|copy|building|old-\d+)$")  # our siblings of an output
+
+
+def _legacy(first: str) -> bool:
+    """A manifest written before the header: its first claim was a run's lock or log."""
+    return first in (LOCK_FILE, LOG_FILE) or first.endswith("/" + LOCK_FILE)
 
 
 class ForeignFile(UserError):
@@ -53,10 +59,10 @@ class Manifest:
         self.foreign = False  # a manifest.txt of the user's: nothing in it is ours
         if self.path.exists():
             lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-            if lines and lines[0] != HEADER:
+            if lines and lines[0] != HEADER and not _legacy(lines[0]):
                 self.foreign = True
                 return
-            self.claimed |= {line for line in lines[1:] if line}
+            self.claimed |= {line for line in lines if line and line != HEADER}
 
     def _relative(self, path: Path) -> str | None:
         try:
@@ -71,9 +77,9 @@ class Manifest:
         relative = self._relative(path)
         if relative is None or relative in (".", MANIFEST) or self.owns(path):
             return
-        self.refuse_foreign(path)
         if self.foreign:
             raise ForeignFile(self.path)
+        self.refuse_foreign(path)
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             if not handle.tell():

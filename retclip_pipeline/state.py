@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_json
+from .errors import UserError
 from .layout import STATE_FILE
 
 RECEIPTS = ".receipts"
@@ -41,6 +42,11 @@ class RunState:
                 raise ValueError("not a state object")
         except FileNotFoundError:
             why = "state.json is missing"
+        except OSError as exc:  # a folder, or unreadable: not ours to remove
+            raise UserError(
+                f"cannot read {path} ({exc.strerror}): move it away; the state is then "
+                f"rebuilt from the finished stages' receipts ({RECEIPTS}/)"
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             why = f"state.json is damaged ({type(exc).__name__})"
         else:

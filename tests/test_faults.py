@@ -107,6 +107,7 @@ def test_a_users_manifest_txt_is_never_read_as_the_pipelines(tmp_path, demo_root
 
 
 def test_a_state_file_of_valid_json_is_checked_against_the_receipts(tmp_path):
+    from retclip_pipeline.errors import UserError
     from retclip_pipeline.state import RunState
 
     receipts = tmp_path / ".receipts"
@@ -128,6 +129,19 @@ def test_a_state_file_of_valid_json_is_checked_against_the_receipts(tmp_path):
     state.write_text('{"stages": {"lmdb": {"status": "running", "fingerprint": "f"}, "x": 1}}')
     loaded = RunState.load(tmp_path)
     assert loaded.stages == {"train": done, "lmdb": {"status": "running", "fingerprint": "f"}}
+    # A folder in its place is one line that says what to do, not a traceback.
+    state.unlink()
+    state.mkdir()
+    with pytest.raises(UserError, match=r"cannot read .*state.json \(Is a directory\): move it"):
+        RunState.load(tmp_path)
+
+
+def test_a_manifest_of_before_its_header_is_still_the_pipelines(tmp_path):
+    from retclip_pipeline.ownership import Manifest
+
+    (tmp_path / "manifest.txt").write_text("run.lock\nevents.jsonl\nlmdb/train/imgs\n")
+    manifest = Manifest(tmp_path)
+    assert not manifest.foreign and manifest.owns(tmp_path / "lmdb/train/imgs/data.mdb")
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing", "wrong"])
