@@ -206,3 +206,20 @@ def test_a_byte_order_mark_and_crlf_line_ends_read_as_plain_lines(tmp_path):
         (3, 1, "two\r\nlines"),
     ]
     assert [line for line, _ in table.skipped] == [5]
+
+
+def test_an_unclosed_quote_swallowing_rows_is_named_with_join_by_key(tmp_path):
+    # With join = key a row starts with an id, not an integer: a swallowed line is one that
+    # starts with an id shaped as the others ("k2" as "k1"); a prompt's own second line with
+    # commas ("OD, OS normal, ...") is not.
+    path = tmp_path / "p.csv"
+    body = 'k1,A,"opens\nk2,B,x\nk3,C,y"\nk4,D,"od:\nOD, OS normal, cup 0.3"\nk5,E,z\n'
+    path.write_text("patient,label,prompt\n" + body, encoding="utf-8")
+    data = DataSection(join="key", key_column="patient", on_bad_row="skip")
+    table = read_prompts(path, data, None)
+    assert [line for line, _ in table.skipped] == [2]
+    assert "lines 3-4 became part of this row" in table.skipped[0][1]
+    assert [(row.key, row.text) for row in table.rows] == [
+        ("k4", "od:\nOD, OS normal, cup 0.3"),
+        ("k5", "z"),
+    ]
