@@ -156,3 +156,8 @@ def test_a_started_pipeline_whose_run_is_over_is_not_running_while_it_ends(tmp_p
     finally:
         watch._CHILDREN[pid].process.kill()
         watch._CHILDREN[pid].process.wait()
+
+
+def test_a_run_whose_state_file_is_a_folder_is_listed_without_a_crash(tmp_path):
+    (tmp_path / "run" / "state.json").mkdir(parents=True)
+    assert watch.run_info(tmp_path / "run").stages == {}
