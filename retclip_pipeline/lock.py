@@ -35,8 +35,10 @@ def run_lock(workdir: Path) -> Iterator[None]:
     from . import ownership
 
     workdir.mkdir(parents=True, exist_ok=True)
-    ownership.claim(workdir / LOCK_FILE)
-    handle = open(workdir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held to the end
+    path = workdir / LOCK_FILE
+    if not path.exists():
+        ownership.claim(path)  # before it exists: a kill leaves nothing of ours unclaimed
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held to the end
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,6 +48,7 @@ def run_lock(workdir: Path) -> Iterator[None]:
                 f"{workdir} is already being run by process {pid if pid and pid > 0 else '?'}: "
                 f"attach to it (retclip-tui --attach {workdir}) or wait for it to end"
             ) from None
+        ownership.claim(path)  # a run.lock of the user's is left as it is (ForeignFile)
         _HELD.add(handle.fileno())
         handle.seek(0)
         handle.truncate()

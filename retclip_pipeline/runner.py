@@ -230,12 +230,13 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
         )
     )
     if state.rebuilt:
+        done = [name for name, entry in state.stages.items() if entry.get("status") == "done"]
         emit_all(
             Event(
                 "run",
                 "log",
                 f"{state.rebuilt}: the stages' state is rebuilt from their receipts "
-                f"({', '.join(state.stages)} done); nothing was deleted",
+                f"({', '.join(done) or 'none'} done); nothing was deleted",
                 level="warning",
             )
         )
@@ -283,14 +284,17 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
 
 def _writes_inside(stage: Stage, profile: profiles.Profile, workdir: Path) -> None:
     """A run writes only inside its own folder: data another folder holds (a sweep's shared
-    conversion, profile key data_dir) is prepared there, never from here."""
+    conversion, profile key data_dir) is prepared there, never from here. Nor over a user's
+    file: an output already there that the pipeline did not write stops the stage first."""
     root = Path(os.path.abspath(workdir))
-    for path in stage.outputs(profile, workdir):
+    outputs = stage.outputs(profile, workdir)
+    for path in outputs:
         if not Path(os.path.abspath(path)).is_relative_to(root):
             raise UserError(
                 f"stage {stage.name} would write {path}, outside this run folder (data_dir = "
                 f"{profile.data_dir}): rerun the sweep that shares that data, or clear data_dir"
             )
+    ownership.refuse_foreign(outputs)
 
 
 def _smoke_checklist(layout: RunLayout, sink: EventSink) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_json
+from .errors import UserError
 from .layout import STATE_FILE
 
 RECEIPTS = ".receipts"
@@ -30,18 +31,39 @@ class RunState:
 
     @classmethod
     def load(cls, workdir: Path) -> RunState:
+        """The state file, checked: entries that are not a stage's record are dropped, and
+        a finished stage's receipt stands where the file lacks it or says otherwise (valid
+        JSON edited by hand, or a kill between the receipt and the state file)."""
         path = workdir / STATE_FILE
+        receipts = _receipts(workdir)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
                 raise ValueError("not a state object")
-            return cls(path, data.get("stages", {}), data.get("heartbeat", {}))
         except FileNotFoundError:
             why = "state.json is missing"
+        except OSError as exc:  # a folder, or unreadable: not ours to remove
+            raise UserError(
+                f"cannot read {path} ({exc.strerror}): move it away; the state is then "
+                f"rebuilt from the finished stages' receipts ({RECEIPTS}/)"
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             why = f"state.json is damaged ({type(exc).__name__})"
-        stages = _receipts(workdir)
-        return cls(path, stages, {}, why if stages else "")
+        else:
+            stages = {k: v for k, v in data.get("stages", {}).items() if _is_entry(v)}
+            heartbeat = data.get("heartbeat", {})
+            differ = sorted(
+                name
+                for name, receipt in receipts.items()
+                if _said(stages.get(name)) != _said(receipt)
+            )
+            dropped = len(stages) != len(data.get("stages", {}))
+            stages |= {name: receipts[name] for name in differ}
+            why = f"state.json disagrees with the receipts of {', '.join(differ)}" if differ else ""
+            if dropped and not why:
+                why = "state.json holds entries that are not a stage's record"
+            return cls(path, stages, heartbeat if isinstance(heartbeat, dict) else {}, why)
+        return cls(path, receipts, {}, why if receipts else "")
 
     def save(self) -> None:
         write_json(self.path, {"stages": self.stages, "heartbeat": self.heartbeat})
@@ -71,6 +93,19 @@ class RunState:
         self.save()
 
 
+def _is_entry(entry: Any) -> bool:
+    """A stage's record: a status and a fingerprint, both text."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("status"), str)
+        and isinstance(entry.get("fingerprint"), str)
+    )
+
+
+def _said(entry: dict[str, Any] | None) -> tuple[Any, Any]:
+    return (entry or {}).get("status"), (entry or {}).get("fingerprint")
+
+
 def _receipts(workdir: Path) -> dict[str, dict[str, Any]]:
     stages = {}
     for receipt in sorted((workdir / RECEIPTS).glob("*.json")):
@@ -78,6 +113,6 @@ def _receipts(workdir: Path) -> dict[str, dict[str, Any]]:
             entry = json.loads(receipt.read_text(encoding="utf-8"))
         except (ValueError, OSError):
             continue
-        if isinstance(entry, dict) and entry.get("status") == "done":
+        if _is_entry(entry) and entry.get("status") == "done":
             stages[receipt.stem] = entry
     return stages

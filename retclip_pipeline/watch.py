@@ -210,7 +210,10 @@ class RunInfo:
 
 
 def run_info(workdir: Path) -> RunInfo:
-    state = RunState.load(workdir)
+    try:
+        state = RunState.load(workdir)
+    except UserError:  # a state.json that cannot be read (a folder): the run says so when run
+        state = RunState(workdir / STATE_FILE)
     name, sizing = workdir.name, ""
     resolved = workdir / RESOLVED_PROFILE
     if resolved.exists():

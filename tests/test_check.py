@@ -264,3 +264,17 @@ def test_one_check_type_and_one_console_renderer():
     report.fail("train: broken")
     assert not report.ok and report.problems == ["train: broken"]
     assert report.verdict() == "train: broken"
+
+
+def test_skipped_rows_are_named_by_their_line(tmp_path, demo_root):
+    data = tmp_path / "set"
+    shutil.copytree(demo_root, data)
+    csv = data / "prompts_train.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[3] = "1_4,Glaucoma,a pale disc\n"
+    lines[5] = '2,Glaucoma,"a pale" disc\n'
+    csv.write_text("".join(lines), encoding="utf-8")
+    detail = _items(tmp_path, demo_root, data={"on_bad_row": "skip"})["train CSV"].detail
+    assert "2 bad row(s) left out (line 4: dataset_index '1_4' is not an integer; line 6: " in (
+        detail
+    )

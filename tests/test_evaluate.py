@@ -406,3 +406,14 @@ def test_a_whole_run_on_the_cpu_warns_of_it_once(tmp_path, demo_root):
     assert said == ([] if torch.cuda.is_available() else ["train"])
     device = "GPU" if torch.cuda.is_available() else "CPU"
     assert any(e.message.endswith(f"on the {device}") for e in events if e.stage == "evaluate")
+
+
+def test_the_ceiling_of_a_class_the_other_side_lacks_is_zero():
+    # Images of classes A, A, B; texts of A only: no text can be found for the B image.
+    images, texts = torch.eye(3), torch.eye(3)[:2]
+    result = metrics.retrieval(
+        images, texts, ["a", "b", "c"], [["a"], ["b"]], ["A", "A", "B"], ["A", "A"]
+    )
+    ceiling = result["instance_ceiling"]
+    assert ceiling["image_to_text"] == {"R@1": 0.3333, "R@5": 0.6667, "R@10": 0.6667}
+    assert ceiling["text_to_image"] == {"R@1": 0.5, "R@5": 1.0, "R@10": 1.0}

@@ -59,7 +59,92 @@ def test_a_users_files_in_the_work_folder_are_never_deleted(tmp_path, demo_root)
     assert (workdir / "evaluation" / "evaluation_results.json").exists()
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+# Where a stage writes (a file it replaces, a folder it replaces whole), as a user's own:
+# the stage stops with one line before it changes anything there.
+FOREIGN = [
+    ("data/convert_report.txt", "convert"),
+    ("lmdb/train/imgs/keep", "lmdb"),
+    ("logs/t/checkpoints/epoch2.pt", "train"),
+    ("logs/t/export/keep", "train"),
+]
+
+
+@pytest.mark.parametrize(("name", "stage"), FOREIGN)
+def test_a_users_file_where_the_pipeline_writes_stops_it_untouched(
+    tmp_path, demo_root, name, stage
+):
+    from retclip_pipeline.errors import UserError
+
+    workdir = tmp_path / "mine"
+    (workdir / name).parent.mkdir(parents=True)
+    (workdir / name).write_text("the user's own")
+    profile = _profile(tmp_path, demo_root, workdir)
+    events: list = []
+    with pytest.raises(UserError) as raised:
+        run(profile, workdir, events.append)
+    message = str(raised.value)
+    assert "\n" not in message and str(workdir / name).rsplit("/keep", 1)[0] in message
+    assert "not written by this pipeline" in message and "move it out" in message
+    assert (workdir / name).read_text() == "the user's own"
+    started = [e.stage for e in events if e.kind == "stage_started"]
+    assert stage not in started or started[-1] == stage  # stopped there, nothing after
+
+
+def test_a_users_manifest_txt_is_never_read_as_the_pipelines(tmp_path, demo_root):
+    # Were it read as the list of what the pipeline wrote, data/ would be ours to delete.
+    from retclip_pipeline.errors import UserError
+
+    workdir = tmp_path / "mine"
+    (workdir / "data").mkdir(parents=True)
+    (workdir / "data" / "own.csv").write_text("the user's own")
+    (workdir / "manifest.txt").write_text("data\nlmdb\n")
+    profile = _profile(tmp_path, demo_root, workdir)
+    with pytest.raises(UserError) as raised:
+        run(profile, workdir, lambda event: None, restart=True)
+    assert f"{workdir / 'manifest.txt'} is already there and was not written" in str(raised.value)
+    assert (workdir / "data" / "own.csv").read_text() == "the user's own"
+    assert (workdir / "manifest.txt").read_text() == "data\nlmdb\n"
+
+
+def test_a_state_file_of_valid_json_is_checked_against_the_receipts(tmp_path):
+    from retclip_pipeline.errors import UserError
+    from retclip_pipeline.state import RunState
+
+    receipts = tmp_path / ".receipts"
+    receipts.mkdir()
+    done = {"status": "done", "fingerprint": "abc", "summary": {"epochs": 2}}
+    (receipts / "train.json").write_text(json.dumps(done))
+    state = tmp_path / "state.json"
+    for text in (
+        '{"stages": {}}',
+        '{"stages": {"train": "x"}}',
+        '{"stages": {"train": {"status": "done", "fingerprint": 5}}, "heartbeat": 3}',
+        '{"stages": {"train": {"status": "running", "fingerprint": "old"}}}',
+    ):
+        state.write_text(text)
+        loaded = RunState.load(tmp_path)
+        assert loaded.stages == {"train": done}, text
+        assert loaded.heartbeat == {} and "receipts of train" in loaded.rebuilt, text
+    # A cut-off stage with no receipt stands as the file says; a stray entry goes.
+    state.write_text('{"stages": {"lmdb": {"status": "running", "fingerprint": "f"}, "x": 1}}')
+    loaded = RunState.load(tmp_path)
+    assert loaded.stages == {"train": done, "lmdb": {"status": "running", "fingerprint": "f"}}
+    # A folder in its place is one line that says what to do, not a traceback.
+    state.unlink()
+    state.mkdir()
+    with pytest.raises(UserError, match=r"cannot read .*state.json \(Is a directory\): move it"):
+        RunState.load(tmp_path)
+
+
+def test_a_manifest_of_before_its_header_is_still_the_pipelines(tmp_path):
+    from retclip_pipeline.ownership import Manifest
+
+    (tmp_path / "manifest.txt").write_text("run.lock\nevents.jsonl\nlmdb/train/imgs\n")
+    manifest = Manifest(tmp_path)
+    assert not manifest.foreign and manifest.owns(tmp_path / "lmdb/train/imgs/data.mdb")
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "wrong"])
 def test_a_damaged_state_file_is_rebuilt_and_nothing_is_retrained(tmp_path, demo_root, damage):
     profile = _profile(tmp_path, demo_root, tmp_path / "run")
     _events(profile)
@@ -68,6 +153,8 @@ def test_a_damaged_state_file_is_rebuilt_and_nothing_is_retrained(tmp_path, demo
     state = tmp_path / "run" / "state.json"
     if damage == "corrupt":
         state.write_text("{")
+    elif damage == "wrong":  # valid JSON, not a state a run wrote
+        state.write_text('{"stages": {"train": "x", "lmdb": {"status": "done", "fingerprint": 5}}}')
     else:
         state.unlink()
     events = _events(profile)
@@ -121,6 +208,34 @@ def test_changed_settings_keep_checkpoints_until_the_new_run_writes_one(
     assert seen["before"] == sorted(old)  # untouched until the first new save
     assert not list((tmp_path / "run" / "superseded").iterdir())
     assert (folder / "epoch_latest.pt").read_bytes() != old["epoch_latest.pt"]
+
+
+def test_an_out_of_memory_retry_keeps_earlier_checkpoints_until_it_writes_one(
+    tmp_path, demo_root, monkeypatch
+):
+    from retclip_pipeline.training import trainer as train
+
+    profile = _profile(tmp_path, demo_root, tmp_path / "run")
+    _events(profile, selected=["convert", "lmdb", "train"])
+    folder = tmp_path / "run/logs/t/checkpoints"
+    old = sorted(p.name for p in folder.iterdir())
+    profile.train.lr, profile.train.oom_retry = 0.001, True  # new settings, and then no memory
+    original, seen = train.Trainer.run, {}
+
+    def out_of_memory_once(self):
+        if not seen:
+            seen["first"] = sorted(p.name for p in folder.iterdir())
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        seen["retry"] = sorted(p.name for p in folder.iterdir())
+        return original(self)
+
+    monkeypatch.setattr(train.Trainer, "run", out_of_memory_once)
+    monkeypatch.setattr("retclip_pipeline.training.oom.largest_fitting_batch", lambda p: 8)
+    text = _messages(_events(profile, selected=["train"]))
+    assert "retrying with train.batch_size = 8" in text
+    assert seen["first"] == seen["retry"] == old  # nothing gone before the retry's first save
+    assert all(name.endswith(".pt") for name in old) and f"({len(old)} checkpoints" in text
+    assert "this run's first checkpoint is written" in text
 
 
 @pytest.mark.parametrize("moment", ["after the epoch file", "after the latest"])
@@ -206,10 +321,22 @@ def test_a_killed_pipeline_reruns_at_once_and_its_workers_end(tmp_path, demo_roo
     while any(map(_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(_alive, workers)), "the killed pipeline's workers linger"
+    # The run's first line ("[run] run t in ...") comes once it holds the lock. Conversion is
+    # short and runs to its end; 29 epochs of training on a loaded machine are stopped there.
+    lines = []
+    while not lines or not lines[-1].startswith((b"[run]", b"error")):
+        lines.append(rerun.stderr.readline())
+        if not lines[-1]:
+            break
+    if stage == "train":
+        rerun.terminate()  # SIGTERM: it stops like Ctrl-C
     _, err = rerun.communicate(timeout=600)
+    err = b"".join(lines) + err
     assert again.returncode == 0
-    assert rerun.returncode == 0, err.decode()[-2000:]
     assert b"already being run" not in err
+    assert lines[-1].startswith(b"[run] run t in"), err.decode()[-2000:]
+    if stage == "convert":
+        assert rerun.returncode == 0, err.decode()[-2000:]
 
 
 def test_a_moved_run_folder_reruns_nothing(tmp_path, demo_root):

@@ -73,7 +73,21 @@ RAGGED = [
         3,
         "a quote opens on this line and is not closed, so line 4 became",
     ),
+    (
+        "text after a closing quote",
+        '0,A,fine\n1,B,"the cup" is large\n2,C,x\n',
+        3,
+        "a quoted part is followed by more text in the same field",
+    ),
+    (
+        "unclosed quote on the last line",
+        '0,A,fine\n1,B,"opens\n',
+        3,
+        "a quote opens on this line and is not closed: close the quote",
+    ),
     ("underscore in the index", "0,A,fine\n1_4,B,x\n", 3, "dataset_index '1_4' is not an integer"),
+    ("exponent in the index", "0,A,fine\n1e2,B,x\n", 3, "dataset_index '1e2' is not an integer"),
+    ("arabic digit in the index", "0,A,fine\n\u0661,B,x\n", 3, "dataset_index '\u0661' is not"),
     ("sign in the index", "0,A,fine\n+1,B,x\n", 3, "dataset_index '+1' is not an integer"),
 ]
 
@@ -92,12 +106,16 @@ def test_malformed_rows_are_named_by_line_or_skipped(tmp_path, case, body, line,
 
 
 def test_quoted_commas_quotes_and_line_breaks_are_prompts(tmp_path):
-    path = _csv(tmp_path, '0,A,"a, b ""c"""\n\n1,B,"findings:\ndisc pale"\n2,C,x\n')
+    path = _csv(
+        tmp_path,
+        '0,A,"a, b ""c"""\n\n1,B,"findings:\ndisc pale"\n2,C,x\n3,D,the "cup" is large\n',
+    )
     table = read_prompts(path, DataSection(), None)
     assert [(row.line, row.text) for row in table.rows] == [
         (2, 'a, b "c"'),
         (4, "findings:\ndisc pale"),
         (6, "x"),
+        (7, 'the "cup" is large'),  # a quote inside an unquoted field is the prompt's
     ]
 
 
@@ -174,3 +192,34 @@ def test_smoke_runs_keep_the_class_shares_in_consecutive_indices():
         assert mine == list(range(mine[0], mine[0] + len(mine)))
     assert runs == stratified_sample(labels, 50, seed=3, runs=True)
     assert runs != stratified_sample(labels, 50, seed=4, runs=True)
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_read_as_plain_lines(tmp_path):
+    # Excel writes both: the header's first name is not "\ufeffdataset_index", no prompt ends
+    # in "\r", a quoted prompt keeps its inner line break, and a bad row keeps its number.
+    path = tmp_path / "p.csv"
+    body = 'dataset_index,label,prompt\r\n0,A,fine\r\n1,B,"two\r\nlines"\r\n2,C,cut, here\r\n'
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    table = read_prompts(path, DataSection(on_bad_row="skip"), None)
+    assert [(row.line, row.index, row.text) for row in table.rows] == [
+        (2, 0, "fine"),
+        (3, 1, "two\r\nlines"),
+    ]
+    assert [line for line, _ in table.skipped] == [5]
+
+
+def test_an_unclosed_quote_swallowing_rows_is_named_with_join_by_key(tmp_path):
+    # With join = key a row starts with an id, not an integer: a swallowed line is one that
+    # starts with an id shaped as the others ("k2" as "k1"); a prompt's own second line with
+    # commas ("OD, OS normal, ...") is not.
+    path = tmp_path / "p.csv"
+    body = 'k1,A,"opens\nk2,B,x\nk3,C,y"\nk4,D,"od:\nOD, OS normal, cup 0.3"\nk5,E,z\n'
+    path.write_text("patient,label,prompt\n" + body, encoding="utf-8")
+    data = DataSection(join="key", key_column="patient", on_bad_row="skip")
+    table = read_prompts(path, data, None)
+    assert [line for line, _ in table.skipped] == [2]
+    assert "lines 3-4 became part of this row" in table.skipped[0][1]
+    assert [(row.key, row.text) for row in table.rows] == [
+        ("k4", "od:\nOD, OS normal, cup 0.3"),
+        ("k5", "z"),
+    ]

@@ -345,3 +345,40 @@ def test_checkpointed_training_logs_no_library_warning_and_slow_steps_never_read
     assert re.search(r", [\d.]+ samples/(min|h)$", steps[-1]), steps  # the last: nothing left
     epoch = next(e.message for e in events if e.message.startswith("epoch 1, step"))
     assert not re.search(r"\d\.\d{5}", epoch), epoch  # 4 figures: no float noise (e-06)
+
+
+def test_every_optimizer_step_clamps_the_stored_scales_and_one_pushed_over_comes_back():
+    """Trainer.optimizer_step, as training runs it: the three stored log-scales are clamped
+    to [0, ln 100] in place after the step, so that a scale pushed past a bound is at the
+    bound, and the next step in the other direction takes it back inside."""
+    from types import SimpleNamespace
+
+    from retclip_pipeline.model.build import ModelSpec, build
+    from retclip_pipeline.model.retclip import LOGIT_SCALE_MAX
+    from retclip_pipeline.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    model, _ = build(ModelSpec(vision="tiny", text="tiny", context_length=24, image_size=32))
+    optimizer = torch.optim.SGD(model.log_scales(), lr=1.0)  # a step is minus the gradient
+    trainer = SimpleNamespace(
+        cfg=SimpleNamespace(clip_grad_norm=0),
+        scaler=torch.amp.GradScaler("cuda", enabled=False),
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0),
+        module=model,
+        progress=SimpleNamespace(step=0),
+    )
+
+    def step(*grads: float) -> list[float]:
+        for scale, grad in zip(model.log_scales(), grads, strict=True):
+            scale.grad = torch.tensor(grad)
+        Trainer.optimizer_step(trainer)
+        return [float(scale.detach()) for scale in model.log_scales()]
+
+    start = [float(scale.detach()) for scale in model.log_scales()]
+    # Patient scale pushed 2 past ln 100, the left one 1 below 0, the right one left alone.
+    got = step(start[0] - LOGIT_SCALE_MAX - 2, start[1] + 1, 0.0)
+    assert got == pytest.approx([LOGIT_SCALE_MAX, 0.0, start[2]], abs=1e-6)
+    got = step(0.5, -0.5, 0.0)  # back inside from either bound
+    assert got == pytest.approx([LOGIT_SCALE_MAX - 0.5, 0.5, start[2]], abs=1e-6)
+    assert trainer.progress.step == 2

@@ -11,6 +11,7 @@ import pytest
 from retclip_pipeline import watch
 from retclip_pipeline.errors import UserError
 from retclip_pipeline.events import Event
+from retclip_pipeline.ownership import Manifest
 from retclip_pipeline.state import RunState
 
 
@@ -109,6 +110,7 @@ def test_follower_starts_over_when_the_run_folder_is_remade(tmp_path):
 def test_a_start_that_fails_at_once_says_why_from_its_own_log_lines(tmp_path, monkeypatch):
     workdir = tmp_path / "run"
     workdir.mkdir()
+    Manifest(workdir).claim(workdir / watch.LOG_FILE)  # an older start's log, as it wrote it
     (workdir / watch.LOG_FILE).write_text("error: an older run's failure\n", encoding="utf-8")
     script = tmp_path / "bad.py"
     script.write_text(
@@ -154,3 +156,8 @@ def test_a_started_pipeline_whose_run_is_over_is_not_running_while_it_ends(tmp_p
     finally:
         watch._CHILDREN[pid].process.kill()
         watch._CHILDREN[pid].process.wait()
+
+
+def test_a_run_whose_state_file_is_a_folder_is_listed_without_a_crash(tmp_path):
+    (tmp_path / "run" / "state.json").mkdir(parents=True)
+    assert watch.run_info(tmp_path / "run").stages == {}

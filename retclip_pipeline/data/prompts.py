@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import random
 import re
@@ -111,17 +112,21 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
     """All rows of a prompt CSV; bad rows stop the run or are skipped, per data.on_bad_row.
     A bad row is named by its first line; see `row_problem` for what makes a row bad."""
     lines = _read_lines(path)
-    records = csv_records(path, lines)
-    first = next(records, None)
+    records = list(csv_records(path, lines))
+    first = records.pop(0) if records else None
     header = _check_header(path, _header(path, first[2] if first else []), data)
     index_at = header.index(_anchor(data))
+    starts = None  # join = index: a row starts with an integer; else with an id of its shape
+    if data.join != "index":
+        shapes = {_shape(f[index_at]) for a, b, f in records if a == b and len(f) > index_at}
+        starts = functools.partial(_shaped, shapes - {""})
     keys: dict[str, int] = {}  # join = key or file: each id's image index, in CSV order
     rows: list[PromptRow] = []
     bad: list[tuple[int, str]] = []
     read = 0
     for line, end, fields in records:
         read += 1
-        problem = row_problem(lines, line, end, fields, len(header), index_at)
+        problem = row_problem(lines, line, end, fields, len(header), index_at, starts)
         if problem:
             bad.append((line, problem))
             continue
@@ -198,8 +203,24 @@ def _join_fields(record: dict[str, str], data: DataSection) -> tuple[str | None,
     return key, files
 
 
+def _shape(value: str) -> str:
+    """An id's shape: letters a, digits 9, runs as one ("P0012_left.jpg" -> "a9_a.a")."""
+    value = re.sub(r"[0-9]", "9", re.sub(r"[^\W\d_]", "a", value.strip()))
+    return re.sub(r"([a9])\1+", r"\1", value)
+
+
+def _shaped(shapes: set[str], value: str) -> bool:
+    return bool(value.strip()) and " " not in value.strip() and _shape(value) in shapes
+
+
 def row_problem(
-    lines: list[str], line: int, end: int, fields: list[str], width: int, index_at: int
+    lines: list[str],
+    line: int,
+    end: int,
+    fields: list[str],
+    width: int,
+    index_at: int,
+    starts=None,
 ) -> str | None:
     """Why a record (physical lines `line`..`end`) cannot be read as a row, or None.
 
@@ -207,16 +228,29 @@ def row_problem(
     character, so it swallows the rows below. A quoted prompt may legitimately span lines,
     so the rule is: a record over several lines is bad when one of its later lines reads, on
     its own, as a row (at least as many fields as the header, an integer in the index
-    column's place). Then a field count against the header's: an unquoted comma gives more
-    fields and cuts the prompt; fewer fields means some are missing."""
+    column's place, or with join = key or file an id shaped as the file's single-line rows'
+    ids: `starts`). A quote that closes before the field ends ('"a" b') would be dropped
+    from the prompt: bad. Then a field count against the header's: an unquoted comma gives
+    more fields and cuts the prompt; fewer fields means some are missing."""
     for text in lines[line:end]:  # the record's lines after its first (`lines` is 0-based)
         alone = next(csv.reader([text]), [])
-        if len(alone) >= width and DIGITS.fullmatch(alone[index_at].strip()):
+        if len(alone) < width:
+            continue
+        if starts(alone[index_at]) if starts else DIGITS.fullmatch(alone[index_at].strip()):
             swallowed = f"line {end}" if end == line + 1 else f"lines {line + 1}-{end}"
             return (
                 f"a quote opens on this line and is not closed, so {swallowed} became part "
                 'of this row: close the quote (write a quote inside a prompt as "")'
             )
+    try:
+        next(csv.reader(lines[line - 1 : end], strict=True), None)
+    except csv.Error as exc:
+        if "end of data" in str(exc):  # the file ends inside the quote
+            return 'a quote opens on this line and is not closed: close the quote (write "")'
+        return (
+            "a quoted part is followed by more text in the same field, and its quotes would "
+            'be lost: quote the whole field, writing a quote inside it as ""'
+        )
     if len(fields) > width:
         return f"{len(fields)} fields, the header has {width}: an unquoted comma? quote the prompt"
     if len(fields) < width:

@@ -93,12 +93,16 @@ def retrieval(
 
 def instance_ceiling(image_labels: list, text_labels: list) -> dict[str, dict[str, float]]:
     """Expected instance-level recall of a perfect model that knows only the class: it ranks
-    the items of the right class first, in random order, so R@K = min(1, K / class size)."""
+    the items of the right class first, in random order, so R@K = min(1, K / class size); 0
+    for a query whose class the other side lacks (nothing of it can be found)."""
     images, texts = Counter(image_labels), Counter(text_labels)
 
     def expected(queries: list, pool: Counter) -> dict[str, float]:
         return {
-            f"R@{k}": round(float(np.mean([min(1.0, k / pool[q]) for q in queries])), 4) for k in KS
+            f"R@{k}": round(
+                float(np.mean([min(1.0, k / pool[q]) if pool[q] else 0.0 for q in queries])), 4
+            )
+            for k in KS
         }
 
     return {

@@ -77,7 +77,11 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[Check]:
             check_columns(path, profile.data)
             table = read_prompts(path, profile.data, None)
             tables[name] = table
-            skipped = f", {len(table.skipped)} bad rows left out" if table.skipped else ""
+            skipped = ""
+            if table.skipped:  # named by line, as the conversion's warnings name them
+                shown = "; ".join(f"line {line}: {why}" for line, why in table.skipped[:3])
+                more = f" and {len(table.skipped) - 3} more" if len(table.skipped) > 3 else ""
+                skipped = f", {len(table.skipped)} bad row(s) left out ({shown}{more})"
             items.append(
                 Check.of(
                     f"{name} CSV",

@@ -31,9 +31,14 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     from ..hub.reach import hub_or_cache
     from ..model.sources import hub_ids
+    from ..training import checkpoint
     from ..training.oom import largest_fitting_batch
     from ..training.trainer import Trainer
 
+    # A user's file where a checkpoint goes stops the stage before anything is set aside.
+    layout = RunLayout.of(ctx.profile, ctx.workdir)
+    numbered = [layout.epoch_checkpoint(n) for n in range(1, ctx.profile.train.epochs + 1)]
+    ownership.refuse_foreign([layout.latest, layout.best, layout.metrics, layout.export, *numbered])
     spec = ctx.profile.model
     try:
         # Towers on the hub, and it does not answer: the cache only, said at once (a wrong
@@ -65,8 +70,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
     ctx.emit.warn(
         f"out of GPU memory at train.batch_size = {cfg.batch_size}: retrying with {advice}"
     )
-    # The data order depends on the batch size: the retry starts the training afresh.
-    ownership.remove(RunLayout.of(ctx.profile, ctx.workdir).checkpoints)
+    # The data order depends on the batch size: the retry starts the training afresh. Only
+    # this attempt's epoch_latest.pt goes now (it would be resumed); the rest, earlier
+    # settings' checkpoints included, is set aside at the retry's first save, as ever.
+    latest = RunLayout.of(ctx.profile, ctx.workdir).latest
+    if latest.exists() and checkpoint.load(latest).get("fingerprint") == ctx.fingerprint:
+        ownership.remove(latest)
     retry = dataclasses.replace(
         ctx.profile,
         train=dataclasses.replace(
