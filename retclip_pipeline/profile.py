@@ -15,6 +15,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from . import profile_values as rules
@@ -264,10 +265,27 @@ def join_keys(data: DataSection) -> tuple[str, ...]:
     return ()
 
 
-def load(path: str | Path, check_files: bool = True) -> Profile:
-    path = Path(path).expanduser().resolve()
+# A profile is a few kilobytes; a bigger file is something else named by mistake.
+MAX_PROFILE_BYTES = 1 << 20
+
+
+def _read_profile(given: str | Path) -> tuple[Path, str]:
+    """The profile's absolute path and text, or one line saying why it cannot be read: a
+    folder, a device or a pipe (which would never end, /dev/zero), a link loop, no
+    permission, not UTF-8 or over a megabyte. A UTF-8 byte-order mark is dropped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        path = Path(given).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop
+        raise UserError(f"cannot read the profile {given}: {exc}: give its TOML file") from None
+    try:
+        # Before opening: opening a pipe waits for a writer.
+        if path.exists() and not path.is_dir() and not S_ISREG(path.stat().st_mode):
+            raise UserError(
+                f"{path} is not a regular file (a device, a pipe or a socket): give the "
+                f"profile's TOML file"
+            )
+        with path.open("rb") as file:
+            data = file.read(MAX_PROFILE_BYTES + 1)
     except FileNotFoundError:
         examples = Path("profiles")  # named only where there is such a folder to look in
         hint = " (see profiles/ for examples)" if examples.is_dir() else ""
@@ -276,12 +294,28 @@ def load(path: str | Path, check_files: bool = True) -> Profile:
         raise UserError(f"{path} is a folder: give the profile's TOML file") from None
     except PermissionError:
         raise UserError(f"no permission to read the profile {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read the profile {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise UserError(
+            f"{path} is over {MAX_PROFILE_BYTES >> 20} MB: not a profile; give the run's TOML file"
+        )
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"profile {path} is not UTF-8 text") from None
+        raise UserError(f"profile {path} is not UTF-8 text: save it as UTF-8") from None
+    return path, text.removeprefix("\ufeff")
+
+
+def load(path: str | Path, check_files: bool = True) -> Profile:
+    path, text = _read_profile(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {rules.redact(str(exc))}") from None
+        message = str(exc)
+        twice = "Cannot overwrite" in message or "twice" in message
+        hint = ": a key or table is given twice; keep one" if twice else ": fix it at that line"
+        raise UserError(f"{path}: not valid TOML: {rules.redact(message)}{hint}") from None
     return from_dict(raw, source=path, text=text, check_files=check_files)
 
 

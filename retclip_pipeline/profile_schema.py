@@ -174,7 +174,7 @@ class TrainSection:
     )
     accumulation: int = opt(1, "batches accumulated per optimizer step", min=1)
     epochs: int = opt(10, "passes over the train split", min=1)
-    lr: float = opt(3e-5, "peak learning rate", min=0.0)
+    lr: float = opt(3e-5, "peak learning rate", min=0.0, max=1.0)
     weight_decay: float = opt(
         0.001, "AdamW weight decay (not on norms, biases, temperatures)", min=0.0
     )
@@ -223,7 +223,8 @@ class TrainSection:
         choices=("", "val_loss", "val_i2t", "val_t2i", "val_i2t_class"),
     )
     patience: int = opt(3, "epochs without improvement before early stopping", min=1)
-    seed: int = opt(0, "seed of initialisation, data order and augmentation", min=0)
+    # At most 2**32 - 1, numpy's seed range: the data order's seed is derived from it.
+    seed: int = opt(0, "seed of initialisation, data order and augmentation", min=0, max=2**32 - 1)
     report_to: list[str] = opt(
         [],
         "experiment trackers to log to: tensorboard (in <run>/tensorboard/<name>), wandb, "

@@ -207,8 +207,14 @@ def run(
     selected = selected or stage_names()
     check_workdir(workdir)
     # One pipeline per run directory, whoever started it; what it writes is claimed.
-    with ownership.recording(workdir), run_lock(workdir):
-        return _run_locked(profile, workdir, sink, selected, restart)
+    try:
+        with ownership.recording(workdir), run_lock(workdir):
+            return _run_locked(profile, workdir, sink, selected, restart)
+    except OSError as exc:  # the run's own bookkeeping (state, events, profile copy)
+        user = as_user_error(exc, str(workdir))
+        if user is None:
+            raise
+        raise user from None
 
 
 def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:

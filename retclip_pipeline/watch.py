@@ -5,6 +5,7 @@ events. Used by the TUI; nothing here imports Textual or torch."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -222,9 +223,9 @@ def run_info(workdir: Path) -> RunInfo:
         try:
             data = tomllib.loads(resolved.read_text(encoding="utf-8"))
             name = data.get("name", name)
-            sizing = data.get("sizing", {}).get("mode", "")
-        except tomllib.TOMLDecodeError:
-            pass
+            sizing = str(data.get("sizing", {}).get("mode", ""))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError, OSError):
+            pass  # a damaged copy of the profile: the folder's name stands
     statuses = {stage: entry.get("status", "?") for stage, entry in state.stages.items()}
     running = next((s for s, status in statuses.items() if status == "running"), None)
     return RunInfo(
@@ -245,11 +246,10 @@ def _last_event_time(path: Path) -> float | None:
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - 4096))
         lines = [line for line in handle.read().split(b"\n") if line.strip()]
-    for line in reversed(lines):
-        try:
-            return float(json.loads(line)["time"])
-        except (ValueError, KeyError):
-            continue
+    for line in reversed(lines):  # a torn, foreign or non-UTF-8 line is passed over
+        event = Event.from_line(line)
+        if event is not None and math.isfinite(event.time):
+            return event.time
     return None
 
 
@@ -329,7 +329,7 @@ def _describe_trained(layout: RunLayout) -> TrainedOutputs:
             try:
                 epoch = int(json.loads(line).get("epoch", 0))
                 break
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):
                 continue
     epochs = None
     resolved = layout.resolved_profile

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +130,57 @@ def _unreadable_test_images(tmp_path):
     _profile_lines(data='on_bad_row = "skip"')(tmp_path)
 
 
+def _evaluated(tmp_path) -> Path:
+    """A finished run, the evaluation included: the finished work a bad input must keep."""
+    return _build(tmp_path, "convert,lmdb,train,evaluate")
+
+
+def _zero_byte_checkpoint(tmp_path):
+    _evaluated(tmp_path)
+    (tmp_path / "zero.pt").write_bytes(b"")
+
+
+def _checkpoint_a_folder(tmp_path):
+    _evaluated(tmp_path)
+    (tmp_path / "folder.pt").mkdir()
+
+
+def _foreign_checkpoint_after_evaluation(tmp_path):
+    _evaluated(tmp_path)
+    _foreign_checkpoint(tmp_path)
+
+
+def _unknown_eval_checkpoint(tmp_path):
+    _evaluated(tmp_path)
+    _profile_lines(eval='checkpoint = "nope.pt"')(tmp_path)
+
+
+def _lmdb_path_a_file(tmp_path):
+    run = _build(tmp_path, "convert,lmdb")
+    shutil.rmtree(run / "lmdb/test/imgs")
+    (run / "lmdb/test/imgs").write_text("mine")
+
+
+def _profile_a_pipe(tmp_path):
+    (tmp_path / "profile.toml").unlink()
+    os.mkfifo(tmp_path / "profile.toml")
+
+
+def _profile_a_link_loop(tmp_path):
+    (tmp_path / "profile.toml").unlink()
+    (tmp_path / "profile.toml").symlink_to(tmp_path / "profile.toml")
+
+
+def _profile_over_a_megabyte(tmp_path):
+    path = tmp_path / "profile.toml"
+    path.write_text(path.read_text() + "#" * (2 << 20) + "\n")
+
+
+def _csv_a_folder(tmp_path):
+    (tmp_path / "set/prompts_test.csv").unlink()
+    (tmp_path / "set/prompts_test.csv").mkdir()
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -217,6 +270,51 @@ MORE = [
         ["eval.class_names", "a table of strings"],
     ),
     (
+        "zero-byte checkpoint",
+        {},
+        _zero_byte_checkpoint,
+        ["zero.pt", "damaged or not a checkpoint", "give a checkpoint"],
+    ),
+    ("checkpoint a folder", {}, _checkpoint_a_folder, ["no checkpoint at", "folder.pt"]),
+    (
+        "checkpoint naming a class, evaluation kept",
+        {},
+        _foreign_checkpoint_after_evaluation,
+        ["theirs.pt", "could run code"],
+    ),
+    (
+        "unknown eval.checkpoint",
+        {},
+        _unknown_eval_checkpoint,
+        ["no checkpoint at", "nope.pt", "eval.checkpoint"],
+    ),
+    ("LMDB path a file", {}, _lmdb_path_a_file, ["evaluate needs lmdb", "--stages lmdb"]),
+    ("profile a device", {}, None, ["/dev/zero is not a regular file", "profile's TOML file"]),
+    ("profile a pipe", {}, _profile_a_pipe, ["profile.toml is not a regular file"]),
+    ("profile a link loop", {}, _profile_a_link_loop, ["profile.toml", "give its TOML file"]),
+    ("profile over a megabyte", {}, _profile_over_a_megabyte, ["profile.toml", "over 1 MB"]),
+    (
+        "TOML key given twice",
+        {},
+        _profile_lines(train="epochs = 2"),
+        ["profile.toml", "not valid TOML", "line", "given twice; keep one"],
+    ),
+    (
+        "TOML table given twice",
+        {},
+        _profile_lines(model='vision = "tiny"\n[train]\nepochs = 2'),
+        ["not valid TOML", "Cannot declare ('train',) twice", "keep one"],
+    ),
+    ("lr over 1", {}, _profile_lines(train="lr = 1e308"), ["train.lr", "at most 1.0"]),
+    (
+        "seed over 2**32 - 1",
+        {},
+        _profile_lines(train="seed = 9223372036854775807"),
+        ["train.seed", "at most 4294967295"],
+    ),
+    ("CSV a folder", {}, _csv_a_folder, ["data.test_csv", "prompts_test.csv"]),
+    ("work folder a device", {}, None, ["cannot write to the work directory /dev/null"]),
+    (
         "a token as a template",
         {},
         _profile_lines(eval=f'templates = ["{TOKEN} {{}}"]'),
@@ -229,6 +327,18 @@ EXTRA_ARGS = {
     "checkpoint naming a class": ["--stages", "evaluate", "--checkpoint", "{tmp}/theirs.pt"],
     "checkpoint not found": ["--stages", "evaluate", "--checkpoint", "{tmp}/nope.pt"],
     "work folder is a file": ["--workdir", "{tmp}/afile"],
+    "zero-byte checkpoint": ["--stages", "evaluate", "--checkpoint", "{tmp}/zero.pt"],
+    "checkpoint a folder": ["--stages", "evaluate", "--checkpoint", "{tmp}/folder.pt"],
+    "checkpoint naming a class, evaluation kept": [
+        "--stages",
+        "evaluate",
+        "--checkpoint",
+        "{tmp}/theirs.pt",
+    ],
+    "unknown eval.checkpoint": ["--stages", "evaluate"],
+    "LMDB path a file": ["--stages", "evaluate"],
+    "profile a device": ["--profile", "/dev/zero"],
+    "work folder a device": ["--workdir", "/dev/null"],
 }
 CASES = BAD_INPUT + MORE
 

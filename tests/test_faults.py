@@ -423,3 +423,30 @@ def test_a_full_disk_or_read_only_folder_is_one_line_and_keeps_finished_work(
         assert "read-only file system" in lines[0] and "--workdir" in lines[0]
     assert saves  # the failing state write was tried, and did not hide the message
     assert {p: p.read_bytes() for p in kept} == kept
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_full_disk_before_any_stage_is_one_line(tmp_path, demo_root, capsys, monkeypatch, fault):
+    """The run's own bookkeeping (its copy of the profile) is written before any stage: a
+    disk already full there is one line too, not a traceback."""
+    import errno
+
+    from retclip_pipeline.__main__ import main
+
+    profile = _profile(tmp_path, demo_root, tmp_path / "run", {"epochs": 1})
+    run(profile, profile.workdir_path(), lambda e: None, selected=["convert"])
+    kept = {p: p.read_bytes() for p in (tmp_path / "run/data").iterdir()}
+
+    def broken(path, *args, **kwargs):
+        code = errno.EROFS if fault == "read-only" else errno.ENOSPC
+        raise OSError(code, "refused", str(path))
+
+    monkeypatch.setattr("retclip_pipeline.runner.write_text", broken)
+    capsys.readouterr()
+    assert main(["--profile", str(profile.source), "--stages", "convert"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    words = "disk full while writing" if fault == "full" else "read-only file system"
+    assert words in lines[0] and "profile.resolved.toml" in lines[0], lines[0]
+    assert {p: p.read_bytes() for p in kept} == kept

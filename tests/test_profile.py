@@ -195,3 +195,19 @@ def test_a_profile_path_that_is_not_a_toml_file_is_one_line(tmp_path, where):
     assert len(message.splitlines()) == 1
     expected = "is a folder: give the profile's TOML file" if where == "folder" else "required"
     assert expected in message
+
+
+def test_a_byte_order_mark_is_dropped_and_lines_still_count(tmp_path):
+    # Windows editors save UTF-8 with a BOM; tomllib alone rejects it at line 1.
+    path = tmp_path / "profile.toml"
+    path.write_bytes(b'\xef\xbb\xbfname = "bom"\n[data]\nimage_size = "big"\n')
+    with pytest.raises(profiles.ProfileError, match=r"profile.toml:3: data.image_size"):
+        profiles.load(path, check_files=False)
+    path.write_bytes(b'\xef\xbb\xbfname = "bom"\n[data]\ntrain_csv = "a.csv"\ntest_csv = "b.csv"\n')
+    assert profiles.load(path, check_files=False).name == "bom"
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+def test_a_device_is_no_profile(device):
+    with pytest.raises(UserError, match=f"{device} is not a regular file"):
+        profiles.load(device, check_files=False)

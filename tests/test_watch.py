@@ -161,3 +161,21 @@ def test_a_started_pipeline_whose_run_is_over_is_not_running_while_it_ends(tmp_p
 def test_a_run_whose_state_file_is_a_folder_is_listed_without_a_crash(tmp_path):
     (tmp_path / "run" / "state.json").mkdir(parents=True)
     assert watch.run_info(tmp_path / "run").stages == {}
+
+
+def test_a_run_with_torn_foreign_or_non_utf8_lines_is_listed(tmp_path):
+    """Attaching reads the last event's time and the profile copy: lines that are JSON but
+    no event, a null time, bytes that are not UTF-8, or a damaged profile copy are passed
+    over, never a crash."""
+    workdir = tmp_path / "runs" / "a"
+    workdir.mkdir(parents=True)
+    RunState.load(workdir).mark("convert", "done", "f")
+    good = Event("convert", "log", "x", time=1234.0).to_json()
+    torn = ["[1]", "123", "null", '{"time": null}', '{"stage": "x", "ti', "\udcff"]
+    text = good + "\n" + "\n".join(torn) + "\n"
+    (workdir / watch.EVENTS_FILE).write_bytes(text.encode("utf-8", "surrogateescape"))
+    (workdir / watch.RESOLVED_PROFILE).write_bytes(b'name = "\xff"\n')
+    (info,) = watch.find_runs(tmp_path / "runs")
+    assert info.last_event == 1234.0 and info.name == "a"
+    (workdir / watch.RESOLVED_PROFILE).write_text('name = "b"\nsizing = 3\n')
+    assert watch.run_info(workdir).name == "b"

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import ownership
 from ..atomic import write_json, write_text
 from ..fingerprint import file_identity
 from ..layout import RunLayout
@@ -63,9 +64,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from ..training.device import resolve_device, resolve_precision
 
     profile, workdir, emit, layout = ctx.profile, ctx.workdir, ctx.emit, ctx.layout
-    layout.evaluation.mkdir(parents=True, exist_ok=True)
     checkpoint = feats.checkpoint_path(profile, workdir)
     model, tokenizer, described = feats.load_model(profile, checkpoint)
+    # Only now is the earlier evaluation removed: a checkpoint that is refused (damaged,
+    # naming a class, of another model) leaves the finished evaluation as it was.
+    ownership.remove(layout.evaluation)
+    layout.evaluation.mkdir(parents=True, exist_ok=True)
     device = resolve_device(profile.train.device, emit, warn_cpu=False)
     emit.log(f"evaluating {described} on the {'GPU' if device.type == 'cuda' else 'CPU'}")
     dtype = resolve_precision(profile.train.precision, device)
@@ -202,7 +206,8 @@ STAGE = Stage(
     run=run,
     inputs=_inputs,
     outputs=_outputs,
-    scratch=lambda profile, workdir: [RunLayout.of(profile, workdir).evaluation],
+    # No scratch removed before the run: run() clears the earlier evaluation once the
+    # checkpoint has loaded.
     extra_fingerprint=_extra_fingerprint,
     ready=_ready,
     refuses=lambda profile: (
