@@ -45,8 +45,8 @@ last step. The loss curves, the log and the checkpoints show as they come. ctrl+
 the step under way and saves it. Tower presets: image {", ".join([TINY, *VISION_PRESETS])};
 text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
 
-    # The settings take their own height (no error line moves a field: errors go to the
-    # screen's error line); the log takes what is left, so a taller terminal shows more of it.
+    # The settings take their own height, each field's error under it (as on every screen);
+    # the log takes what is left, so a taller terminal shows more of it.
     def body(self) -> ComposeResult:
         p = self.session.profile
         yield Static("", id="folder")
@@ -56,7 +56,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
                     for dotted, label in column:
                         section, key = dotted.split(".")
                         value = getattr(getattr(p, section), key)
-                        yield Field(dotted, label, value, error_below=False)
+                        yield Field(dotted, label, value)
         yield Static("", id="tower-hint", classes="hint")  # only when the prompts say so
         with Horizontal(id="estimate-row"):
             yield Button("Estimate", id="estimate", compact=True)

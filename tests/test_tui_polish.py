@@ -1,0 +1,104 @@
+"""A second review at 80x24 in tmux: Train's errors under their fields, Sizing's samples and
+fetch, toasts over the buttons, a message cut mid-word, stale lines after a new start, the
+Start heading with --profile, a hand-written profile's comments, focus and the preview."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+from . import test_tui
+from .test_tui import error_under, goto, make_app, screen_name, text_of, type_into
+from .test_tui_review import fully_in_view, to_train
+from .test_tui_screens import screen_text
+
+home = test_tui.home  # a user's folder: profiles/tui.toml over the demo set, run from it
+
+# ---- 1. Train: each error under its field ------------------------------------------------
+
+
+def test_train_errors_show_under_their_fields(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await type_into(pilot, "#f-train--epochs", "abc")
+            await type_into(pilot, "#f-train--lr", "fast")
+            await pilot.press("f4")
+            await pilot.pause()
+            assert screen_name(app) == "TrainScreen"
+            said = " ".join(error_under(app, "train.epochs").split())
+            assert said == "expected a whole number, got 'abc'", said
+            assert "expected a number, got 'fast'" in error_under(app, "train.lr")
+            assert error_under(app, "train.batch_size") == ""
+            bottom = text_of(app.screen.query_one("#error"))
+            assert "abc" not in bottom and "fast" not in bottom, bottom  # not on one line
+            for key in ("epochs", "lr"):
+                error = app.screen.query_one(f"#e-f-train--{key}")
+                field = app.screen.query_one(f"#f-train--{key}")
+                assert fully_in_view(app, error), key
+                assert error.region.y == field.region.y + 1, key  # right under it
+                assert error.region.x < field.region.right, key
+
+    asyncio.run(walk())
+
+
+# ---- 2. Sizing: no custom size under smoke; fetch is a choice ----------------------------
+
+
+def test_sizing_hides_a_custom_size_under_smoke_and_offers_the_fetch_modes(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "SizingScreen")
+            options = app.screen.query_one("#mode")
+            options.focus()
+            await pilot.press("end", "enter")  # custom
+            await type_into(pilot, "#f-sizing--samples", "99999")
+            assert app.screen.query_one("#samples").display
+            options.focus()
+            await pilot.press("home", "enter")  # smoke
+            await pilot.pause()
+            assert not app.screen.query_one("#samples").display
+            assert "99999" not in screen_text(app)
+            fetch = app.screen.query_one("#f-hub--fetch")
+            assert type(fetch).__name__ == "Select"
+            from retclip_pipeline.profile_schema import HubSection
+
+            modes = next(f for f in HubSection.__dataclass_fields__.values() if f.name == "fetch")
+            assert [value for _, value in fetch._options] == list(modes.metadata["choices"])
+            fetch.value = "stream"
+            await pilot.press("f4")
+            await pilot.pause()
+            assert screen_name(app) == "PrepareScreen"
+            profile = app.session.profile
+            assert profile.sizing.mode == "smoke" and profile.hub.fetch == "stream"
+            assert profile.sizing.samples == 100
+            saved = app.session.save_text(home / "profiles" / "tui.toml")
+            assert "99999" not in saved and 'fetch = "stream"' in saved, saved
+
+    asyncio.run(walk())
+
+
+# ---- 5. Start: the profile loaded is named ----------------------------------------------
+
+
+def test_start_names_the_profile_loaded_from_a_folder_with_no_profiles(home):
+    mine = home / "mine"
+    mine.mkdir()
+    shutil.move(home / "profiles" / "tui.toml", mine / "x.toml")
+    (home / "profiles").rmdir()
+
+    async def walk():
+        from retclip_tui.app import RetclipApp
+
+        app = RetclipApp(profile=mine / "x.toml")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            text = " ".join(screen_text(app).split())
+            assert "none in this folder" not in text, text
+            options = app.screen.query_one("#profiles")
+            highlighted = options.get_option_at_index(options.highlighted)
+            assert "mine/x.toml" in str(highlighted.prompt), highlighted.prompt
+
+    asyncio.run(walk())
