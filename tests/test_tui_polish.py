@@ -102,3 +102,48 @@ def test_start_names_the_profile_loaded_from_a_folder_with_no_profiles(home):
             assert "mine/x.toml" in str(highlighted.prompt), highlighted.prompt
 
     asyncio.run(walk())
+
+
+# ---- 3. A notification leaves Back/Next in sight; the printed message wraps at words -----
+
+
+def test_the_ctrl_y_notification_covers_no_button(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await to_train(pilot)
+            await pilot.press("ctrl+y")  # nothing running: said in a notification
+            await pilot.pause()
+            toasts = list(app.screen.query("Toast"))
+            assert toasts and "nothing to stop" in text_of(toasts[0])
+            kept = [app.screen.query_one("#nav"), app.screen.query_one("#error")]
+            kept.append(app.screen.query_one("Footer"))
+            for toast in toasts:
+                region = app.screen.find_widget(toast).region
+                for widget in kept:
+                    assert not region.overlaps(widget.region), (region, widget)
+
+    asyncio.run(walk())
+
+
+def test_the_leave_message_wraps_at_words_to_the_terminal(home, monkeypatch, capsys):
+    import os
+    import sys
+
+    from retclip_tui import __main__ as entry
+
+    where = "runs/a-rather-long-run-folder-name/for-the-full-size-run"
+    message = (
+        f"The run goes on in {where} (pipeline pid 4242). To follow it again, attach from "
+        f"the Start screen or type this:\n  retclip-tui --attach {where}"
+    )
+    monkeypatch.setattr("retclip_tui.app.RetclipApp.run", lambda self, **kwargs: message)
+    monkeypatch.setattr(sys, "stdin", type("Tty", (), {"isatty": lambda self: True})())
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((40, 24)))
+    assert entry.main(["--profile", str(home / "profiles" / "tui.toml")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for line in printed:
+        assert len(line) <= 40 or " " not in line.strip(), line  # only a path stays long
+    assert " ".join(" ".join(printed).split()) == " ".join(message.split())  # no word cut
+    assert f"  retclip-tui --attach {where}" not in printed  # too long: its own lines
+    assert "  retclip-tui --attach" in printed and f"  {where}" in printed
