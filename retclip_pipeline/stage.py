@@ -47,3 +47,6 @@ class Stage:
     # Raises a UserError when an input the stage cannot make itself is missing, before
     # anything of an earlier run (its scratch) is removed: a typo never costs finished work.
     ready: Callable[[Profile, Path], None] = lambda profile, workdir: None
+    # Whether a cut-off run left work to go on from (training: a checkpoint); when not, the
+    # plan says the stage starts afresh rather than "resume".
+    resumable: Callable[[Profile, Path], bool] = lambda profile, workdir: True

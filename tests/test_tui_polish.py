@@ -8,7 +8,7 @@ import asyncio
 import shutil
 
 from . import test_tui
-from .test_tui import error_under, goto, make_app, screen_name, text_of, type_into
+from .test_tui import error_under, goto, make_app, screen_name, text_of, type_into, wait_for
 from .test_tui_review import fully_in_view, to_train
 from .test_tui_screens import screen_text
 
@@ -147,3 +147,118 @@ def test_the_leave_message_wraps_at_words_to_the_terminal(home, monkeypatch, cap
     assert " ".join(" ".join(printed).split()) == " ".join(message.split())  # no word cut
     assert f"  retclip-tui --attach {where}" not in printed  # too long: its own lines
     assert "  retclip-tui --attach" in printed and f"  {where}" in printed
+
+
+# ---- 4. What a screen shows is of the run now ---------------------------------------------
+
+
+def write_history(workdir, events, stages) -> None:
+    """A run folder's events file and state as a pipeline leaves them."""
+    import json
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = [event.to_json() + "\n" for event in events]
+    (workdir / "events.jsonl").write_text("".join(lines), encoding="utf-8")
+    (workdir / "state.json").write_text(json.dumps({"stages": stages}), encoding="utf-8")
+
+
+def log_text(app) -> str:
+    return "\n".join(line.text for line in app.screen.query_one("#run-log").lines)
+
+
+def test_a_new_training_clears_the_last_epoch_line(home):
+    from retclip_pipeline.events import Event
+
+    async def walk():
+        app = make_app(home)
+        workdir = app.session.workdir
+        old = [
+            Event("run", "run_started", "run tui"),
+            Event("train", "stage_started", "RET-CLIP training"),
+            Event("train", "metric", metrics={"epoch": 2, "train_loss": 1.5}),
+        ]
+        write_history(workdir, old, {"train": {"status": "interrupted", "fingerprint": "x"}})
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            live = app.screen.query_one("#live")
+            await wait_for(pilot, lambda: "epoch 2" in text_of(live), 60)
+            new = [Event("run", "run_started", "run tui")]
+            new.append(Event("train", "stage_started", "RET-CLIP training"))
+            with open(workdir / "events.jsonl", "a", encoding="utf-8") as events:
+                events.write("".join(event.to_json() + "\n" for event in new))
+            app.screen.query_one("RunPanel").poll()
+            await pilot.pause()
+            assert "epoch 2" not in text_of(live) and "checkpoint" not in text_of(live)
+
+    asyncio.run(walk())
+
+
+def test_prepare_reopened_shows_no_failure_that_a_later_run_mended(home):
+    from retclip_pipeline.events import Event
+
+    failed = [
+        Event("run", "run_started", "run tui"),
+        Event("convert", "stage_started", "conversion"),
+        Event("convert", "stage_failed", "convert: the old failure", level="error"),
+        Event("run", "run_finished", "failed: the old failure", level="error"),
+    ]
+    mended = [
+        Event("run", "run_started", "run tui"),
+        Event("convert", "stage_started", "conversion"),
+        Event("convert", "stage_finished", "converted 100 images"),
+    ]
+
+    async def reopened(events, status) -> str:
+        from retclip_pipeline.runner import fingerprints
+
+        app = make_app(home)
+        current = fingerprints(app.session.profile)["convert"]  # these settings' own run
+        stages = {"convert": {"status": status, "fingerprint": current}}
+        write_history(app.session.workdir, events, stages)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("prepare")
+            await pilot.pause()
+            app.goto("sizing")  # away, and back: the screen reads the history again
+            await pilot.pause()
+            app.goto("prepare")
+            await pilot.pause()
+            return log_text(app)
+
+    later = asyncio.run(reopened(failed + mended, "done"))
+    assert "the old failure" not in later and "converted 100 images" in later, later
+    still = asyncio.run(reopened(failed, "failed"))
+    assert "the old failure" in still, still  # the last run's own failure stays said
+
+
+def test_a_training_that_failed_before_its_first_checkpoint_offers_start(home):
+    from retclip_pipeline.layout import RunLayout
+    from retclip_pipeline.runner import fingerprints, plan
+
+    async def walk():
+        app = make_app(home)
+        profile, workdir = app.session.profile, app.session.workdir
+        why = "cannot load the image tower"
+        stage = {"status": "failed", "fingerprint": fingerprints(profile)["train"], "error": why}
+        write_history(workdir, [], {"train": stage})
+        rows = {row.stage.name: row for row in plan(profile, workdir)}
+        assert rows["train"].status == "to run", rows["train"]  # as --dry-run says it
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await wait_for(pilot, lambda: app.screen.query_one("#plan").states, 60)
+            panel = app.screen.query_one("RunPanel")
+            panel.poll()
+            await pilot.pause()
+            button = app.screen.query_one("#run-start")
+            assert str(button.label) == "Start (ctrl+g)"
+            status = " ".join(text_of(app.screen.query_one("#run-status")).split())
+            assert f"train failed: {why}. Fix it, then ctrl+g starts it afresh" in status
+            latest = RunLayout.of(profile, workdir).latest  # a checkpoint: something to resume
+            latest.parent.mkdir(parents=True)
+            latest.write_bytes(b"")
+            app.screen.refresh_plan()
+            await app.workers.wait_for_complete()
+            panel.poll()
+            await pilot.pause()
+            assert str(button.label) == "Resume (ctrl+g)"
+
+    asyncio.run(walk())

@@ -179,8 +179,17 @@ class WizardScreen(Screen):
                         continue
 
     def on_descendant_focus(self, event) -> None:
-        """The focused widget is always in view: Tab, a click, or focus set by the code."""
+        """The focused widget is always in view: Tab, a click, or focus set by the code;
+        a field's label is marked while its input has the focus (CSS: .field.focused)."""
         event.widget.scroll_visible(animate=False)
+        self.mark_focused_field(event.widget)
+
+    def on_descendant_blur(self, event) -> None:
+        self.mark_focused_field(self.focused)
+
+    def mark_focused_field(self, widget) -> None:
+        for field in self.query(Field):
+            field.set_class(widget is not None and field in widget.ancestors, "focused")
 
     def action_stop_run(self) -> None:
         """ctrl+y on a step that runs nothing: the session's run, stopped or said absent."""

@@ -50,13 +50,14 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
     def body(self) -> ComposeResult:
         p = self.session.profile
         yield Static("", id="folder")
-        with Horizontal(id="knobs"):  # two columns: the settings take three lines
-            for column in (KNOBS[:3], KNOBS[3:]):
-                with Vertical():
-                    for dotted, label in column:
+        # Two fields a row (three lines in all), in rows: Tab reads them as the eye does,
+        # left to right, then down.
+        with Vertical(id="knobs"):
+            for pair in zip(KNOBS[:3], KNOBS[3:], strict=True):
+                with Horizontal(classes="knob-row"):
+                    for dotted, label in pair:
                         section, key = dotted.split(".")
-                        value = getattr(getattr(p, section), key)
-                        yield Field(dotted, label, value)
+                        yield Field(dotted, label, getattr(getattr(p, section), key))
         yield Static("", id="tower-hint", classes="hint")  # only when the prompts say so
         with Horizontal(id="estimate-row"):
             yield Button("Estimate", id="estimate", compact=True)
@@ -154,7 +155,9 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
             return
         if event.kind == "stage_started" and "resuming" not in event.message:
             self.losses, self.vals, self.epochs = [], [], 0  # a new training: fresh curves
+            self.epoch_line = ""  # and no epoch or checkpoint of the one before
             self.show_curves()
+            self.show_live("")
         metrics = event.metrics or {}
         if event.kind == "stage_finished":  # the last epoch's checkpoint is written now
             self.show_checkpoints()
