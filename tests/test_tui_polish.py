@@ -262,3 +262,47 @@ def test_a_training_that_failed_before_its_first_checkpoint_offers_start(home):
             assert str(button.label) == "Resume (ctrl+g)"
 
     asyncio.run(walk())
+
+
+# ---- 6. Saving a hand-written profile keeps its comments ----------------------------------
+
+
+def test_saving_over_the_profile_loaded_keeps_its_comments(home):
+    path = home / "profiles" / "tui.toml"
+    text = "# my own profile, by hand\n" + path.read_text(encoding="utf-8")
+    text = text.replace("epochs = 1\n", "epochs = 1 # one pass: a quick look\n")
+    path.write_text(text, encoding="utf-8")
+
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_train(pilot)
+            await type_into(pilot, "#f-train--epochs", "4")
+            await pilot.press("f2")  # the settings, then the Save screen
+            await pilot.pause()
+            assert screen_name(app) == "SaveScreen"
+            shown = " ".join(screen_text(app).split())
+            assert "the comments in profiles/tui.toml are kept" in shown, shown
+            assert "# my own profile, by hand" in shown, shown
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            question = " ".join(screen_text(app).split())
+            assert "Overwrite profiles/tui.toml?" in question
+            assert "comments are lost" not in question, question
+            await pilot.press("y")
+            await pilot.pause()
+            assert "saved." in text_of(app.screen.query_one("#saved"))
+            # Over another file that has comments of its own: said before, and asked.
+            other = home / "profiles" / "other.toml"
+            other.write_text("# someone else's\nname = 'other'\n", encoding="utf-8")
+            await type_into(pilot, "#target", "profiles/other.toml")
+            said = text_of(app.screen.query_one("#comments"))
+            assert "has comments that saving over it loses" in said, said
+
+    asyncio.run(walk())
+    saved = path.read_text(encoding="utf-8")
+    assert saved.startswith("# my own profile, by hand\n"), saved
+    assert "epochs = 4 # one pass: a quick look\n" in saved, saved
+    from retclip_pipeline import profile as profiles
+
+    assert profiles.load(path, check_files=False).train.epochs == 4
