@@ -306,3 +306,73 @@ def test_saving_over_the_profile_loaded_keeps_its_comments(home):
     from retclip_pipeline import profile as profiles
 
     assert profiles.load(path, check_files=False).train.epochs == 4
+
+
+# ---- 7. Focus in sight, Tab in reading order, the preview's rows at 80x24 -----------------
+
+
+def reading_order(app) -> list:
+    """The focus chain's widgets with where each is drawn (row, column; below the screen
+    when scrolled out of it), less Back and Next (last, under all)."""
+    placed = []
+    for widget in app.screen.focus_chain:
+        if widget.id in ("back", "next"):
+            continue
+        region = app.screen.find_widget(widget).region
+        placed.append(((region.y, region.x), widget.id))
+    return placed
+
+
+def test_tab_follows_the_reading_order_and_the_focused_field_is_marked(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            for step in ("data", "sizing", "train", "save"):
+                app.goto(step)
+                await pilot.pause()
+                placed = reading_order(app)
+                assert placed == sorted(placed), (step, placed)
+            # Train: left to right, then down.
+            app.goto("train")
+            await pilot.pause()
+            ids = [name for _, name in reading_order(app)]
+            knobs = [name for name in ids if name and name.startswith("f-")]
+            assert knobs[:2] == ["f-model--vision", "f-train--epochs"], knobs
+            app.screen.query_one("#f-model--vision").focus()
+            await pilot.press("tab")
+            await pilot.pause()
+            assert app.focused.id == "f-train--epochs"
+            labels = {
+                field.dotted: field.query_one(".field-label") for field in app.screen.query("Field")
+            }
+            assert labels["train.epochs"].styles.text_style.reverse
+            assert not labels["model.vision"].styles.text_style.reverse
+            await pilot.press("shift+tab")
+            await pilot.pause()
+            assert labels["model.vision"].styles.text_style.reverse
+            assert not labels["train.epochs"].styles.text_style.reverse
+            body = app.screen.query_one("#body")
+            before = body.styles.background_tint
+            body.focus()
+            await pilot.pause()
+            assert body.styles.background_tint != before  # the scrolling body: marked too
+
+    asyncio.run(walk())
+
+
+def test_the_data_preview_shows_rows_at_80x24(home):
+    async def walk():
+        app = make_app(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await goto(pilot, "DataScreen")
+            await pilot.pause()
+            table = app.screen.query_one("#preview")
+            assert table.row_count >= 3
+            assert fully_in_view(app, table)
+            assert table.region.height >= 4, table.region  # the header and 3 rows at least
+            text = screen_text(app)
+            assert "dataset_index" in text  # the header in sight, with rows under it
+            rows = [line for line in text.splitlines() if line.strip().startswith(("0 ", "1 "))]
+            assert len(rows) >= 2, text
+
+    asyncio.run(walk())
