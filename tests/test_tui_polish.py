@@ -298,6 +298,13 @@ def test_saving_over_the_profile_loaded_keeps_its_comments(home):
             await type_into(pilot, "#target", "profiles/other.toml")
             said = text_of(app.screen.query_one("#comments"))
             assert "has comments that saving over it loses" in said, said
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            question = " ".join(screen_text(app).split())
+            assert "Overwrite profiles/other.toml? Its comments are lost." in question
+            await pilot.press("enter")  # the default: keep it
+            await pilot.pause()
+            assert other.read_text(encoding="utf-8").startswith("# someone else's")
 
     asyncio.run(walk())
     saved = path.read_text(encoding="utf-8")

@@ -77,6 +77,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         yield from super().docked()
 
     def on_mount(self) -> None:
+        self.history_of = self.session.workdir  # the run folder the curves are of
         self.losses: list[float] = []
         self.vals: list[float] = []
         self.epochs = 0
@@ -109,6 +110,16 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
     def confirmed_start(self, stages: list[str] | None = None) -> None:
         super().confirmed_start(stages)
         self.forget_estimate()  # the room goes to the curves and the log
+        if self.session.workdir != self.history_of:  # a new run folder: none of the old run
+            self.history_of = self.session.workdir
+            self.forget_training()
+
+    def forget_training(self) -> None:
+        """No curve, epoch or checkpoint of a training before this one."""
+        self.losses, self.vals, self.epochs = [], [], 0
+        self.epoch_line = ""
+        self.show_curves()
+        self.show_live("")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if dotted_key(event.input.id or "") in dict(KNOBS):
@@ -154,10 +165,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         if event.stage != "train":
             return
         if event.kind == "stage_started" and "resuming" not in event.message:
-            self.losses, self.vals, self.epochs = [], [], 0  # a new training: fresh curves
-            self.epoch_line = ""  # and no epoch or checkpoint of the one before
-            self.show_curves()
-            self.show_live("")
+            self.forget_training()  # a new training: fresh curves, no old epoch line
         metrics = event.metrics or {}
         if event.kind == "stage_finished":  # the last epoch's checkpoint is written now
             self.show_checkpoints()
