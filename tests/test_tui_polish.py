@@ -383,3 +383,29 @@ def test_the_data_preview_shows_rows_at_80x24(home):
             assert len(rows) >= 2, text
 
     asyncio.run(walk())
+
+
+def test_prepare_reopened_after_a_change_does_not_say_done(home):
+    from retclip_pipeline.events import Event
+
+    finished = [
+        Event("run", "run_started", "run tui"),
+        Event("convert", "stage_finished", "converted"),
+        Event("lmdb", "stage_finished", "built"),
+        Event("run", "run_finished", "done"),
+    ]
+    done = {"status": "done", "fingerprint": "other settings"}  # stale for these
+
+    async def walk():
+        app = make_app(home)
+        write_history(app.session.workdir, finished, {"convert": done, "lmdb": done})
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.goto("prepare")
+            await pilot.pause()
+            app.screen.query_one("RunPanel").poll()
+            await pilot.pause()
+            what = text_of(app.screen.query_one("#what"))
+            assert not what.startswith("done:"), what
+            assert "ctrl+g starts or resumes it" in what, what
+
+    asyncio.run(walk())

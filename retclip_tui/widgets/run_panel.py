@@ -87,6 +87,7 @@ class RunPanel(Vertical):
         self.failed_with = None  # the settings it failed with: new ones clear it
         self.seen: tuple | None = None  # the run's state last shown: a change refreshes all
         self.replaying = True  # the next poll reads the folder's history, not new events
+        self.replayed_end = False  # the end last read was in that history
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-status")
@@ -173,6 +174,7 @@ class RunPanel(Vertical):
         for index, event in enumerate(events):
             if not replay or (index >= last and not self._fixed_since(event)):
                 self._show(event)
+                self.replayed_end = replay and event.kind == "run_finished"
             self.post_message(self.Followed(event))
             turns = turns or event.kind in ("stage_started", "stage_finished", "stage_failed")
         info = watch.run_info(self.session.workdir)
@@ -307,7 +309,9 @@ class RunPanel(Vertical):
             # From the state file, read now: the plan shown may still be the one from before
             # the run ended (it is computed off the UI thread).
             finished = all(info.stages.get(stage) == "done" for stage in self.stages)
-            ok, self.ended = self.ended and finished, None
+            if finished and self.replayed_end:  # an end read from the history: done is
+                finished = self.done  # said only while the plan calls it done (no change since)
+            ok, self.ended, self.replayed_end = self.ended and finished, None, False
             self.post_message(self.Finished(ok))
 
     @property
