@@ -85,7 +85,7 @@ the fetching and the conversion time it takes."""
         from retclip_pipeline.preflight.costs import sizing_lines
 
         try:
-            trial = self.session.__class__(self.session.profile).update(self.control_values())
+            trial = self.session.__class__(self.session.profile).update(self.field_values())
             lines = sizing_lines(trial)
         except ProfileError as exc:  # by key: the profile file is not what is wrong
             said = "; ".join(f"{p.key}: {p.message}" for p in exc.problems)
