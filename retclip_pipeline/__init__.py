@@ -5,6 +5,7 @@ order into one run folder (layout.py) and reports through one event stream (even
 
 The code map:
   profile.py profile_schema.py profile_values.py   the TOML profile: keys, checks, load/save
+  profile_edit.py toml_keep.py   keys set from text; a save that keeps the file's comments
   layout.py        every path of a run folder (RunLayout)
   runner.py stage.py state.py fingerprint.py events.py console.py lock.py ownership.py
   atomic.py errors.py units.py quiet.py            the engine: plan, resume, records, output

@@ -182,8 +182,29 @@ def set_fields(profile: Profile, values: dict[str, Any]) -> Profile:
 
 def file_text(profile: Profile, target: Path) -> str:
     """The TOML a save to `target` writes: only what differs from the defaults, paths
-    relative to the target's folder. Never the token: the profile has no field for it."""
-    data = profiles.to_dict(profile, minimal=True)
+    relative to the target's folder. Never the token: the profile has no field for it.
+    Saved over the file it was loaded from, that file's comments and layout are kept
+    (toml_keep.merged)."""
+    import tomli_w
+
+    data = file_data(profile, target)
+    plain = tomli_w.dumps(data)
+    source = profile.source
+    if source is None or not target.is_file() or Path(source).resolve() != target.resolve():
+        return plain
+    try:
+        old = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return plain
+    from .toml_keep import merged
+
+    return merged(old, data, file_data(profile, target, minimal=False)) or plain
+
+
+def file_data(profile: Profile, target: Path, minimal: bool = True) -> dict[str, Any]:
+    """The profile as a save to `target` writes it (see file_text); with `minimal` False,
+    every key, defaults included."""
+    data = profiles.to_dict(profile, minimal=minimal)
     folder = target.parent.resolve()
     # Always written: an empty workdir means runs/<name> in whatever folder a later run
     # starts from, not the run directory this session showed and used.
@@ -198,6 +219,4 @@ def file_text(profile: Profile, target: Path) -> str:
                 continue
             if (specs[key].metadata.get("file") or local) and value not in ("", "init"):
                 table[key] = os.path.relpath(profile.resolve(value), folder)
-    import tomli_w
-
-    return tomli_w.dumps(data)
+    return data

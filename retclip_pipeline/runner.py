@@ -68,6 +68,9 @@ def _pick(data: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+NOTHING_SAVED = "nothing saved to go on from: starts afresh"
+
+
 @dataclass
 class PlanRow:
     stage: Stage
@@ -91,8 +94,10 @@ def plan(
             status, reason = ("done", "") if outputs_there else ("to run", "outputs missing")
         elif entry.get("status") == "done":
             status, reason = "stale", "settings changed since it ran"
-        elif entry and entry.get("fingerprint") == current:
+        elif entry and entry.get("fingerprint") == current and stage.resumable(profile, workdir):
             status, reason = "resume", f"was {entry.get('status')}"
+        elif entry and entry.get("fingerprint") == current:
+            status, reason = "to run", f"was {entry.get('status')}; {NOTHING_SAVED}"
         elif entry:
             status, reason = "to run", "cut-off work used other settings: starts afresh"
         else:

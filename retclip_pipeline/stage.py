@@ -50,3 +50,6 @@ class Stage:
     # A problem of the profile that rules the stage out ("" when none): said by --check and
     # before a run's first stage, not when the stage's turn comes after hours of training.
     refuses: Callable[[Profile], str] = lambda profile: ""
+    # Whether a cut-off run left work to go on from (training: a checkpoint); when not, the
+    # plan says the stage starts afresh rather than "resume".
+    resumable: Callable[[Profile, Path], bool] = lambda profile, workdir: True

@@ -272,22 +272,24 @@ class StageState:
     stage: str
     status: str
     reason: str = ""
+    afresh: bool = False  # failed or interrupted with nothing saved: a start begins anew
 
 
 def stage_states(profile, workdir: Path) -> list[StageState]:
     """The plan of `--dry-run` for the profile's settings, with what the run is doing."""
-    from .runner import plan
+    from .runner import NOTHING_SAVED, plan
 
     info = run_info(workdir)
     states = []
     for row in plan(profile, workdir):
         name, status, reason = row.stage.name, row.status, row.reason
         live = info.stages.get(name)
+        afresh = status == "to run" and reason.endswith(NOTHING_SAVED)
         if info.running and live == "running":
-            status, reason = "running", ""
-        elif live in ("failed", "interrupted") and status == "resume":
+            status, reason, afresh = "running", "", False
+        elif live in ("failed", "interrupted") and (status == "resume" or afresh):
             status, reason = live, info.errors.get(name, "")
-        states.append(StageState(name, status, reason))
+        states.append(StageState(name, status, reason, afresh))
     return states
 
 

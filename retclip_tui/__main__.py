@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -31,9 +32,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     message = run(app)
-    if message:
-        print(message)  # on the normal terminal, after the app has left the screen
+    if message:  # on the normal terminal, after the app has left the screen
+        print(fitted(message, shutil.get_terminal_size().columns))
     return app.return_code or 0
+
+
+def fitted(message: str, width: int) -> str:
+    """`message` wrapped at word boundaries to `width` (the terminal itself cuts a long line
+    mid-word), each line's indentation kept; a word longer than a line (a path, a command)
+    stays whole on a line of its own, where it can still be copied."""
+    import textwrap
+
+    lines = []
+    for line in message.splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        lines += textwrap.wrap(
+            line,
+            width=max(width, 20),
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [""]
+    return "\n".join(lines)
 
 
 def run_main() -> NoReturn:

@@ -146,8 +146,8 @@ class RetclipApp(App[str | None]):
             elif choice == "leave":
                 where = shlex.quote(shown(run_dir))
                 process = f" (pipeline pid {pid})" if pid > 0 else ""
-                self.exit(
-                    f"The run goes on in {where}{process}. To follow it again:\n"
+                self.exit(  # short lines: printed on a terminal of any width
+                    f"The run goes on{process} in\n  {where}\nTo follow it again:\n"
                     f"  retclip-tui --attach {where}"
                 )
 

@@ -250,8 +250,7 @@ def test_train_and_save_screens_mark_bad_values(home):
             await pilot.pause()
             await type_into(pilot, "#f-train--epochs", "0")
             await pilot.press("ctrl+g")  # start: the settings are checked first
-            # Train's fields sit side by side: their errors go to the error line, by label.
-            assert "epochs: must be at least 1" in text_of(app.screen.query_one("#error"))
+            assert error_under(app, "train.epochs") == "must be at least 1, got 0"  # under it
             assert not (home / "runs" / "tui" / watch.LOG_FILE).exists()
             await type_into(pilot, "#f-train--epochs", "3")
             await pilot.press("f2")  # to the Save screen from any step

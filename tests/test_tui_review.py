@@ -58,9 +58,13 @@ def test_train_errors_are_all_in_view_and_tab_never_reaches_a_hidden_field(home)
             await pilot.pause()
             assert screen_name(app) == "TrainScreen"
             text = " ".join(screen_text(app).split())
-            assert "epochs: expected a whole number, got 'abc'" in text, text
-            assert "batch size: must be at least 2, got 0" in text, text
-            assert "learning rate: expected a number, got 'fast'" in text, text
+            # Each under its field (tests/test_tui_polish.py), all on screen.
+            for key, said in (
+                ("train.epochs", "expected a whole number, got 'abc'"),
+                ("train.batch_size", "must be at least 2, got 0"),
+                ("train.lr", "expected a number, got 'fast'"),
+            ):
+                assert said in text and error_under(app, key) == said, key
             for knob in KNOBS:
                 assert fully_in_view(app, app.screen.query_one(f"#f-{knob}")), knob
             app.screen.query_one("#f-model--vision").focus()
@@ -71,8 +75,8 @@ def test_train_errors_are_all_in_view_and_tab_never_reaches_a_hidden_field(home)
                 await pilot.pause()
             # A value fixed clears its own error, and only its own.
             await type_into(pilot, "#f-train--epochs", "3")
-            error = text_of(app.screen.query_one("#error"))
-            assert "epochs" not in error and "batch size: must be at least 2" in error
+            assert error_under(app, "train.epochs") == ""
+            assert "must be at least 2" in error_under(app, "train.batch_size")
 
     asyncio.run(walk())
 

@@ -127,4 +127,7 @@ STAGE = Stage(
     scratch=lambda profile, workdir: [RunLayout.of(profile, workdir).training],
     precious=True,
     plan_lines=_plan_lines,
+    # A failure before the first checkpoint (towers that do not load) leaves nothing to go on
+    # from: the next start trains afresh, and the plan says so.
+    resumable=lambda profile, workdir: RunLayout.of(profile, workdir).latest.exists(),
 )

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from retclip_pipeline.errors import UserError
@@ -62,23 +62,34 @@ class Field(Vertical):
         value: Any,
         password: bool = False,
         error_below: bool = True,
+        choices: tuple[str, ...] = (),
         **kw,
     ):
         super().__init__(classes="field", **kw)
         self.dotted, self.label, self.value, self.password = dotted, label, value, password
         self.error_below = error_below
+        self.choices = choices  # a list to choose from (a Select), not text to type
 
     def compose(self) -> ComposeResult:
         from ..session import field_text
 
         with Horizontal(classes="field-row"):
             yield Label(self.label, classes="field-label")
-            yield Input(
-                field_text(self.app.session.profile, self.dotted, self.value),
-                id=field_id(self.dotted),
-                password=self.password,
-                compact=True,
-            )
+            if self.choices:
+                yield Select(
+                    [(choice, choice) for choice in self.choices],
+                    value=self.value,
+                    allow_blank=False,
+                    compact=True,
+                    id=field_id(self.dotted),
+                )
+            else:
+                yield Input(
+                    field_text(self.app.session.profile, self.dotted, self.value),
+                    id=field_id(self.dotted),
+                    password=self.password,
+                    compact=True,
+                )
         if self.error_below:
             yield Static("", classes="field-error", id="e-" + field_id(self.dotted))
 
@@ -168,8 +179,17 @@ class WizardScreen(Screen):
                         continue
 
     def on_descendant_focus(self, event) -> None:
-        """The focused widget is always in view: Tab, a click, or focus set by the code."""
+        """The focused widget is always in view: Tab, a click, or focus set by the code;
+        a field's label is marked while its input has the focus (CSS: .field.focused)."""
         event.widget.scroll_visible(animate=False)
+        self.mark_focused_field(event.widget)
+
+    def on_descendant_blur(self, event) -> None:
+        self.mark_focused_field(self.focused)
+
+    def mark_focused_field(self, widget) -> None:
+        for field in self.query(Field):
+            field.set_class(widget is not None and field in widget.ancestors, "focused")
 
     def action_stop_run(self) -> None:
         """ctrl+y on a step that runs nothing: the session's run, stopped or said absent."""
@@ -202,7 +222,12 @@ class WizardScreen(Screen):
         typed = {
             dotted_key(i.id): i.value for i in self.query(Input) if i.id and i.id.startswith("f-")
         }
-        return typed | self.control_values()
+        chosen = {
+            dotted_key(s.id): str(s.value)
+            for s in self.query(Select)
+            if s.id and s.id.startswith("f-") and s.value is not Select.NULL
+        }
+        return typed | chosen | self.control_values()
 
     def control_values(self) -> dict[str, Any]:
         """Keys set by a control that is no field (a list, a checkbox): the screen's own."""

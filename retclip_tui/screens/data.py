@@ -75,6 +75,8 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         note = Static("", id="preview-note")  # what the preview finds, in sight as typed
         note.display = False
         yield note
+        # Under the field it previews: its header and rows in sight at 80x24 as it is typed.
+        yield DataTable(id="preview", zebra_stripes=True)
         yield Field("data.test_csv", "test CSV", p.data.test_csv)
         yield Field("data.eyes", "eyes", p.data.eyes)
         with Vertical(classes="field"):
@@ -97,7 +99,6 @@ ctrl+g validates the CSVs against the data set before anything is converted."""
         with Horizontal(classes="buttons"):
             yield Button("Pick CSV (ctrl+f)", id="browse", compact=True)
             yield Button("Validate (ctrl+g)", id="validate", variant="success", compact=True)
-        yield DataTable(id="preview", zebra_stripes=True)
         with VerticalScroll(id="report-panel") as panel:
             panel.border_title = SCROLL_HINT
             panel.display = False

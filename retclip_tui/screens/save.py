@@ -14,6 +14,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
 from retclip_pipeline.errors import UserError
+from retclip_pipeline.toml_keep import comments
 
 from ..session import save_target, shown
 from .base import WizardScreen
@@ -37,6 +38,7 @@ python -m retclip_pipeline --profile FILE."""
         with Horizontal(classes="buttons"):
             yield Button("Save (ctrl+g)", id="save", variant="success", compact=True)
         yield Static("", id="saved")
+        yield Static("", id="comments")  # whether the file's own comments are kept
         yield Static("", id="toml")
 
     def on_mount(self) -> None:
@@ -50,8 +52,21 @@ python -m retclip_pipeline --profile FILE."""
         self.preview()
 
     def preview(self) -> None:
-        text = self.session.save_text(self.target())
+        target = self.target()
+        text = self.session.save_text(target)
         self.query_one("#toml", Static).update(Syntax(text, "toml", theme="ansi_dark"))
+        old = self.old_text(target) if not target.is_dir() else None
+        said = Text()
+        if old and comments_lost(old, text):
+            said = Text(
+                f"{shown(target)} has comments that saving over it loses (they are kept "
+                "only in the file the profile was loaded from): another name keeps them",
+                "yellow",
+            )
+        elif old and comments(old):
+            said = Text(f"the comments in {shown(target)} are kept", "dim")
+        self.query_one("#comments", Static).update(said)
+        self.query_one("#comments", Static).display = bool(said.plain)
 
     @on(Button.Pressed, "#save")
     def save_pressed(self) -> None:
@@ -68,12 +83,13 @@ python -m retclip_pipeline --profile FILE."""
             return
         # Ask, rather than switch to a new name: the file named is the one the user means
         # (often the profile loaded), and a silent new name would leave them running the old
-        # one. But a hand-written profile's comments do not survive a save, so No is the
-        # default.
+        # one. Over the file it was loaded from, its comments are kept; over another file
+        # that has some, they are lost: No is the default.
         old = self.old_text(target)
         if old is not None and old != self.session.save_text(target):
+            new = self.session.save_text(target)
             question = f"Overwrite {shown(target)}?" + (
-                " Its comments are lost." if "#" in old else ""
+                " Its comments are lost." if comments_lost(old, new) else ""
             )
 
             def answered(overwrite: bool | None) -> None:
@@ -112,3 +128,9 @@ python -m retclip_pipeline --profile FILE."""
 
     def action_next(self) -> None:
         self.action_save()
+
+
+def comments_lost(old: str, new: str) -> bool:
+    """Some comment of the file's text `old` is not in the text that replaces it."""
+    kept = set(comments(new))
+    return any(comment not in kept for comment in comments(old))

@@ -27,8 +27,11 @@ tick "keep the run on Google Drive" so that the run outlives a recycled runtime.
 
     def body(self) -> ComposeResult:
         files = profile_files()
+        source = self.session.profile.source
+        if source and not any(p.resolve() == Path(source).resolve() for p in files):
+            files.insert(0, Path(source))  # the one loaded (--profile): listed, highlighted
         heading = "Profile (arrows, Enter picks one):"
-        if not files:  # no ./profiles here: nothing to point at
+        if not files:  # no ./profiles here, none loaded: nothing to point at
             heading = "Profile: none in this folder; start a new one, or type a profile's path:"
         yield Label(heading, classes="heading")
         options = [Option(f"{p.stem}  ({shown(p)})", id=str(p)) for p in files]

@@ -46,18 +46,19 @@ last step. The loss curves, the log and the checkpoints show as they come. ctrl+
 the step under way and saves it. Tower presets: image {", ".join([TINY, *VISION_PRESETS])};
 text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
 
-    # The settings take their own height (no error line moves a field: errors go to the
-    # screen's error line); the log takes what is left, so a taller terminal shows more of it.
+    # The settings take their own height, each field's error under it (as on every screen);
+    # the log takes what is left, so a taller terminal shows more of it.
     def body(self) -> ComposeResult:
         p = self.session.profile
         yield Static("", id="folder")
-        with Horizontal(id="knobs"):  # two columns: the settings take three lines
-            for column in (KNOBS[:3], KNOBS[3:]):
-                with Vertical():
-                    for dotted, label in column:
+        # Two fields a row (three lines in all), in rows: Tab reads them as the eye does,
+        # left to right, then down.
+        with Vertical(id="knobs"):
+            for pair in zip(KNOBS[:3], KNOBS[3:], strict=True):
+                with Horizontal(classes="knob-row"):
+                    for dotted, label in pair:
                         section, key = dotted.split(".")
-                        value = getattr(getattr(p, section), key)
-                        yield Field(dotted, label, value, error_below=False)
+                        yield Field(dotted, label, getattr(getattr(p, section), key))
         yield Static("", id="tower-hint", classes="hint")  # only when the prompts say so
         with Horizontal(id="estimate-row"):
             yield Button("Estimate", id="estimate", compact=True)
@@ -77,6 +78,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         yield from super().docked()
 
     def on_mount(self) -> None:
+        self.history_of = self.session.workdir  # the run folder the curves are of
         self.losses: list[float] = []
         self.vals: list[float] = []
         self.epochs = 0
@@ -109,6 +111,16 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
     def confirmed_start(self, stages: list[str] | None = None) -> None:
         super().confirmed_start(stages)
         self.forget_estimate()  # the room goes to the curves and the log
+        if self.session.workdir != self.history_of:  # a new run folder: none of the old run
+            self.history_of = self.session.workdir
+            self.forget_training()
+
+    def forget_training(self) -> None:
+        """No curve, epoch or checkpoint of a training before this one."""
+        self.losses, self.vals, self.epochs = [], [], 0
+        self.epoch_line = ""
+        self.show_curves()
+        self.show_live("")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if dotted_key(event.input.id or "") in dict(KNOBS):
@@ -154,8 +166,7 @@ text {", ".join(TEXT_PRESETS)}; or a hub id or a local folder."""
         if event.stage != "train":
             return
         if event.kind == "stage_started" and "resuming" not in event.message:
-            self.losses, self.vals, self.epochs = [], [], 0  # a new training: fresh curves
-            self.show_curves()
+            self.forget_training()  # a new training: fresh curves, no old epoch line
         metrics = event.metrics or {}
         if event.kind == "stage_finished":  # the last epoch's checkpoint is written now
             self.show_checkpoints()

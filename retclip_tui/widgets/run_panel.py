@@ -86,6 +86,8 @@ class RunPanel(Vertical):
         self.failure = ""  # why that start failed, in view until the user acts
         self.failed_with = None  # the settings it failed with: new ones clear it
         self.seen: tuple | None = None  # the run's state last shown: a change refreshes all
+        self.replaying = True  # the next poll reads the folder's history, not new events
+        self.replayed_end = False  # the end last read was in that history
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-status")
@@ -148,6 +150,7 @@ class RunPanel(Vertical):
         workdir = self.session.workdir
         if self.follower is None or self.follower.path.parent != workdir:
             self.follower = watch.EventFollower(workdir)
+            self.replaying = True
             self._clear_bars()
 
     def _clear_bars(self) -> None:
@@ -162,8 +165,16 @@ class RunPanel(Vertical):
         self._follow_workdir()
         assert self.follower is not None
         turns = False
-        for event in self.follower.poll():
-            self._show(event)
+        events, replay = self.follower.poll(), self.replaying
+        self.replaying = False
+        # A history read when the screen opens: the log and bars show its last run only,
+        # and a failure only while the plan still calls the stage failed (the screen's own
+        # views, the curves, get it all: a resumed training's curves go on from before).
+        last = max((i for i, e in enumerate(events) if e.kind == "run_started"), default=0)
+        for index, event in enumerate(events):
+            if not replay or (index >= last and not self._fixed_since(event)):
+                self._show(event)
+                self.replayed_end = replay and event.kind == "run_finished"
             self.post_message(self.Followed(event))
             turns = turns or event.kind in ("stage_started", "stage_finished", "stage_failed")
         info = watch.run_info(self.session.workdir)
@@ -187,6 +198,15 @@ class RunPanel(Vertical):
             for line in self.screen.query(PlanLine):
                 line.refresh_plan()
         self._status(info)
+
+    def _fixed_since(self, event: Event) -> bool:
+        """An error of a history read at opening that the plan no longer shows: of a stage
+        not failed now (run again since, or its settings changed)."""
+        if event.level != "error":
+            return False
+        plan = self.plan()
+        stages = [event.stage] if event.stage in self.stages else list(self.stages)
+        return not any(plan[s].status == "failed" for s in stages if s in plan)
 
     def _show(self, event: Event) -> None:
         if event.kind == "run_finished":
@@ -247,15 +267,18 @@ class RunPanel(Vertical):
             text.append(f"\n{self.failure}", "bold red")
         else:
             for stage, state in plan.items():
+                again = "starts it afresh" if state.afresh else "resumes"  # as the plan says
                 if state.status == "failed":
                     reason = info.errors.get(stage) or state.reason or "see pipeline.log"
                     text.append(f"\n{stage} failed: {reason}", "red")
-                    text.append(". Fix it, then ctrl+g resumes.", "red")
+                    text.append(f". Fix it, then ctrl+g {again}.", "red")
                     break
                 if state.status == "interrupted":  # ctrl+y, or the process was ended
+                    text.append(f"\n{stage} was stopped before it finished: ctrl+g ", "yellow")
                     text.append(
-                        f"\n{stage} was stopped before it finished: ctrl+g resumes it from "
-                        "its last saved step.",
+                        "starts it afresh (nothing was saved)."
+                        if state.afresh
+                        else "resumes it from its last saved step.",
                         "yellow",
                     )
                     break
@@ -266,11 +289,16 @@ class RunPanel(Vertical):
         self.query_one("#run-start", Button).disabled = info.running
         self.query_one("#run-stop", Button).disabled = not info.running
         values = set(states.values())
+        resumes = any(  # the plan's word: a stage that failed before saving starts afresh
+            states[s] == "resume"
+            or (states[s] in ("failed", "interrupted") and s in plan and not plan[s].afresh)
+            for s in self.stages
+        )
         label = (
             "Check again"  # done stages are skipped: it runs only what a change made stale
             if values == {"done"}
             else "Resume"
-            if values & {"resume", "failed", "interrupted"}
+            if resumes
             else "Start"
         )
         start = self.query_one("#run-start", Button)
@@ -281,7 +309,9 @@ class RunPanel(Vertical):
             # From the state file, read now: the plan shown may still be the one from before
             # the run ended (it is computed off the UI thread).
             finished = all(info.stages.get(stage) == "done" for stage in self.stages)
-            ok, self.ended = self.ended and finished, None
+            if finished and self.replayed_end:  # an end read from the history: done is
+                finished = self.done  # said only while the plan calls it done (no change since)
+            ok, self.ended, self.replayed_end = self.ended and finished, None, False
             self.post_message(self.Finished(ok))
 
     @property
