@@ -96,3 +96,16 @@ def test_library_warnings_become_one_event_each():
         "UserWarning: use_reentrant should be passed explicitly",
         "Some weights were not used",
     ]
+
+
+def test_a_failed_or_interrupted_stage_is_left_to_the_command():
+    """The command prints the error (or the interruption) once, as its own line."""
+    out = io.StringIO()
+    render = console.PlainRenderer(out)
+    render(Event("train", "stage_started", "RET-CLIP training"))
+    render(Event("train", "stage_failed", "bad image", level="error"))
+    render(Event("run", "run_finished", "failed: bad image", level="error"))
+    render(Event("train", "stage_failed", "interrupted: rerun to resume", level="warning"))
+    render(Event("run", "run_finished", "interrupted: rerun to resume", level="warning"))
+    render(Event("run", "run_finished", "all stages done"))
+    assert out.getvalue().splitlines() == ["[train] RET-CLIP training", "[run] all stages done"]
