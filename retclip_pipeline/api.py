@@ -175,7 +175,9 @@ def _texts(folder: Path, split: str, reader) -> list[dict[str, Any]]:
 
 
 def load(run_dir: str | Path, checkpoint: str | None = None) -> Run:
-    """A run directory's model (its latest checkpoint, or `checkpoint`) ready to encode."""
+    """A run directory's model ready to encode: the checkpoint its evaluation reads (the
+    run's eval.checkpoint if set, else the training's best.pt, else its latest), or
+    `checkpoint` (a path, relative to the run folder; "init": the starting weights)."""
     from . import profile as profiles
     from .evaluation.features import checkpoint_path, load_model
     from .training.device import resolve_device

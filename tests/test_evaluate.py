@@ -312,6 +312,28 @@ def test_embed_query_and_the_python_api(evaluated, demo_root, tmp_path, capsys):
     assert main(["query", "--run", str(tmp_path)]) == 2
 
 
+def test_embed_and_query_read_best_pt_by_default_as_their_help_says(
+    evaluated, tmp_path, capsys, monkeypatch
+):
+    from retclip_pipeline.__main__ import main
+
+    for command in ("embed", "query"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "else the training's best.pt, else its latest" in shown, shown
+        assert "default: the latest" not in shown
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a tessellated fundus\n")
+    args = ["embed", "--run", str(evaluated), "--texts", str(texts), "--out", str(tmp_path / "e")]
+    assert (evaluated / "logs/t/checkpoints/best.pt").is_file()
+    assert main(args) == 0
+    assert "checkpoints/best.pt (" in capsys.readouterr().out
+    monkeypatch.chdir(evaluated.parent)  # a path given on the command line is the user's
+    assert main([*args, "--checkpoint", "run/logs/t/checkpoints/epoch_latest.pt"]) == 0
+    assert "checkpoints/epoch_latest.pt (epoch" in capsys.readouterr().out
+
+
 def test_a_run_without_labels_gets_retrieval_only(tmp_path, demo_root):
     text = demo_toml(demo_root, data={"label_column": "", "dataset_label_column": ""})
     profile = profiles.load(write_profile(tmp_path, text))

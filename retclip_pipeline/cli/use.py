@@ -13,6 +13,11 @@ from ..errors import UserError
 from . import PROG
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+CHECKPOINT_HELP = (
+    "checkpoint to use, a .pt file (default: the one evaluation reads: the run's "
+    'eval.checkpoint if set, else the training\'s best.pt, else its latest; "init": the '
+    "untrained starting weights)"
+)
 
 
 def add(commands) -> None:
@@ -24,7 +29,7 @@ def add(commands) -> None:
     source.add_argument("--images", type=Path, help="a folder of images (searched recursively)")
     source.add_argument("--texts", type=Path, help="a text file, one text a line")
     parser.add_argument("--out", type=Path, help="output .pt (default: embeddings_*.pt here)")
-    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
+    parser.add_argument("--checkpoint", type=_checkpoint, help=CHECKPOINT_HELP)
     parser.set_defaults(handler=embed)
     parser = commands.add_parser(
         "query", prog=f"{PROG} query", help="top images for a text, or texts for an image"
@@ -33,8 +38,14 @@ def add(commands) -> None:
     parser.add_argument("text", nargs="?", help="a text: its top images of the test split")
     parser.add_argument("--image", type=Path, help="an image: its top texts and classes")
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
+    parser.add_argument("--checkpoint", type=_checkpoint, help=CHECKPOINT_HELP)
     parser.set_defaults(handler=query)
+
+
+def _checkpoint(value: str) -> str:
+    """A --checkpoint path is the user's, read from where the command runs (as `run`'s is),
+    not from the run folder the run's own profile lives in."""
+    return value if value == "init" else str(Path(value).expanduser().resolve())
 
 
 def embed(args) -> int:
