@@ -20,6 +20,8 @@ from typing import Any
 from .errors import UserError
 from .layout import RunLayout
 
+TEXT_HEADS = ("patient", "left", "right")  # the order of the model's text features
+
 
 @dataclass
 class PairFeatures:
@@ -119,6 +121,11 @@ class Run:
 
         from .model.tokenizer import encode_texts
 
+        if head not in TEXT_HEADS:
+            raise UserError(
+                f"encode_texts: head {head!r} is not one of the text heads: choose "
+                f"{', '.join(map(repr, TEXT_HEADS))}"
+            )
         out = []
         with torch.no_grad():
             for start in range(0, len(texts), 256):
@@ -126,7 +133,7 @@ class Run:
                     self.tokenizer, texts[start : start + 256], self.profile.model.context_length
                 )
                 heads = self.model.encode_text(ids.to(self.device), mask.to(self.device))
-                value = heads[("patient", "left", "right").index(head)]
+                value = heads[TEXT_HEADS.index(head)]
                 out.append(F.normalize(value.float(), dim=-1).cpu())
         return torch.cat(out)
 

@@ -294,6 +294,8 @@ def test_embed_query_and_the_python_api(evaluated, demo_root, tmp_path, capsys):
     assert len(top) == 2 and len(top[0]) == 3
     probabilities = [p for _, p in top[0]]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+    with pytest.raises(UserError, match=r"head 'middle' .*choose 'patient', 'left', 'right'"):
+        run.encode_texts(["a tessellated fundus"], head="middle")
 
     out = tmp_path / "emb.pt"
     assert (
