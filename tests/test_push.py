@@ -225,6 +225,21 @@ def test_an_unfinished_run_or_a_bad_repo_name_is_one_line(
     assert hub.log == [] and hub.commits == []
 
 
+def test_a_license_the_hub_does_not_know_is_one_line(hub, finished, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hubstand.GOOD)
+    code, out, err = _push(capsys, "--run", str(finished), "--repo", REPO, "--license", "apache2")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--license 'apache2' is not a Hugging Face license identifier" in err
+    assert "did you mean apache-2.0?" in err
+    assert hub.log == [] and hub.commits == []
+    card = RunLayout.of_folder(finished).model_card
+    assert not card.exists()
+    args = ["--run", str(finished), "--repo", REPO, "--license", "CC-BY-4.0", "--dry-run"]
+    code, out, err = _push(capsys, *args)
+    assert code == 0, err
+    assert "\nlicense: cc-by-4.0\n" in card.read_text(encoding="utf-8")
+
+
 def test_an_unreachable_hub_is_one_line(hub, finished, capsys, monkeypatch):
     import socket
 
