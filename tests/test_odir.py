@@ -169,6 +169,26 @@ def test_skip_leaves_the_patient_out_and_says_so(tmp_path):
     assert keys == ["0", "1", "2", "4", "5", "6", "7"]
 
 
+def test_a_file_name_found_twice_is_an_error_naming_both_paths(tmp_path):
+    """One copy at the top of the folder and one nested: neither is picked silently; a
+    path relative to the folder then says which."""
+    root = _copy(tmp_path)
+    shutil.copy(root / "Training Images/4_right.jpg", root / "3_right.jpg")
+    with pytest.raises(UserError) as caught:
+        _run(tmp_path, odir_toml(root), ["convert"])
+    message = str(caught.value)
+    assert "ID '3' (line 5): 2 files are named '3_right.jpg'" in message, message
+    assert "(3_right.jpg and Training Images/3_right.jpg)" in message, message
+    csv = root / "odir_train.csv"
+    csv.write_text(
+        csv.read_text(encoding="utf-8").replace(",3_right.jpg,", ",Training Images/3_right.jpg,"),
+        encoding="utf-8",
+    )
+    _run(tmp_path, odir_toml(root), ["convert"])
+    images = _jsonl(tmp_path / "run/data/train_images.jsonl")
+    assert len(images) == 8
+
+
 def test_names_without_extension_and_relative_paths_resolve(tmp_path):
     root = _copy(tmp_path)
     csv = root / "odir_train.csv"
