@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from ..checks import Check
+from ..data.join import things
 from ..data.prompts import PromptTable, check_columns, read_prompts
 from ..errors import UserError
 from ..profile import Profile, train_batch_size
@@ -83,7 +84,7 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[Check]:
                     f"{name} CSV",
                     True,
                     f"{path}: {table.rows_read} rows, {len(table.by_index())} distinct "
-                    f"images{skipped}",
+                    f"{things(profile.data)}{skipped}",
                 )
             )
         except UserError as exc:
@@ -289,6 +290,7 @@ def dataset_checks(profile: Profile, token=None) -> list[Check]:
 
             rows = hub_split_rows(profile, where, splits, token)
             classes = {split: None for split in splits}
+            sources = {}
         else:
             from ..hub.splits import open_splits
 
@@ -302,21 +304,39 @@ def dataset_checks(profile: Profile, token=None) -> list[Check]:
     items = []
     for name, csv, split in split_plan(profile):
         detail = f"{where} [{split}]: {rows[split]} rows"
+        if profile.data.join == "file":  # one folder of image files for every split
+            detail = f"{where}: {rows[split]} files"
         if classes[split]:
             detail += f", {classes[split]} classes"
         try:
-            table = read_prompts(profile.resolve(csv), profile.data, rows[split])
-            left = f", {len(table.skipped)} left out" if table.skipped else ""
-            items.append(
-                Check.of(
-                    f"data set {name}",
-                    True,
-                    detail + f"; CSV indices in range ({len(table.rows)} rows usable{left})",
-                )
-            )
+            if profile.data.join == "index":
+                table = read_prompts(profile.resolve(csv), profile.data, rows[split])
+                said = "CSV indices in range"
+            else:
+                table = read_prompts(profile.resolve(csv), profile.data, None)
+                said = _joined(profile, table, sources.get(split))
+            left_out = f", {len(table.skipped)} left out" if table.skipped else ""
+            usable = f"{len(table.rows)} rows usable{left_out}"
+            items.append(Check.of(f"data set {name}", True, f"{detail}; {said} ({usable})"))
         except UserError as exc:
             items.append(Check.of(f"data set {name}", False, str(exc)))
     return items
+
+
+def _joined(profile: Profile, table: PromptTable, source) -> str:
+    """The CSV's keys or file names joined to the data set as conversion joins them (a
+    UserError for those with no image, unless data.on_bad_row = "skip"); a hub data set's
+    keys are matched at conversion, where its key column is read."""
+    from ..data.join import drop_unmatched, join_split
+
+    data = profile.data
+    if source is None:
+        return f"{data.key_column} values matched at conversion"
+    _, unmatched = join_split(data, table, source)
+    drop_unmatched(data, table, unmatched)  # the rows without an image: left out, or an error
+    if data.join == "file":
+        return "the image files the CSV names found, each once"
+    return f"every {data.key_column} matched to one data set row"
 
 
 def _token_check(profile: Profile, reason: str | None) -> list[Check]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from ..profile import Profile
-from ..units import duration, size
+from ..units import about, size
 
 IMAGE_BYTES = 142_000  # the real set's average image (2.3 GB / 16,242)
 CONVERT_PER_CORE = 125  # images/s a core, from bench/convert_bench.py on 2 cores (257/s)
@@ -27,7 +27,7 @@ def sizing_lines(profile: Profile) -> list[str]:
         ", ".join(f"{name}: {c['sampled']} of {c['images']} images" for name, c in counts.items()),
         f"disk: about {size(estimate_output_bytes(profile, images))} of data and LMDB in the "
         f"run folder",
-        f"conversion: about {duration(images / (CONVERT_PER_CORE * cores))} on {cores} cores",
+        f"conversion: {about(images / (CONVERT_PER_CORE * cores))} on {cores} cores",
     ]
     kind, _ = profile.dataset_source()
     if kind != "hub":
@@ -39,6 +39,6 @@ def sizing_lines(profile: Profile) -> list[str]:
     if mode == "stream":  # row groups of 100 rows: a smoke run reads about two a class
         fetched = min(fetched, images * IMAGE_BYTES * (25 if images <= 200 else 1.1))
     return lines + [
-        f"fetch ({mode}): about {size(fetched)}, {duration(fetched / LINK)} at 50 MB/s "
+        f"fetch ({mode}): about {size(fetched)}, {about(fetched / LINK)} at 50 MB/s "
         "(nothing if already in the hub cache)"
     ]
