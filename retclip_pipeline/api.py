@@ -137,23 +137,31 @@ class Run:
                 out.append(F.normalize(value.float(), dim=-1).cpu())
         return torch.cat(out)
 
+    def labels(self) -> list[str]:
+        """The run's class labels (its texts' patient-level ones); empty when it has none."""
+        from .evaluation.features import split_texts
+
+        return sorted(
+            {
+                t["label"]
+                for split in ("train", "test")
+                for t in _texts(self.folder, split, split_texts)
+                if t.get("label")
+            }
+        )
+
     def classes(self) -> tuple[list[str], Any]:
         """The run's classes and their zero-shot embeddings (from the profile's templates)."""
         if self._classes is None:
-            from .evaluation.features import split_texts
             from .evaluation.metrics import class_embeddings
             from .evaluation.zero_shot import template_prompts
 
-            labels = sorted(
-                {
-                    t["label"]
-                    for split in ("train", "test")
-                    for t in _texts(self.folder, split, split_texts)
-                    if t.get("label")
-                }
-            )
+            labels = self.labels()
             if not labels:
-                raise UserError(f"{self.folder} has no class labels: classify needs them")
+                raise UserError(
+                    f"{self.folder} has no class labels (its profile's data.label_column is "
+                    f"empty): classify needs them"
+                )
             prompts, owners, _ = template_prompts(labels, self.profile.eval)
             self._classes = (
                 labels,

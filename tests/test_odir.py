@@ -141,6 +141,24 @@ def test_encode_pair_gives_the_patient_and_each_eyes_embedding(odir_run):
         loaded.encode_pair([left, left], [right])
 
 
+def test_query_on_a_paired_run_without_patient_labels(odir_run, capsys):
+    """Patients are named by the sheet's ID with each eye's condition (no "None"), and an
+    image query ends with one line saying there are no classes, not an error."""
+    from retclip_pipeline.__main__ import main
+
+    assert main(["query", "--run", str(odir_run), "optic disc cupping", "--k", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "top patients of the test split" in out and "None" not in out, out
+    shown = sorted(line.split()[2] for line in out.splitlines()[1:])
+    assert shown == ["10", "11", "8", "9"], out
+    assert "patient 10 (left: glaucoma; right: pathological myopia)" in out, out
+    image = ODIR / "Training Images/8_left.jpg"
+    assert main(["query", "--run", str(odir_run), "--image", str(image), "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "[left: " in out and "[]" not in out, out
+    assert out.splitlines()[-1].startswith("classes: none to choose from: the run has no class")
+
+
 def _copy(tmp_path):
     root = tmp_path / "odir"
     shutil.copytree(ODIR, root)

@@ -85,27 +85,32 @@ def query(args) -> int:
     import torch
 
     from .. import api
-    from ..evaluation.features import split_texts
+    from ..evaluation.features import split_images, split_texts
     from ..layout import RunLayout
 
     if bool(args.text) == bool(args.image):
         raise UserError("give either a text or --image PATH")
     run = api.load(args.run, args.checkpoint)
     features = RunLayout.of(run.profile, run.folder).features("test_imgs")
+    paired = run.profile.data.eyes == "paired"
     if args.text:
         if not features.exists():
             raise UserError(f"{features} is missing: run the evaluate stage first")
         images = torch.load(features, weights_only=True)
+        records = {r["image_id"]: r for r in split_images(run.folder, "test")}
         scores = (
             torch.nn.functional.normalize(images["patient"], dim=-1)
             @ run.encode_texts([args.text])[0]
         )
         best = scores.topk(min(args.k, len(scores)))
-        print(f"top images of the test split for: {args.text}")
+        print(f"top {'patients' if paired else 'images'} of the test split for: {args.text}")
         for rank, (score, index) in enumerate(zip(best.values, best.indices, strict=True), 1):
+            image_id = images["ids"][index]
+            record = records.get(image_id, {})
+            name = f"{'patient' if paired else 'image'} {record.get('key', image_id)}"
+            labels = _labels(record)
             print(
-                f"{rank}. image {images['ids'][index]} ({images['labels'][index]}), "
-                f"similarity {float(score):.3f}"
+                f"{rank}. {name}{f' ({labels})' if labels else ''}, similarity {float(score):.3f}"
             )
         return 0
     texts = split_texts(run.folder, "test")
@@ -115,9 +120,30 @@ def query(args) -> int:
     print(f"top texts of the test split for {args.image}:")
     for rank, (score, index) in enumerate(zip(best.values, best.indices, strict=True), 1):
         record = texts[int(index)]
-        print(f"{rank}. [{record.get('label', '')}] {record['text'][:150]} ({float(score):.3f})")
+        labels = _labels(record)
+        print(
+            f"{rank}. {f'[{labels}] ' if labels else ''}{record['text'][:150]} ({float(score):.3f})"
+        )
+    if not run.labels():
+        print(
+            "classes: none to choose from: the run has no class labels (its profile's "
+            "data.label_column is empty)"
+        )
+        return 0
     print(
         "classes: "
         + ", ".join(f"{label} {p:.2f}" for label, p in run.classify([args.image], top=args.k)[0])
     )
     return 0
+
+
+def _labels(record: dict) -> str:
+    """A record's class: its patient-level label, else each eye's, else nothing."""
+    if record.get("label"):
+        return str(record["label"])
+    eyes = [
+        f"{side}: {record[f'label_{side}']}"
+        for side in ("left", "right")
+        if record.get(f"label_{side}")
+    ]
+    return "; ".join(eyes)
