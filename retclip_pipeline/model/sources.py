@@ -126,7 +126,9 @@ def describe_tower(name: str, kind: str) -> tuple[str, dict]:
     try:
         config = load_config(source)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = (
+            str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+        )
         raise UserError(f"{key} = {name!r}: {first}; {fetch_advice([name])}") from None
     if kind == "vision" and config.model_type not in VISION_TYPES:
         raise UserError(
