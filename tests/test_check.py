@@ -241,6 +241,11 @@ def test_the_odir_layout_is_worded_as_patients_and_files(tmp_path):
     estimate = items["training estimate"].detail
     assert "time per epoch on H100 80GB SXM: under 1 s" in estimate, estimate
     assert "0.0 s" not in estimate
+    from retclip_pipeline.preflight.costs import sizing_lines
+
+    lines = sizing_lines(profile)  # the plan's cost lines (--dry-run, the wizard's Sizing)
+    assert lines[0] == "train: 8 of 8 patients, test: 4 of 4 patients", lines
+    assert "conversion: under 1 s on " in lines[2], lines
 
 
 def test_a_file_named_twice_fails_the_check_naming_both(tmp_path):

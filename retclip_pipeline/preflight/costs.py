@@ -16,15 +16,17 @@ LINK = 50e6  # bytes/s: the low end of a Colab or cloud link
 
 def sizing_lines(profile: Profile) -> list[str]:
     """The cost lines; a UserError when the CSVs cannot be read."""
+    from ..data.join import things
     from ..data.sampling import plan_counts
     from .check import estimate_output_bytes
 
     counts = plan_counts(profile)
+    unit = things(profile.data)
     images = sum(c["sampled"] for c in counts.values())
     available = sum(c["images"] for c in counts.values())
     cores = os.cpu_count() or 1
     lines = [
-        ", ".join(f"{name}: {c['sampled']} of {c['images']} images" for name, c in counts.items()),
+        ", ".join(f"{name}: {c['sampled']} of {c['images']} {unit}" for name, c in counts.items()),
         f"disk: about {size(estimate_output_bytes(profile, images))} of data and LMDB in the "
         f"run folder",
         f"conversion: {about(images / (CONVERT_PER_CORE * cores))} on {cores} cores",

@@ -300,8 +300,8 @@ def _plan_lines(profile: Profile, gpu: str | None) -> list[str]:
     from ..preflight.costs import sizing_lines
 
     lines = [
-        f"{split}: {counts['rows']} CSV rows on {counts['images']} images, "
-        f"{counts['sampled']} images in this run"
+        f"{split}: {counts['rows']} CSV rows on {counts['images']} {things(profile.data)}, "
+        f"{counts['sampled']} {things(profile.data)} in this run"
         for split, counts in plan_counts(profile).items()
     ]
     return lines + sizing_lines(profile)
