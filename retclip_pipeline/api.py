@@ -20,6 +20,8 @@ from typing import Any
 from .errors import UserError
 from .layout import RunLayout
 
+TEXT_HEADS = ("patient", "left", "right")  # the order of the model's text features
+
 
 @dataclass
 class PairFeatures:
@@ -119,6 +121,11 @@ class Run:
 
         from .model.tokenizer import encode_texts
 
+        if head not in TEXT_HEADS:
+            raise UserError(
+                f"encode_texts: head {head!r} is not one of the text heads: choose "
+                f"{', '.join(map(repr, TEXT_HEADS))}"
+            )
         out = []
         with torch.no_grad():
             for start in range(0, len(texts), 256):
@@ -126,27 +133,35 @@ class Run:
                     self.tokenizer, texts[start : start + 256], self.profile.model.context_length
                 )
                 heads = self.model.encode_text(ids.to(self.device), mask.to(self.device))
-                value = heads[("patient", "left", "right").index(head)]
+                value = heads[TEXT_HEADS.index(head)]
                 out.append(F.normalize(value.float(), dim=-1).cpu())
         return torch.cat(out)
+
+    def labels(self) -> list[str]:
+        """The run's class labels (its texts' patient-level ones); empty when it has none."""
+        from .evaluation.features import split_texts
+
+        return sorted(
+            {
+                t["label"]
+                for split in ("train", "test")
+                for t in _texts(self.folder, split, split_texts)
+                if t.get("label")
+            }
+        )
 
     def classes(self) -> tuple[list[str], Any]:
         """The run's classes and their zero-shot embeddings (from the profile's templates)."""
         if self._classes is None:
-            from .evaluation.features import split_texts
             from .evaluation.metrics import class_embeddings
             from .evaluation.zero_shot import template_prompts
 
-            labels = sorted(
-                {
-                    t["label"]
-                    for split in ("train", "test")
-                    for t in _texts(self.folder, split, split_texts)
-                    if t.get("label")
-                }
-            )
+            labels = self.labels()
             if not labels:
-                raise UserError(f"{self.folder} has no class labels: classify needs them")
+                raise UserError(
+                    f"{self.folder} has no class labels (its profile's data.label_column is "
+                    f"empty): classify needs them"
+                )
             prompts, owners, _ = template_prompts(labels, self.profile.eval)
             self._classes = (
                 labels,
@@ -175,7 +190,9 @@ def _texts(folder: Path, split: str, reader) -> list[dict[str, Any]]:
 
 
 def load(run_dir: str | Path, checkpoint: str | None = None) -> Run:
-    """A run directory's model (its latest checkpoint, or `checkpoint`) ready to encode."""
+    """A run directory's model ready to encode: the checkpoint its evaluation reads (the
+    run's eval.checkpoint if set, else the training's best.pt, else its latest), or
+    `checkpoint` (a path, relative to the run folder; "init": the starting weights)."""
     from . import profile as profiles
     from .evaluation.features import checkpoint_path, load_model
     from .training.device import resolve_device

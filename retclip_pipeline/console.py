@@ -11,6 +11,13 @@ from . import units
 from .events import Event
 
 
+def said_by_the_command(event: Event) -> bool:
+    """A failed or interrupted stage, and the run that ends with it: the command prints that
+    once, as its own `error:` (or `interrupted:`) line, so the console leaves these events
+    to the events file (where a follower of the run reads them)."""
+    return event.kind in ("stage_failed", "run_finished") and event.level != "info"
+
+
 class PlainRenderer:
     """One line per event, for a log file or a pipe. A task's progress prints when it starts,
     when its note changes (a wait for the hub), when it ends, and in between at most once
@@ -26,6 +33,8 @@ class PlainRenderer:
     def __call__(self, event: Event) -> None:
         if event.kind == "progress":
             self._progress(event)
+            return
+        if said_by_the_command(event):
             return
         prefix = f"[{event.stage}]"
         if event.level in ("warning", "error"):
@@ -102,7 +111,7 @@ class RichRenderer:
         style = {"warning": "yellow", "error": "bold red"}.get(event.level, "")
         if event.kind in ("stage_started", "stage_finished", "stage_skipped"):
             style = style or "bold"
-        if event.message:
+        if event.message and not said_by_the_command(event):
             self.console.print(
                 f"[{event.stage}] {event.message}",
                 style=style or None,

@@ -280,7 +280,9 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                     if later.status == "done" and _reads(later.stage, row, profile, workdir):
                         later.status = "stale"
         if profile.sizing.mode == "smoke" and "evaluate" in selected:
-            _smoke_checklist(RunLayout.of(profile, workdir), emit_all)
+            from .preflight.smoke import announce
+
+            announce(RunLayout.of(profile, workdir), emit_all)
         emit_all(Event("run", "run_finished", "all stages done"))
     except StageInterrupted:
         emit_all(Event("run", "run_finished", "interrupted: rerun to resume", level="warning"))
@@ -306,24 +308,6 @@ def _writes_inside(stage: Stage, profile: profiles.Profile, workdir: Path) -> No
                 f"{profile.data_dir}): rerun the sweep that shares that data, or clear data_dir"
             )
     ownership.refuse_foreign(outputs)
-
-
-def _smoke_checklist(layout: RunLayout, sink: EventSink) -> None:
-    """A finished smoke run says whether the full run can follow, and how."""
-    from .checks import SMOKE_MARKS, passed, render_line
-    from .preflight.smoke import checklist
-
-    items = checklist(layout.root, layout)
-    for item in items:
-        sink(Event("smoke", "log", render_line(item, SMOKE_MARKS)))
-    if passed(items):
-        message = (
-            "smoke checklist passed: the same settings at full size with "
-            f"`python -m retclip_pipeline promote --run {layout.root}`"
-        )
-        sink(Event("smoke", "log", message))
-    else:
-        sink(Event("smoke", "log", "smoke checklist failed: fix it first", level="warning"))
 
 
 def _run_stage(

@@ -28,6 +28,12 @@ def duration(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def about(seconds: float) -> str:
+    """An estimated duration: "about 38 s", "about 0:12:05"; below a second "under 1 s"
+    (never "about 0.0 s")."""
+    return "under 1 s" if seconds < 1 else f"about {duration(seconds)}"
+
+
 def amount(value: float, unit: str | None) -> str:
     """A count in its unit: bytes as sizes, anything else as a number with thousands."""
     if unit in BYTE_UNITS:

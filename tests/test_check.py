@@ -278,3 +278,38 @@ def test_skipped_rows_are_named_by_their_line(tmp_path, demo_root):
     assert "2 bad row(s) left out (line 4: dataset_index '1_4' is not an integer; line 6: " in (
         detail
     )
+
+
+def test_the_odir_layout_is_worded_as_patients_and_files(tmp_path):
+    """A paired CSV counts patients; a file-name join says its files were found (not "CSV
+    indices in range"); an estimate under a second never reads "about 0.0 s"."""
+    from .test_odir import ODIR, odir_toml
+
+    profile = profiles.load(write_profile(tmp_path, odir_toml(ODIR, workdir=str(tmp_path / "r"))))
+    items = {item.name: item for item in run_checks(profile, tmp_path / "r", "h100")}
+    assert all(item.ok for item in items.values()), items
+    assert items["train CSV"].detail.endswith(": 8 rows, 8 distinct patients")
+    found = items["data set train"].detail
+    assert "the image files the CSV names found, each once (8 rows usable)" in found
+    assert "indices" not in found and "[train]" not in found
+    estimate = items["training estimate"].detail
+    assert "time per epoch on H100 80GB SXM: under 1 s" in estimate, estimate
+    assert "0.0 s" not in estimate
+    from retclip_pipeline.preflight.costs import sizing_lines
+
+    lines = sizing_lines(profile)  # the plan's cost lines (--dry-run, the wizard's Sizing)
+    assert lines[0] == "train: 8 of 8 patients, test: 4 of 4 patients", lines
+    assert "conversion: under 1 s on " in lines[2], lines
+
+
+def test_a_file_named_twice_fails_the_check_naming_both(tmp_path):
+    from .test_odir import ODIR, odir_toml
+
+    root = tmp_path / "odir"
+    shutil.copytree(ODIR, root)
+    shutil.copy(root / "Training Images/4_right.jpg", root / "3_right.jpg")
+    profile = profiles.load(write_profile(tmp_path, odir_toml(root, workdir=str(tmp_path / "r"))))
+    items = {item.name: item for item in run_checks(profile, tmp_path / "r")}
+    train = items["data set train"]
+    assert not train.ok and "(3_right.jpg and Training Images/3_right.jpg)" in train.detail
+    assert items["data set test"].ok

@@ -1,6 +1,7 @@
 """The command line: exit codes, one-line user errors (table-driven), --dry-run, --check."""
 
 import errno
+import json
 import shutil
 
 import pytest
@@ -255,6 +256,23 @@ def test_disk_full_is_a_user_error_and_keeps_finished_work(
     monkeypatch.undo()
     assert main(["--profile", str(profile)]) == 0
     assert "[convert] done and current" in capsys.readouterr().err
+
+
+def test_a_stage_error_is_printed_once(tmp_path, demo_root, capsys):
+    """The failed stage, the ended run and the command each used to print the same error:
+    the user reads it once, on the command's one `error:` line (events.jsonl keeps all)."""
+    profile = _profile(tmp_path, demo_root)
+    _corrupt_image(tmp_path)
+    assert main(["--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if line.startswith("error:"))
+    assert "train split, index" in line
+    assert err.count(line.removeprefix("error: ")) == 1, err
+    assert "[convert] error" not in err and "[run] error" not in err, err
+    kinds = [
+        json.loads(e)["kind"] for e in (tmp_path / "run/events.jsonl").read_text().splitlines()
+    ]
+    assert kinds[-2:] == ["stage_failed", "run_finished"]
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, demo_root, capsys):

@@ -24,6 +24,7 @@ def _progress(done, total, unit, task="epoch 1/10", message=""):
 def test_units_read_as_people_read_them():
     assert units.size(2_400_000_000) == "2.4 GB" and units.size(512) == "512 B"
     assert units.duration(4.2) == "4.2 s" and units.duration(3725) == "1:02:05"
+    assert units.about(0.02) == "under 1 s" and units.about(38.4) == "about 38 s"
     assert units.rate(0.3, "batches") == "18.0 batches/min"
     assert units.rate(0.001, "batches") == "3.60 batches/h"
     assert units.rate(2.5e6, "B") == "2.5 MB/s" and units.rate(42, "images") == "42.0 images/s"
@@ -96,3 +97,16 @@ def test_library_warnings_become_one_event_each():
         "UserWarning: use_reentrant should be passed explicitly",
         "Some weights were not used",
     ]
+
+
+def test_a_failed_or_interrupted_stage_is_left_to_the_command():
+    """The command prints the error (or the interruption) once, as its own line."""
+    out = io.StringIO()
+    render = console.PlainRenderer(out)
+    render(Event("train", "stage_started", "RET-CLIP training"))
+    render(Event("train", "stage_failed", "bad image", level="error"))
+    render(Event("run", "run_finished", "failed: bad image", level="error"))
+    render(Event("train", "stage_failed", "interrupted: rerun to resume", level="warning"))
+    render(Event("run", "run_finished", "interrupted: rerun to resume", level="warning"))
+    render(Event("run", "run_finished", "all stages done"))
+    assert out.getvalue().splitlines() == ["[train] RET-CLIP training", "[run] all stages done"]

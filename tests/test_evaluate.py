@@ -294,6 +294,8 @@ def test_embed_query_and_the_python_api(evaluated, demo_root, tmp_path, capsys):
     assert len(top) == 2 and len(top[0]) == 3
     probabilities = [p for _, p in top[0]]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+    with pytest.raises(UserError, match=r"head 'middle' .*choose 'patient', 'left', 'right'"):
+        run.encode_texts(["a tessellated fundus"], head="middle")
 
     out = tmp_path / "emb.pt"
     assert (
@@ -310,6 +312,28 @@ def test_embed_query_and_the_python_api(evaluated, demo_root, tmp_path, capsys):
     assert main(["query", "--run", str(evaluated), "--image", str(images[0])]) == 0
     assert "classes: " in capsys.readouterr().out
     assert main(["query", "--run", str(tmp_path)]) == 2
+
+
+def test_embed_and_query_read_best_pt_by_default_as_their_help_says(
+    evaluated, tmp_path, capsys, monkeypatch
+):
+    from retclip_pipeline.__main__ import main
+
+    for command in ("embed", "query"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "else the training's best.pt, else its latest" in shown, shown
+        assert "default: the latest" not in shown
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a tessellated fundus\n")
+    args = ["embed", "--run", str(evaluated), "--texts", str(texts), "--out", str(tmp_path / "e")]
+    assert (evaluated / "logs/t/checkpoints/best.pt").is_file()
+    assert main(args) == 0
+    assert "checkpoints/best.pt (" in capsys.readouterr().out
+    monkeypatch.chdir(evaluated.parent)  # a path given on the command line is the user's
+    assert main([*args, "--checkpoint", "run/logs/t/checkpoints/epoch_latest.pt"]) == 0
+    assert "checkpoints/epoch_latest.pt (epoch" in capsys.readouterr().out
 
 
 def test_a_run_without_labels_gets_retrieval_only(tmp_path, demo_root):

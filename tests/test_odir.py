@@ -141,6 +141,24 @@ def test_encode_pair_gives_the_patient_and_each_eyes_embedding(odir_run):
         loaded.encode_pair([left, left], [right])
 
 
+def test_query_on_a_paired_run_without_patient_labels(odir_run, capsys):
+    """Patients are named by the sheet's ID with each eye's condition (no "None"), and an
+    image query ends with one line saying there are no classes, not an error."""
+    from retclip_pipeline.__main__ import main
+
+    assert main(["query", "--run", str(odir_run), "optic disc cupping", "--k", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "top patients of the test split" in out and "None" not in out, out
+    shown = sorted(line.split()[2] for line in out.splitlines()[1:])
+    assert shown == ["10", "11", "8", "9"], out
+    assert "patient 10 (left: glaucoma; right: pathological myopia)" in out, out
+    image = ODIR / "Training Images/8_left.jpg"
+    assert main(["query", "--run", str(odir_run), "--image", str(image), "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "[left: " in out and "[]" not in out, out
+    assert out.splitlines()[-1].startswith("classes: none to choose from: the run has no class")
+
+
 def _copy(tmp_path):
     root = tmp_path / "odir"
     shutil.copytree(ODIR, root)
@@ -167,6 +185,26 @@ def test_skip_leaves_the_patient_out_and_says_so(tmp_path):
     assert any("skipped 1 of 8 patients with no image" in w for w in warnings), warnings
     keys = [r["key"] for r in _jsonl(tmp_path / "run/data/train_images.jsonl")]
     assert keys == ["0", "1", "2", "4", "5", "6", "7"]
+
+
+def test_a_file_name_found_twice_is_an_error_naming_both_paths(tmp_path):
+    """One copy at the top of the folder and one nested: neither is picked silently; a
+    path relative to the folder then says which."""
+    root = _copy(tmp_path)
+    shutil.copy(root / "Training Images/4_right.jpg", root / "3_right.jpg")
+    with pytest.raises(UserError) as caught:
+        _run(tmp_path, odir_toml(root), ["convert"])
+    message = str(caught.value)
+    assert "ID '3' (line 5): 2 files are named '3_right.jpg'" in message, message
+    assert "(3_right.jpg and Training Images/3_right.jpg)" in message, message
+    csv = root / "odir_train.csv"
+    csv.write_text(
+        csv.read_text(encoding="utf-8").replace(",3_right.jpg,", ",Training Images/3_right.jpg,"),
+        encoding="utf-8",
+    )
+    _run(tmp_path, odir_toml(root), ["convert"])
+    images = _jsonl(tmp_path / "run/data/train_images.jsonl")
+    assert len(images) == 8
 
 
 def test_names_without_extension_and_relative_paths_resolve(tmp_path):

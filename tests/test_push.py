@@ -225,6 +225,21 @@ def test_an_unfinished_run_or_a_bad_repo_name_is_one_line(
     assert hub.log == [] and hub.commits == []
 
 
+def test_a_license_the_hub_does_not_know_is_one_line(hub, finished, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hubstand.GOOD)
+    code, out, err = _push(capsys, "--run", str(finished), "--repo", REPO, "--license", "apache2")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--license 'apache2' is not a Hugging Face license identifier" in err
+    assert "did you mean apache-2.0?" in err
+    assert hub.log == [] and hub.commits == []
+    card = RunLayout.of_folder(finished).model_card
+    assert not card.exists()
+    args = ["--run", str(finished), "--repo", REPO, "--license", "CC-BY-4.0", "--dry-run"]
+    code, out, err = _push(capsys, *args)
+    assert code == 0, err
+    assert "\nlicense: cc-by-4.0\n" in card.read_text(encoding="utf-8")
+
+
 def test_an_unreachable_hub_is_one_line(hub, finished, capsys, monkeypatch):
     import socket
 
@@ -246,3 +261,22 @@ def test_a_run_folder_with_a_space_leaves_no_path_in_what_is_pushed():
     assert public_results({"checkpoint": "/a b/epoch_latest.pt"})["checkpoint"] == (
         "epoch_latest.pt"
     )
+
+
+def test_the_card_says_how_the_towers_started_the_precision_used_and_counts_patients(finished):
+    from retclip_pipeline.hub import card
+    from retclip_pipeline.hub.push import finished_run
+
+    layout, profile, results = finished_run(finished)
+    text = str(card.build(layout, profile, results, REPO, []))
+    assert "| started from | random initialisation (the tiny preset towers) |" in text, text
+    assert "| precision | fp32 (auto) |" in text  # what "auto" became on the CPU
+    assert "| split | images | image-text pairs |" in text
+    tested = results["sizes"]["test_images"]
+    assert f"On the test split ({tested} images, " in text
+    profile.data.eyes = "paired"  # one record a patient: two eye images
+    profile.model.text = "bert-base-uncased"
+    text = str(card.build(layout, profile, results, REPO, []))
+    assert "| split | patients (two eye images each) | patient-text pairs |" in text
+    assert f"On the test split ({tested} patients, " in text
+    assert "random initialisation for the vision tower (tiny), pretrained text tower" in text

@@ -144,6 +144,44 @@ def test_cache_only_holds_the_client_to_its_cache_and_restores_it(monkeypatch):
         assert reason is None and not constants.HF_HUB_OFFLINE
 
 
+def test_the_advice_for_an_uncached_tower_names_the_real_reason(monkeypatch):
+    """The cache-only hold sets the client's offline constant as HF_HUB_OFFLINE=1 does: the
+    advice tells an unreachable hub from the variable."""
+    from huggingface_hub import constants
+
+    from retclip_pipeline.hub import reach
+    from retclip_pipeline.model.sources import fetch_advice
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with reach.cache_only("ConnectError: [Errno 111] Connection refused"):
+        advice = fetch_advice(["pubmedbert"])
+    assert advice.startswith("hub not reachable (ConnectError: [Errno 111] Connection refused)")
+    assert "HF_HUB_OFFLINE" not in advice and "`hf download " in advice
+    assert fetch_advice(["pubmedbert"]).startswith("check the names")  # online again
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    advice = fetch_advice(["pubmedbert"])
+    assert advice.startswith("offline (HF_HUB_OFFLINE=1)") and "unset HF_HUB_OFFLINE" in advice
+
+
+def test_a_hub_data_set_never_listed_names_the_real_reason(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    from retclip_pipeline.errors import UserError
+    from retclip_pipeline.hub import reach
+    from retclip_pipeline.hub.shards import list_shards
+
+    monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with reach.cache_only("ConnectError: refused"), pytest.raises(UserError) as caught:
+        list_shards("org/never", ["train"], None, None)
+    said = str(caught.value)
+    assert said.startswith("the hub is not reachable (ConnectError: refused) and data set")
+    assert "HF_HUB_OFFLINE" not in said and "connect and retry" in said
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match=r"^HF_HUB_OFFLINE=1 and data set .*unset HF_HUB"):
+        list_shards("org/never", ["train"], None, None)
+
+
 def test_preflight_runs_the_same_check(hub, tmp_path, demo_root):
     from .conftest import demo_toml, write_profile
 

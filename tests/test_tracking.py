@@ -11,7 +11,8 @@ import torch
 from retclip_pipeline import profile as profiles
 from retclip_pipeline.errors import StageInterrupted, UserError
 from retclip_pipeline.layout import RunLayout
-from retclip_pipeline.preflight.check import kept_checkpoints, run_checks
+from retclip_pipeline.preflight.check import run_checks
+from retclip_pipeline.preflight.costs import kept_checkpoints
 from retclip_pipeline.profile_schema import Profile
 from retclip_pipeline.runner import run
 from retclip_pipeline.training import tracking

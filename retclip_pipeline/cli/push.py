@@ -32,8 +32,9 @@ def add(commands) -> None:
     parser.add_argument(
         "--license",
         default="other",
-        help="the card's license (a hub license id such as apache-2.0; default: other, "
-        "since the weights follow the data set's terms)",
+        help="the card's license: a hub license id such as apache-2.0 or cc-by-nc-4.0 "
+        "(https://huggingface.co/docs/hub/repositories-licenses); default: other, since the "
+        "weights follow the data set's terms",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="list what would go up and write the card only"

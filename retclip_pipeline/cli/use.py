@@ -13,6 +13,11 @@ from ..errors import UserError
 from . import PROG
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+CHECKPOINT_HELP = (
+    "checkpoint to use, a .pt file (default: the one evaluation reads: the run's "
+    'eval.checkpoint if set, else the training\'s best.pt, else its latest; "init": the '
+    "untrained starting weights)"
+)
 
 
 def add(commands) -> None:
@@ -24,7 +29,7 @@ def add(commands) -> None:
     source.add_argument("--images", type=Path, help="a folder of images (searched recursively)")
     source.add_argument("--texts", type=Path, help="a text file, one text a line")
     parser.add_argument("--out", type=Path, help="output .pt (default: embeddings_*.pt here)")
-    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
+    parser.add_argument("--checkpoint", type=_checkpoint, help=CHECKPOINT_HELP)
     parser.set_defaults(handler=embed)
     parser = commands.add_parser(
         "query", prog=f"{PROG} query", help="top images for a text, or texts for an image"
@@ -33,8 +38,14 @@ def add(commands) -> None:
     parser.add_argument("text", nargs="?", help="a text: its top images of the test split")
     parser.add_argument("--image", type=Path, help="an image: its top texts and classes")
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--checkpoint", help="checkpoint to use (default: the latest)")
+    parser.add_argument("--checkpoint", type=_checkpoint, help=CHECKPOINT_HELP)
     parser.set_defaults(handler=query)
+
+
+def _checkpoint(value: str) -> str:
+    """A --checkpoint path is the user's, read from where the command runs (as `run`'s is),
+    not from the run folder the run's own profile lives in."""
+    return value if value == "init" else str(Path(value).expanduser().resolve())
 
 
 def embed(args) -> int:
@@ -74,27 +85,32 @@ def query(args) -> int:
     import torch
 
     from .. import api
-    from ..evaluation.features import split_texts
+    from ..evaluation.features import split_images, split_texts
     from ..layout import RunLayout
 
     if bool(args.text) == bool(args.image):
         raise UserError("give either a text or --image PATH")
     run = api.load(args.run, args.checkpoint)
     features = RunLayout.of(run.profile, run.folder).features("test_imgs")
+    paired = run.profile.data.eyes == "paired"
     if args.text:
         if not features.exists():
             raise UserError(f"{features} is missing: run the evaluate stage first")
         images = torch.load(features, weights_only=True)
+        records = {r["image_id"]: r for r in split_images(run.folder, "test")}
         scores = (
             torch.nn.functional.normalize(images["patient"], dim=-1)
             @ run.encode_texts([args.text])[0]
         )
         best = scores.topk(min(args.k, len(scores)))
-        print(f"top images of the test split for: {args.text}")
+        print(f"top {'patients' if paired else 'images'} of the test split for: {args.text}")
         for rank, (score, index) in enumerate(zip(best.values, best.indices, strict=True), 1):
+            image_id = images["ids"][index]
+            record = records.get(image_id, {})
+            name = f"{'patient' if paired else 'image'} {record.get('key', image_id)}"
+            labels = _labels(record)
             print(
-                f"{rank}. image {images['ids'][index]} ({images['labels'][index]}), "
-                f"similarity {float(score):.3f}"
+                f"{rank}. {name}{f' ({labels})' if labels else ''}, similarity {float(score):.3f}"
             )
         return 0
     texts = split_texts(run.folder, "test")
@@ -104,9 +120,30 @@ def query(args) -> int:
     print(f"top texts of the test split for {args.image}:")
     for rank, (score, index) in enumerate(zip(best.values, best.indices, strict=True), 1):
         record = texts[int(index)]
-        print(f"{rank}. [{record.get('label', '')}] {record['text'][:150]} ({float(score):.3f})")
+        labels = _labels(record)
+        print(
+            f"{rank}. {f'[{labels}] ' if labels else ''}{record['text'][:150]} ({float(score):.3f})"
+        )
+    if not run.labels():
+        print(
+            "classes: none to choose from: the run has no class labels (its profile's "
+            "data.label_column is empty)"
+        )
+        return 0
     print(
         "classes: "
         + ", ".join(f"{label} {p:.2f}" for label, p in run.classify([args.image], top=args.k)[0])
     )
     return 0
+
+
+def _labels(record: dict) -> str:
+    """A record's class: its patient-level label, else each eye's, else nothing."""
+    if record.get("label"):
+        return str(record["label"])
+    eyes = [
+        f"{side}: {record[f'label_{side}']}"
+        for side in ("left", "right")
+        if record.get(f"label_{side}")
+    ]
+    return "; ".join(eyes)

@@ -92,7 +92,7 @@ def drop_unmatched(data: DataSection, table: PromptTable, unmatched: dict[int, s
     if data.on_bad_row == "error":
         more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
         raise UserError(
-            f"{table.path}: {len(unmatched)} of {patients} {_things(data)} have no image: "
+            f"{table.path}: {len(unmatched)} of {patients} {things(data)} have no image: "
             f"{'; '.join(shown[:3])}{more}; fix the CSV or the images, or set "
             f'data.on_bad_row = "skip" to leave them out'
         )
@@ -100,12 +100,13 @@ def drop_unmatched(data: DataSection, table: PromptTable, unmatched: dict[int, s
     table.skipped += [(row.line, "no image") for row in table.rows if row.index in unmatched]
     table.rows = kept
     if not kept:
-        raise UserError(f"{table.path}: none of its {patients} {_things(data)} has an image")
+        raise UserError(f"{table.path}: none of its {patients} {things(data)} has an image")
     return [
-        f"{table.path.name}: skipped {len(unmatched)} of {patients} {_things(data)} with no "
+        f"{table.path.name}: skipped {len(unmatched)} of {patients} {things(data)} with no "
         f"image: {'; '.join(shown[:3])}" + (" ..." if len(shown) > 3 else "")
     ]
 
 
-def _things(data: DataSection) -> str:
+def things(data: DataSection) -> str:
+    """What one index of the CSV is: a patient's two eyes, or one image."""
     return "patients" if data.eyes == "paired" else "images"

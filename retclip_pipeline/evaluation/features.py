@@ -163,3 +163,7 @@ def text_features(
 
 def split_texts(workdir: Path, split: str) -> list[dict[str, Any]]:
     return _read_jsonl(RunLayout.of_folder(workdir).texts_jsonl(split))
+
+
+def split_images(workdir: Path, split: str) -> list[dict[str, Any]]:
+    return _read_jsonl(RunLayout.of_folder(workdir).images_jsonl(split))

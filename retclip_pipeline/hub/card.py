@@ -76,7 +76,7 @@ def settings_rows(profile: Profile, trained: dict[str, Any]) -> list[list[Any]]:
     rows = [
         ["vision tower", _public(model.vision)],
         ["text tower", _public(model.text)],
-        ["started from", _public(model.init) if model.init else "the towers' pretrained weights"],
+        ["started from", _started_from(model)],
         ["context length", model.context_length],
         ["image size (stored)", f"{data.image_size} px"],
         ["eyes", data.eyes],
@@ -87,11 +87,38 @@ def settings_rows(profile: Profile, trained: dict[str, Any]) -> list[list[Any]]:
         ["learning rate", train.lr],
         ["weight decay", train.weight_decay],
         ["warm-up steps", train.warmup_steps],
-        ["precision", train.precision],
+        ["precision", _precision(train.precision, trained.get("precision"))],
         ["frozen towers", model.freeze],
         ["sizing", profile.sizing.mode],
     ]
     return [row for row in rows if row[1] != ""]
+
+
+def _started_from(model) -> str:
+    """What the towers' weights were before training: a checkpoint (model.init), each
+    tower's pretrained weights, or a random initialisation (the tiny preset)."""
+    from ..model.sources import TINY
+
+    if model.init:
+        return _public(model.init)
+    random = [kind for kind in ("vision", "text") if getattr(model, kind) == TINY]
+    if len(random) == 2:
+        return "random initialisation (the tiny preset towers)"
+    if random:
+        other = "text" if random == ["vision"] else "vision"
+        return f"random initialisation for the {random[0]} tower (tiny), pretrained {other} tower"
+    return "the towers' pretrained weights"
+
+
+def _precision(asked: str, used: str | None) -> str:
+    """The precision training computed in: "auto" as it resolved ("bf16 (auto)")."""
+    if asked == "auto":
+        return (
+            f"{used} (auto)"
+            if used
+            else "auto (bf16 on a GPU that has it, else fp16; fp32 on the CPU)"
+        )
+    return asked
 
 
 def metrics_tables(results: dict[str, Any]) -> list[str]:
@@ -241,6 +268,14 @@ def build(
         [split, counts.get(f"{split}_images", "?"), counts.get(f"{split}_pairs", "?")]
         for split in ("train", "test")
     ]
+    # Paired eyes: one record is a patient (a left and a right image), one pair a patient's.
+    paired = profile.data.eyes == "paired"
+    things = "patients" if paired else "images"
+    header = (
+        ["split", "patients (two eye images each)", "patient-text pairs"]
+        if paired
+        else ["split", "images", "image-text pairs"]
+    )
     body = [
         f"# {repo_id.split('/')[-1]}",
         "",
@@ -252,7 +287,7 @@ def build(
         "",
         f"Data set: `{shown}`",
         "",
-        _table(["split", "images", "image-text pairs"], size_rows),
+        _table(header, size_rows),
         "",
         "## Settings",
         "",
@@ -260,7 +295,7 @@ def build(
         "",
         "## Evaluation",
         "",
-        f"On the test split ({results.get('sizes', {}).get('test_images', '?')} images, "
+        f"On the test split ({results.get('sizes', {}).get('test_images', '?')} {things}, "
         f"{results.get('sizes', {}).get('test_texts', '?')} texts), checkpoint "
         f"`{_checkpoint_name(str(results.get('checkpoint', '?')))[0]}`:",
         "",

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import os
 
+OFFLINE_ENV = "HF_HUB_OFFLINE=1"
+# Why the client is held to its cache while hub.reach.cache_only holds it there (the hub did
+# not answer: "ConnectError: ..."); None otherwise. It sets the client's offline constant,
+# as HF_HUB_OFFLINE=1 does: this tells the two apart.
+held_reason: str | None = None
+
 
 def hub_endpoint() -> str | None:
     """HF_ENDPOINT, or None for the client's default."""
@@ -22,3 +28,11 @@ def offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def offline_reason() -> str | None:
+    """Why the hub client reads its cache only: HF_HUB_OFFLINE=1, or the hub not answering
+    (the reason the probe gave); None when it may ask the hub."""
+    if not offline():
+        return None
+    return held_reason or OFFLINE_ENV

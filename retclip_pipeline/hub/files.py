@@ -40,19 +40,24 @@ class FileFolder:
         return self.count
 
     def find(self, value: str) -> Path | str:
-        """The file a CSV cell names, or why there is none: a path relative to the folder,
-        else a file name anywhere under it, else a name without its extension."""
-        direct = self.folder / value
-        if ".." not in Path(value).parts and direct.is_file():
-            return direct
+        """The file a CSV cell names, or why there is none: a path relative to the folder
+        (with a folder in it), else a file name anywhere under it, else a name without its
+        extension. A name that more than one file under the folder has (the top folder
+        included) is found nowhere: the reason names where they are."""
         name = Path(value).name
+        direct = self.folder / value
+        if name != value and ".." not in Path(value).parts and direct.is_file():
+            return direct
         found = self.by_name.get(name) or self.by_stem.get(name) or []
         if len(found) == 1:
             return found[0]
         if not found:
             return f"no file {value!r} under {self.folder}"
-        places = ", ".join(str(p.relative_to(self.folder)) for p in found[:3])
-        return f"{len(found)} files are named {name!r} ({places}): write the path relative to {self.folder}"
+        places = " and ".join(str(p.relative_to(self.folder)) for p in found[:3])
+        return (
+            f"{len(found)} files are named {name!r} ({places}): write the path relative to "
+            f"{self.folder} in the CSV, or point hub.dataset at the one folder"
+        )
 
 
 def open_file_splits(where: str, wanted: list[str]) -> dict[str, FileFolder]:

@@ -111,7 +111,9 @@ def _files(folder: Path, allow: list[str] | None, ignore: list[str] | None) -> l
 def prepare(folder: Path, repo_id: str, license: str = "other") -> Upload:
     """Everything one push would send, the card built; nothing is sent."""
     from . import card
+    from .licenses import check_license
 
+    license = check_license(license)
     layout, profile, results = finished_run(folder)
     upload = Upload(check_repo_id(repo_id), profile)
     for name in _files(layout.export, None, EXPORT_IGNORE):

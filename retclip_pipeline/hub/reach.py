@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import UserError
+from . import env
+from .env import OFFLINE_ENV
 
 PROBE_S = 8.0  # the longest a probe waits for the hub's first answer
-OFFLINE_ENV = "HF_HUB_OFFLINE=1"
 
 _lock = threading.Lock()
 _held = 0  # threads inside cache_only()
@@ -58,10 +59,11 @@ def unreachable(timeout: float = PROBE_S) -> str | None:
 
 
 @contextmanager
-def cache_only() -> Iterator[None]:
+def cache_only(reason: str = "the hub did not answer") -> Iterator[None]:
     """Within: the hub client and transformers read their caches only, as with
-    HF_HUB_OFFLINE=1, and fail at once on what is not there. Process-wide (the client has
-    no other switch), so other threads read the cache too until the last one leaves."""
+    HF_HUB_OFFLINE=1, and fail at once on what is not there; `reason` (why the hub is not
+    asked) is what env.offline_reason says meanwhile. Process-wide (the client has no other
+    switch), so other threads read the cache too until the last one leaves."""
     global _held, _saved
     from huggingface_hub import constants
 
@@ -69,6 +71,8 @@ def cache_only() -> Iterator[None]:
         if _held == 0:
             _saved = constants.HF_HUB_OFFLINE
             constants.HF_HUB_OFFLINE = True
+            if not _saved:
+                env.held_reason = reason
         _held += 1
     try:
         yield
@@ -77,6 +81,7 @@ def cache_only() -> Iterator[None]:
             _held -= 1
             if _held == 0:
                 constants.HF_HUB_OFFLINE = _saved
+                env.held_reason = None
 
 
 @contextmanager
@@ -93,7 +98,7 @@ def hub_or_cache(needed: bool = True) -> Iterator[str | None]:
         if reason == OFFLINE_ENV:
             yield reason
         else:
-            with cache_only():
+            with cache_only(reason):
                 yield reason
     except OSError as exc:
         raise UserError(

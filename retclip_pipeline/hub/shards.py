@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..errors import UserError
-from .env import hub_api, hub_endpoint, offline
+from .env import OFFLINE_ENV, hub_api, hub_endpoint, offline, offline_reason
 from .retry import Retrier
 
 PARQUET_CONVERSION = "refs/convert/parquet"
@@ -124,19 +124,29 @@ def save_listing(listing: Listing) -> None:
     write_json(_listing_path(listing.repo), listing.to_json())
 
 
+def _offline() -> tuple[str, str]:
+    """(why only the cache is read, what to do): HF_HUB_OFFLINE=1, or a hub that did not
+    answer (the cache-only hold sets the same switch)."""
+    reason = offline_reason() or OFFLINE_ENV
+    if reason == OFFLINE_ENV:
+        return OFFLINE_ENV, "unset HF_HUB_OFFLINE"
+    return f"the hub is not reachable ({reason})", "connect and retry"
+
+
 def _cached_listing(repo: str, splits: list[str]) -> Listing:
     path = _listing_path(repo)
+    why, fix = _offline()
     if not path.is_file():
         raise UserError(
-            f"HF_HUB_OFFLINE=1 but data set {repo} was never listed on this machine "
-            f"(no {path}): run once online, or unset HF_HUB_OFFLINE"
+            f"{why} and data set {repo} was never listed on this machine (no {path}): "
+            f"run once online ({fix})"
         )
     listing = Listing.from_json(json.loads(path.read_text(encoding="utf-8")))
     missing = [s for s in splits if s not in listing.files]
     if missing:
         raise UserError(
-            f"HF_HUB_OFFLINE=1 and split {', '.join(map(repr, missing))} of {repo} was never "
-            "fetched: run once online, or unset HF_HUB_OFFLINE"
+            f"{why} and split {', '.join(map(repr, missing))} of {repo} was never "
+            f"fetched: run once online ({fix})"
         )
     return listing
 
@@ -151,9 +161,10 @@ def cached_file(listing: Listing, shard: ShardFile) -> str | None:
 
 
 def missing_offline(listing: Listing, shard: ShardFile) -> UserError:
+    why, fix = _offline()
     return UserError(
-        f"HF_HUB_OFFLINE=1 but {shard.path} of data set {listing.repo} (revision "
-        f"{listing.revision[:12]}) is not in the hub cache: unset HF_HUB_OFFLINE to fetch it"
+        f"{why} and {shard.path} of data set {listing.repo} (revision "
+        f"{listing.revision[:12]}) is not in the hub cache: {fix} to fetch it"
     )
 
 

@@ -111,7 +111,9 @@ def build(spec: ModelSpec, weights: bool = True):
     try:
         return _build(spec, weights)
     except (OSError, ValueError) as exc:  # what transformers and the hub client raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = (
+            str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+        )
         raise UserError(
             f"cannot load the towers model.vision = {spec.vision!r}, model.text = "
             f"{spec.text!r}: {first}; {fetch_advice([spec.vision, spec.text])}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..hub.env import offline
+from ..hub.env import OFFLINE_ENV, offline_reason
 from ..units import size
 
 # Short names a profile may use for `model.vision`; anything else is a hub id or a folder
@@ -56,10 +56,17 @@ def hub_ids(names: list[str]) -> list[str]:
 def fetch_advice(names: list[str]) -> str:
     """What to do when a tower cannot be had: offline, the commands that fetch it ahead."""
     ids = hub_ids(names)
-    if offline() and ids:
+    reason = offline_reason()
+    if reason and ids:
         commands = "; ".join(f"`hf download {repo}`" for repo in ids)
+        if reason == OFFLINE_ENV:
+            return (
+                f"offline ({OFFLINE_ENV}): only cached models load: fetch them ahead with "
+                f"{commands}, or unset HF_HUB_OFFLINE"
+            )
         return (
-            f"offline (HF_HUB_OFFLINE=1) only cached models load: fetch them ahead with {commands}"
+            f"hub not reachable ({reason}): only cached models load: connect and retry, or "
+            f"fetch them ahead on a connected machine with {commands}"
         )
     return "check the names (a preset, a hub id or a local folder), your connection and token"
 
@@ -82,10 +89,12 @@ def weights_where(source: str) -> str:
 
     if any(isinstance(try_to_load_from_cache(source, f), str) for f in WEIGHT_FILES):
         return f"weights of {source} in the hub cache"
-    if offline():
+    reason = offline_reason()
+    if reason:
+        unset = ", or unset HF_HUB_OFFLINE" if reason == OFFLINE_ENV else ""
         raise UserError(
-            f"HF_HUB_OFFLINE=1 and the weights of {source} are not in the hub cache: fetch "
-            f"them ahead with `hf download {source}`"
+            f"the weights of {source} are not in the hub cache and the hub is not asked "
+            f"({reason}): fetch them ahead with `hf download {source}`{unset}"
         )
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
@@ -117,7 +126,9 @@ def describe_tower(name: str, kind: str) -> tuple[str, dict]:
     try:
         config = load_config(source)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = (
+            str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+        )
         raise UserError(f"{key} = {name!r}: {first}; {fetch_advice([name])}") from None
     if kind == "vision" and config.model_type not in VISION_TYPES:
         raise UserError(

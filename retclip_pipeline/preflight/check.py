@@ -10,38 +10,12 @@ import shutil
 from pathlib import Path
 
 from ..checks import Check
+from ..data.join import things
 from ..data.prompts import PromptTable, check_columns, read_prompts
 from ..errors import UserError
 from ..profile import Profile, train_batch_size
 from ..units import size
-
-# Bytes per pixel of a 95-quality fundus JPEG, measured on the demo and real-like images.
-JPEG_BYTES_PER_PIXEL = 0.35
-
-
-def estimate_output_bytes(profile: Profile, images: int) -> int:
-    """Data and LMDB: the TSV and the LMDB hold each image base64-encoded (4/3), twice (both
-    eyes), and the LMDB build keeps a working copy until its compacted copy is done."""
-    jpeg = profile.data.image_size**2 * JPEG_BYTES_PER_PIXEL
-    return int(images * jpeg * 4 / 3 * 2 * 3 * 1.2)
-
-
-def kept_checkpoints(profile: Profile) -> int:
-    """Checkpoint files on disk during training, at most: epoch_latest.pt (and its
-    replacement while it is written), epoch{N}.pt every save_every epochs and the last (the
-    newest train.keep_last of them), and best.pt when there is a test split to validate on."""
-    cfg = profile.train
-    epoch_files = cfg.epochs // cfg.save_every + (1 if cfg.epochs % cfg.save_every else 0)
-    if cfg.keep_last:
-        epoch_files = min(epoch_files, cfg.keep_last)
-    return 2 + epoch_files + (1 if profile.data.test_csv else 0)
-
-
-def training_output_bytes(profile: Profile, parameters: int, trainable: int) -> int:
-    """Checkpoints (fp32 weights and AdamW's two moments per trained weight) and the export
-    (the transformers folders and the RET-CLIP-layout state dict, fp32)."""
-    checkpoint = 4 * parameters + 8 * trainable
-    return int(kept_checkpoints(profile) * checkpoint * 1.01 + 2 * 4 * parameters)
+from .costs import estimate_output_bytes, kept_checkpoints, training_output_bytes
 
 
 def _existing_parent(path: Path) -> Path:
@@ -87,7 +61,7 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[Check]:
                     f"{name} CSV",
                     True,
                     f"{path}: {table.rows_read} rows, {len(table.by_index())} distinct "
-                    f"images{skipped}",
+                    f"{things(profile.data)}{skipped}",
                 )
             )
         except UserError as exc:
@@ -293,6 +267,7 @@ def dataset_checks(profile: Profile, token=None) -> list[Check]:
 
             rows = hub_split_rows(profile, where, splits, token)
             classes = {split: None for split in splits}
+            sources = {}
         else:
             from ..hub.splits import open_splits
 
@@ -306,24 +281,48 @@ def dataset_checks(profile: Profile, token=None) -> list[Check]:
     items = []
     for name, csv, split in split_plan(profile):
         detail = f"{where} [{split}]: {rows[split]} rows"
+        if profile.data.join == "file":  # one folder of image files for every split
+            detail = f"{where}: {rows[split]} files"
         if classes[split]:
             detail += f", {classes[split]} classes"
         try:
-            table = read_prompts(profile.resolve(csv), profile.data, rows[split])
+            if profile.data.join == "index":
+                table = read_prompts(profile.resolve(csv), profile.data, rows[split])
+                said = "CSV indices in range"
+            else:
+                table = read_prompts(profile.resolve(csv), profile.data, None)
+                said = _joined(profile, table, sources.get(split))
             left = f", {len(table.skipped)} left out" if table.skipped else ""
+            usable = f"{len(table.rows)} rows usable{left}"
+            detail += f"; {said} ({usable})"
             outside = [(line, why) for line, why in table.skipped if "outside the split" in why]
-            detail += f"; CSV indices in range ({len(table.rows)} rows usable{left})"
             if outside:  # data.on_bad_row = "skip": the run goes on without them
                 line, why = outside[0]
                 detail = (
                     f"{where} [{split}]: {rows[split]} rows; {len(outside)} CSV rows point "
                     f"outside it and are left out (e.g. line {line}: {why}): check that "
-                    f"{csv} indexes the {split} split ({len(table.rows)} rows usable{left})"
+                    f"{csv} indexes the {split} split ({usable})"
                 )
             items.append(Check.of(f"data set {name}", True, detail, bool(outside)))
         except UserError as exc:
             items.append(Check.of(f"data set {name}", False, str(exc)))
     return items
+
+
+def _joined(profile: Profile, table: PromptTable, source) -> str:
+    """The CSV's keys or file names joined to the data set as conversion joins them (a
+    UserError for those with no image, unless data.on_bad_row = "skip"); a hub data set's
+    keys are matched at conversion, where its key column is read."""
+    from ..data.join import drop_unmatched, join_split
+
+    data = profile.data
+    if source is None:
+        return f"{data.key_column} values matched at conversion"
+    _, unmatched = join_split(data, table, source)
+    drop_unmatched(data, table, unmatched)  # the rows without an image: left out, or an error
+    if data.join == "file":
+        return "the image files the CSV names found, each once"
+    return f"every {data.key_column} matched to one data set row"
 
 
 def _token_check(profile: Profile, reason: str | None) -> list[Check]:

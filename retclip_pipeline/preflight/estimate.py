@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..profile import GPU_CHOICES, Profile
-from ..units import duration
+from ..units import about
 from ..units import memory as size
 
 GiB = 2**30
@@ -106,7 +106,7 @@ class Target:
         if self.measured_peak is not None:
             out.append(f"measured peak {where}: {size(self.measured_peak)} (allocator)")
         if self.epoch_seconds is not None:
-            out.append(f"time per epoch {where}: about {duration(self.epoch_seconds)} ({self.how})")
+            out.append(f"time per epoch {where}: {about(self.epoch_seconds)} ({self.how})")
         else:
             out.append(f"time per epoch {where}: not estimated ({self.how})")
         return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks import FAIL, OK, SKIP, WARN, Check, passed
+from ..data.join import things
 from ..data.prompts import (
     columns_said,
     csv_records,
@@ -263,7 +264,7 @@ def _data_report(profile: Profile, tokens: bool, token, reason: str | None) -> R
         texts = Counter(row.text for row in table.rows)
         repeated = sum(count - 1 for count in texts.values() if count > 1)
         report.add(
-            f"{name}: {table.rows_read} rows, {len(groups)} distinct images, "
+            f"{name}: {table.rows_read} rows, {len(groups)} distinct {things(profile.data)}, "
             f"{several} with several texts, {repeated} repeated prompts, "
             f"{len(table.skipped)} rows skipped"
         )

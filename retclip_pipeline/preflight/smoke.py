@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..checks import Check
+from ..events import EventSink
 from ..layout import RunLayout
 from ..state import RunState
 
@@ -47,3 +48,21 @@ def checklist(workdir: Path, layout: RunLayout | None = None) -> list[Check]:
 
 def _brief(summary: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in list(summary.items())[:4])
+
+
+def announce(layout: RunLayout, sink: EventSink) -> None:
+    """A finished smoke run says whether the full run can follow, and how."""
+    from ..checks import SMOKE_MARKS, passed, render_line
+    from ..events import Event
+
+    items = checklist(layout.root, layout)
+    for item in items:
+        sink(Event("smoke", "log", render_line(item, SMOKE_MARKS)))
+    if passed(items):
+        message = (
+            "smoke checklist passed: the same settings at full size with "
+            f"`python -m retclip_pipeline promote --run {layout.root}`"
+        )
+        sink(Event("smoke", "log", message))
+    else:
+        sink(Event("smoke", "log", "smoke checklist failed: fix it first", level="warning"))

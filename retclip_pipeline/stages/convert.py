@@ -19,7 +19,7 @@ from ..atomic import atomic_open, concat_files, write_json, write_text
 from ..data import conversion
 from ..data import report as convert_report
 from ..data.conversion import SplitResult
-from ..data.join import drop_unmatched, join_split
+from ..data.join import drop_unmatched, join_split, things
 from ..data.prompts import read_prompts, stratified_sample
 from ..data.sampling import plan_counts, sample_size, split_plan
 from ..errors import UserError
@@ -254,7 +254,7 @@ def _prepare(ctx: StageContext) -> list[tuple[SplitSource, SplitResult]]:
         smoke = profile.sizing.mode == "smoke"
         selected = stratified_sample(labels, count, profile.sizing.seed, runs=smoke)
         ctx.emit.log(
-            f"{name}: {table.rows_read} rows, {len(labels)} distinct images, "
+            f"{name}: {table.rows_read} rows, {len(labels)} distinct {things(profile.data)}, "
             f"converting {len(selected)}"
         )
         prepared.append((source, SplitResult(name, table, selected, labels)))
@@ -300,8 +300,8 @@ def _plan_lines(profile: Profile, gpu: str | None) -> list[str]:
     from ..preflight.costs import sizing_lines
 
     lines = [
-        f"{split}: {counts['rows']} CSV rows on {counts['images']} images, "
-        f"{counts['sampled']} images in this run"
+        f"{split}: {counts['rows']} CSV rows on {counts['images']} {things(profile.data)}, "
+        f"{counts['sampled']} {things(profile.data)} in this run"
         for split, counts in plan_counts(profile).items()
     ]
     return lines + sizing_lines(profile)

@@ -97,7 +97,7 @@ def _plan_lines(profile: Profile, gpu: str | None) -> list[str]:
     """The memory and time estimate, or why there is none (a tower not to be had offline);
     what training keeps on disk; where TensorBoard finds the run."""
     from ..data.sampling import split_pairs
-    from ..preflight.check import kept_checkpoints, training_output_bytes
+    from ..preflight.costs import kept_checkpoints, training_output_bytes
     from ..preflight.estimate import estimate
     from ..units import size
 

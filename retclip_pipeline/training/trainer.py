@@ -25,6 +25,7 @@ from .device import checkpointing, forward, freeze, resolve_device, resolve_prec
 from .stop import StopRequest
 
 LOG_EVERY_S = 10.0  # metric events at most this often
+PRECISIONS = {"torch.bfloat16": "bf16", "torch.float16": "fp16"}  # autocast dtype -> name
 
 
 @dataclass
@@ -353,6 +354,7 @@ class Trainer:
         return {
             "epochs": progress.epoch,
             "steps": progress.step,
+            "precision": PRECISIONS.get(str(self.dtype), "fp32"),  # what "auto" resolved to
             **{k: v for k, v in final.items() if k.startswith(("val_", "train_"))},
         }
 
