@@ -318,7 +318,7 @@ def test_check_fails_on_a_ragged_csv(tmp_path, demo_root, capsys):
     path = tmp_path / "profile.toml"
     path.write_text(path.read_text().replace("[data]\n", '[data]\non_bad_row = "skip"\n'))
     assert main(["--profile", str(profile), "--check"]) == 0
-    assert "1 bad rows left out" in capsys.readouterr().out
+    assert "1 bad row(s) left out (line 3: 4 fields, the header has 3" in capsys.readouterr().out
 
 
 def test_a_token_in_the_profile_is_shown_and_written_nowhere(tmp_path, demo_root, capsys):
