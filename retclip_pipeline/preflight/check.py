@@ -343,7 +343,6 @@ def space_needed(profile: Profile, stage: str) -> str:
     """About how much free space a stage's outputs take, for a disk-full message ("" when
     it cannot be told)."""
     from ..data.sampling import plan_counts
-    from ..units import size
 
     try:
         images = sum(split["sampled"] for split in plan_counts(profile).values())
