@@ -272,3 +272,46 @@ def test_report_is_the_same_byte_for_byte_on_a_second_conversion(demo_profile, t
     report = json.loads(reports[0])
     assert report["splits"]["test"]["images_skipped"][0]["reason"].startswith("not an image")
     assert ("error" in report["tokens"]) == (tokenizer == "missing")
+
+
+POOL_START_INTERRUPTED = """
+import os, signal
+from concurrent.futures import ProcessPoolExecutor
+from retclip_pipeline.data import conversion
+
+if __name__ == "__main__":
+    submit = ProcessPoolExecutor.submit
+
+    def submit_after_ctrl_c(self, *args, **kwargs):
+        if not getattr(self, "interrupted", False):
+            self.interrupted = True
+            os.killpg(os.getpgrp(), signal.SIGINT)  # a terminal's Ctrl-C: workers get it too
+        return submit(self, *args, **kwargs)
+
+    ProcessPoolExecutor.submit = submit_after_ctrl_c
+    try:
+        conversion.make_pool(2)
+    except KeyboardInterrupt:
+        print("stopped")
+"""
+
+
+def test_ctrl_c_while_the_conversion_workers_start_stops_the_run(tmp_path):
+    """Held while the workers boot, never dropped; no worker prints a traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "start_pool.py"
+    script.write_text(POOL_START_INTERRUPTED, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        # its own process group, with Python's Ctrl-C handling (a CI runner may ignore SIGINT)
+        preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()),
+    )
+    assert result.stdout.strip() == "stopped", result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
