@@ -84,6 +84,20 @@ class RunState:
             receipt.unlink(missing_ok=True)
         self.beat(stage)
 
+    def take_over(self, prints: dict[str, str], earlier: dict[str, str]) -> list[str]:
+        """Finished stages recorded with the fingerprint an earlier version made for these
+        same settings (`earlier`), recorded again with the current one (`prints`), so that
+        the run folder can move from now on. Returns their names."""
+        taken = []
+        for name, entry in list(self.stages.items()):
+            said = entry.get("fingerprint")
+            if entry.get("status") == "done" and said == earlier.get(name) != prints.get(name):
+                kept = {k: v for k, v in entry.items() if k not in ("status", "fingerprint")}
+                kept.pop("updated_at", None)
+                self.mark(name, "done", prints[name], **kept)
+                taken.append(name)
+        return taken
+
     def forget(self, stage: str) -> None:
         self.stages.pop(stage, None)
         (self.path.parent / RECEIPTS / f"{stage}.json").unlink(missing_ok=True)
