@@ -56,6 +56,9 @@ def test_a_moved_project_folder_reruns_nothing_and_a_changed_image_reruns(tmp_pa
     evaluation = RunLayout.of(profile, profile.workdir_path()).evaluation
     before = _stamps(evaluation)
     assert before
+    # What it says holds no path of where the project was (the checkpoint is run-relative).
+    here = str(tmp_path / "here").encode()
+    assert [name for name, (data, _) in before.items() if here in data] == []
 
     shutil.move(tmp_path / "here", tmp_path / "there")
     moved = profiles.load(tmp_path / "there" / "proj" / "profile.toml")
