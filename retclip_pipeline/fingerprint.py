@@ -101,11 +101,14 @@ def input_identity(path: Path, skip: tuple[Path, ...] = ()) -> Any:
     return "missing"
 
 
-def material(profile: profiles.Profile, earlier: bool = False) -> dict[str, Any]:
+def material(
+    profile: profiles.Profile, earlier: bool = False, content: bool = True
+) -> dict[str, Any]:
     """The resolved profile the stages' fingerprints read, every input named by what it is:
     a file key by its content, a local data set and a local tower folder by their files (a
     hub id stays an id). `earlier`: as fingerprints were made before a data set and a tower
-    folder were named so (by their absolute paths), to know an earlier run's records."""
+    folder were named so (by their absolute paths), to know an earlier run's records. Not
+    `content`: a local data set by its kind only (what conversion's part files are named by)."""
     from .model.sources import is_local, source_of
 
     data = profiles.to_dict(profile, resolved=True)
@@ -119,7 +122,9 @@ def material(profile: profiles.Profile, earlier: bool = False) -> dict[str, Any]
     if earlier:
         return data
     kind, where = profile.dataset_source()
-    if kind == "local":
+    if kind == "local" and not content:
+        data["hub"]["dataset"] = {"local": "any"}
+    elif kind == "local":
         ours = (profile.workdir_path(), profile.data_dir_path() or profile.workdir_path())
         data["hub"]["dataset"] = {"local": input_identity(Path(where), ours)}
     for key in ("vision", "text"):

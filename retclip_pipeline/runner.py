@@ -83,7 +83,11 @@ def plan(
             status, reason = ("done", "") if outputs_there else ("to run", "outputs missing")
         elif entry.get("status") == "done":
             status, reason = "stale", "settings changed since it ran"
-        elif entry and entry.get("fingerprint") == current and stage.resumable(profile, workdir):
+        elif (
+            entry
+            and (entry.get("fingerprint") == current or stage.resumes_by_settings)
+            and stage.resumable(profile, workdir)
+        ):
             status, reason = "resume", f"was {entry.get('status')}"
         elif entry and entry.get("fingerprint") == current:
             status, reason = "to run", f"was {entry.get('status')}; {NOTHING_SAVED}"
@@ -107,9 +111,8 @@ def plan(
 
 def _earlier(state: RunState, profile: profiles.Profile, prints: dict[str, str]) -> dict:
     """Fingerprints as an earlier version made them, when a finished stage's record differs."""
-    done = {name: e for name, e in state.stages.items() if e.get("status") == "done"}
-    same = all(entry.get("fingerprint") == prints.get(name) for name, entry in done.items())
-    return {} if same else fingerprints(profile, earlier=True)
+    said = {n: e.get("fingerprint") for n, e in state.stages.items() if e.get("status") == "done"}
+    return {} if said.items() <= prints.items() else fingerprints(profile, earlier=True)
 
 
 def _reads(stage: Stage, row: PlanRow, profile: profiles.Profile, workdir: Path) -> bool:
