@@ -69,26 +69,38 @@ def folder_identity(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, Any]:
     digest = hashlib.sha256()
     count = total = 0
     skipped = {os.path.abspath(path) for path in skip}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and os.path.abspath(os.path.join(folder, d)) not in skipped
-        )
-        for name in sorted(f for f in files if not f.startswith(".")):
-            path = Path(folder) / name
+    stack = [(str(root), "")]
+    while stack:  # depth first, each folder's entries in name order
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            digest.update(f"{prefix}\0unreadable\n".encode())
+            continue
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            relative = prefix + entry.name
             try:
-                size = path.stat().st_size
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    what: Any = size
+                if entry.is_dir():
+                    if entry.is_symlink():  # not followed: it may lead back up
+                        what: Any = "link"
+                    elif os.path.abspath(entry.path) not in skipped:
+                        folders.append((entry.path, relative + "/"))
+                        continue
+                    else:
+                        continue
                 else:
-                    what = file_identity(path)
+                    size = entry.stat().st_size
+                    image = os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+                    what = size if image else file_identity(Path(entry.path))
+                    count, total = count + 1, total + size
             except OSError:
                 what = "unreadable"
-                size = 0
-            relative = path.relative_to(root).as_posix()
-            digest.update(json.dumps([relative, what]).encode() + b"\n")
-            count, total = count + 1, total + size
+            digest.update(f"{relative}\0{what}\n".encode())
+        stack.extend(reversed(folders))
     return {"files": count, "bytes": total, "digest": digest.hexdigest()[:16]}
 
 

@@ -180,3 +180,16 @@ def test_an_earlier_runs_fingerprints_still_count_and_are_brought_up_to_date(tmp
     shutil.move(tmp_path / "here", tmp_path / "there")
     moved = profiles.load(tmp_path / "there" / "profile.toml")
     assert _statuses(moved)["lmdb"] == "done"
+
+
+def test_a_run_folder_inside_the_data_set_folder_is_not_part_of_it(tmp_path, demo_root):
+    """What the run writes never makes its own conversion stale."""
+    shutil.copytree(demo_root, tmp_path / "set")
+    text = demo_toml(Path("."), workdir="run")  # the profile, CSVs and run in the set
+    profile = profiles.load(write_profile(tmp_path / "set", text))
+    prints = fingerprints(profile)
+    (profile.workdir_path() / "data").mkdir(parents=True)
+    (profile.workdir_path() / "data" / "train_imgs.tsv").write_text("0\tx\tx\n")
+    assert fingerprints(profile) == prints
+    (tmp_path / "set" / "notes.txt").write_text("a file of the set's own\n")
+    assert fingerprints(profile)["convert"] != prints["convert"]
