@@ -63,8 +63,8 @@ def folder_identity(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, Any]:
     """What a folder (a local data set, a tower) holds, wherever it lives: every file's
     name relative to it and size; the content of every file but an image (metadata, CSVs,
     parquet and arrow tables, configs, weights) by file_identity. Hidden files and folders
-    (a download tool's .cache) are left out, and so are the folders in `skip` (a run folder
-    kept inside the data set's). Images are not read: one edited in place to the very same
+    (a download tool's .cache) are left out, and so are run folders kept inside it (the
+    folders in `skip`, and any holding the pipeline's manifest). Images are not read: one edited in place to the very same
     size goes unnoticed."""
     digest = hashlib.sha256()
     count = total = 0
@@ -87,10 +87,10 @@ def folder_identity(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, Any]:
                 if entry.is_dir():
                     if entry.is_symlink():  # not followed: it may lead back up
                         what: Any = "link"
-                    elif os.path.abspath(entry.path) not in skipped:
-                        folders.append((entry.path, relative + "/"))
+                    elif os.path.abspath(entry.path) in skipped or _run_folder(entry.path):
                         continue
                     else:
+                        folders.append((entry.path, relative + "/"))
                         continue
                 else:
                     size = entry.stat().st_size
@@ -102,6 +102,17 @@ def folder_identity(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, Any]:
             digest.update(f"{relative}\0{what}\n".encode())
         stack.extend(reversed(folders))
     return {"files": count, "bytes": total, "digest": digest.hexdigest()[:16]}
+
+
+def _run_folder(folder: str) -> bool:
+    """Whether a folder is a run folder (its manifest.txt is the pipeline's)."""
+    from .ownership import HEADER, MANIFEST
+
+    try:
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8", errors="replace") as handle:
+            return handle.readline().rstrip("\n") == HEADER
+    except OSError:
+        return False
 
 
 def input_identity(path: Path, skip: tuple[Path, ...] = ()) -> Any:

@@ -11,6 +11,7 @@ from pathlib import Path
 from retclip_pipeline import profile as profiles
 from retclip_pipeline.fingerprint import folder_identity
 from retclip_pipeline.layout import RunLayout
+from retclip_pipeline.ownership import HEADER
 from retclip_pipeline.runner import fingerprints, plan, run
 from retclip_pipeline.state import RunState
 
@@ -190,6 +191,11 @@ def test_a_run_folder_inside_the_data_set_folder_is_not_part_of_it(tmp_path, dem
     prints = fingerprints(profile)
     (profile.workdir_path() / "data").mkdir(parents=True)
     (profile.workdir_path() / "data" / "train_imgs.tsv").write_text("0\tx\tx\n")
+    assert fingerprints(profile) == prints
+    other = tmp_path / "set" / "runs" / "earlier"  # another profile's run folder
+    other.mkdir(parents=True)
+    (other / "manifest.txt").write_text(f"{HEADER}\nstate.json\n", encoding="utf-8")
+    (other / "state.json").write_text("{}", encoding="utf-8")
     assert fingerprints(profile) == prints
     (tmp_path / "set" / "notes.txt").write_text("a file of the set's own\n")
     assert fingerprints(profile)["convert"] != prints["convert"]
