@@ -76,7 +76,7 @@ def plan(
     for stage in all_stages():
         entry = state.stages.get(stage.name, {})
         current = prints[stage.name]
-        if entry.get("status") == "done" and entry.get("fingerprint") == earlier.get(stage.name):
+        if entry.get("fingerprint") == earlier.get(stage.name):
             entry = dict(entry, fingerprint=current)  # taken over when it runs
         outputs_there = all(p.exists() for p in stage.outputs(profile, workdir))
         if entry.get("status") == "done" and entry.get("fingerprint") == current:
@@ -110,8 +110,8 @@ def plan(
 
 
 def _earlier(state: RunState, profile: profiles.Profile, prints: dict[str, str]) -> dict:
-    """Fingerprints as an earlier version made them, when a finished stage's record differs."""
-    said = {n: e.get("fingerprint") for n, e in state.stages.items() if e.get("status") == "done"}
+    """Fingerprints as an earlier version made them, when a stage's record differs."""
+    said = {name: entry.get("fingerprint") for name, entry in state.stages.items()}
     return {} if said.items() <= prints.items() else fingerprints(profile, earlier=True)
 
 

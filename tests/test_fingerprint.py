@@ -199,3 +199,34 @@ def test_a_run_folder_inside_the_data_set_folder_is_not_part_of_it(tmp_path, dem
     assert fingerprints(profile) == prints
     (tmp_path / "set" / "notes.txt").write_text("a file of the set's own\n")
     assert fingerprints(profile)["convert"] != prints["convert"]
+
+
+def test_a_training_cut_off_before_the_upgrade_resumes_from_its_checkpoint(tmp_path, demo_root):
+    """Its record and its epoch_latest.pt carry the earlier version's fingerprint: the rerun
+    goes on from the checkpoint, nothing is set aside."""
+    import torch
+
+    profile = profiles.load(_project(tmp_path / "here", demo_root))
+    workdir = profile.workdir_path()
+    run(profile, workdir, lambda event: None, selected=["convert", "lmdb", "train"])
+    old = fingerprints(profile, earlier=True)
+    state = RunState.load(workdir)
+    for name in ("convert", "lmdb"):
+        state.mark(name, "done", old[name], summary=state.stages[name].get("summary", {}))
+    state.mark("train", "interrupted", old["train"])
+    latest = RunLayout.of(profile, workdir).latest
+    payload = torch.load(latest, weights_only=True)
+    payload["fingerprint"] = old["train"]
+    torch.save(payload, latest)
+    rows = {row.stage.name: row for row in plan(profile, workdir)}
+    assert (rows["train"].status, rows["train"].reason) == ("resume", "was interrupted")
+
+    events = []
+    run(profile, workdir, events.append, selected=["convert", "lmdb", "train"])
+    said = [e.message for e in events if e.stage == "train"]
+    assert any(m.startswith("resuming at epoch") for m in said), said
+    assert not any("set aside" in m for m in said), said
+    entry = RunState.load(workdir).stages["train"]
+    assert entry["status"] == "done" and entry["fingerprint"] == fingerprints(profile)["train"]
+    assert "earlier" not in entry
+    assert torch.load(latest, weights_only=True)["step"] == payload["step"]  # not retrained
