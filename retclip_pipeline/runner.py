@@ -76,7 +76,7 @@ def plan(
     for stage in all_stages():
         entry = state.stages.get(stage.name, {})
         current = prints[stage.name]
-        if entry.get("fingerprint") == earlier.get(stage.name):
+        if entry and entry.get("fingerprint") == earlier.get(stage.name):
             entry = dict(entry, fingerprint=current)  # taken over when it runs
         outputs_there = all(p.exists() for p in stage.outputs(profile, workdir))
         if entry.get("status") == "done" and entry.get("fingerprint") == current:
