@@ -18,7 +18,7 @@ from . import profile as profiles
 from .atomic import write_text
 from .errors import DamagedOutput, StageInterrupted, UserError, as_user_error, one_line
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
-from .fingerprint import file_identity, fingerprint, output_stamps
+from .fingerprint import fingerprint, material, output_stamps, pick
 from .layout import EVENTS_FILE, RESOLVED_PROFILE, RunLayout
 from .lock import run_lock
 from .quiet import library_messages
@@ -38,34 +38,20 @@ def stage_names() -> list[str]:
     return [s.name for s in all_stages()]
 
 
-def fingerprints(profile: profiles.Profile) -> dict[str, str]:
-    """Each stage's fingerprint: its profile sections, extra material, and its upstream's."""
-    data = profiles.to_dict(profile, resolved=True)
-    for section, key in profiles.neutral_keys():
-        data.get(section, {}).pop(key, None)
-    for section, key in profiles.file_keys():  # a file's content, not where it lives
-        value = data.get(section, {}).get(key)
-        if value and value != "init":
-            path = Path(value)
-            data[section][key] = file_identity(path) if path.is_file() else "missing"
+def fingerprints(profile: profiles.Profile, earlier: bool = False) -> dict[str, str]:
+    """Each stage's fingerprint: its profile sections, extra material, and its upstream's;
+    `earlier`: as made before inputs were named by what they are (fingerprint.material)."""
+    data = material(profile, earlier)
     prints: dict[str, str] = {}
     for stage in all_stages():
         prints[stage.name] = fingerprint(
             {
-                "sections": {name: _pick(data, name) for name in stage.sections},
+                "sections": {name: pick(data, name) for name in stage.sections},
                 "extra": stage.extra_fingerprint(profile),
                 "upstream": {name: prints[name] for name in stage.needs},
             }
         )
     return prints
-
-
-def _pick(data: dict[str, Any], dotted: str) -> Any:
-    """A section ("data") or one key of it ("hub.dataset") from the resolved profile."""
-    value: Any = data
-    for part in dotted.split("."):
-        value = value.get(part, {}) if isinstance(value, dict) else {}
-    return value
 
 
 NOTHING_SAVED = "nothing saved to go on from: starts afresh"
@@ -85,16 +71,23 @@ def plan(
 ) -> list[PlanRow]:
     state = RunState.load(workdir)
     prints = fingerprints(profile)
+    earlier = _earlier(state, profile, prints)
     rows = []
     for stage in all_stages():
         entry = state.stages.get(stage.name, {})
         current = prints[stage.name]
+        if entry and entry.get("fingerprint") == earlier.get(stage.name):
+            entry = dict(entry, fingerprint=current)  # taken over when it runs
         outputs_there = all(p.exists() for p in stage.outputs(profile, workdir))
         if entry.get("status") == "done" and entry.get("fingerprint") == current:
             status, reason = ("done", "") if outputs_there else ("to run", "outputs missing")
         elif entry.get("status") == "done":
             status, reason = "stale", "settings changed since it ran"
-        elif entry and entry.get("fingerprint") == current and stage.resumable(profile, workdir):
+        elif (
+            entry
+            and (entry.get("fingerprint") == current or stage.resumes_by_settings)
+            and stage.resumable(profile, workdir)
+        ):
             status, reason = "resume", f"was {entry.get('status')}"
         elif entry and entry.get("fingerprint") == current:
             status, reason = "to run", f"was {entry.get('status')}; {NOTHING_SAVED}"
@@ -114,6 +107,12 @@ def plan(
         chosen = selected is None or stage.name in selected
         rows.append(PlanRow(stage, status, current, reason, chosen))
     return rows
+
+
+def _earlier(state: RunState, profile: profiles.Profile, prints: dict[str, str]) -> dict:
+    """Fingerprints as an earlier version made them, when a stage's record differs."""
+    said = {name: entry.get("fingerprint") for name, entry in state.stages.items()}
+    return {} if said.items() <= prints.items() else fingerprints(profile, earlier=True)
 
 
 def _reads(stage: Stage, row: PlanRow, profile: profiles.Profile, workdir: Path) -> bool:
@@ -230,6 +229,7 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                 _remove(stage.outputs(profile, workdir) + stage.scratch(profile, workdir))
                 state.forget(stage.name)
         state.save()
+    taken = state.take_over(prints := fingerprints(profile), _earlier(state, profile, prints))
     write_text(workdir / RESOLVED_PROFILE, profiles.dumps(profile, minimal=False, resolved=True))
     writer = JsonlEventWriter(workdir / EVENTS_FILE)
     emit_all = fan_out(writer, _Heartbeat(state), sink)
@@ -251,6 +251,8 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
                 level="warning",
             )
         )
+    if taken:
+        emit_all(Event("run", "log", f"{', '.join(taken)}: records brought up to date"))
     current = ["run"]  # the stage a library warning is shown under
 
     def library_warning(text: str) -> None:

@@ -53,3 +53,7 @@ class Stage:
     # Whether a cut-off run left work to go on from (training: a checkpoint); when not, the
     # plan says the stage starts afresh rather than "resume".
     resumable: Callable[[Profile, Path], bool] = lambda profile, workdir: True
+    # Whether `resumable` alone says that cut-off work fits these settings (its partial work
+    # is named by them), though the recorded fingerprint differs: conversion's part files
+    # stand for a data set whose bad image was fixed since the cut-off.
+    resumes_by_settings: bool = False

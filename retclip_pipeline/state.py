@@ -79,10 +79,28 @@ class RunState:
             entry.setdefault("started_at", time.time())
         receipt = self.path.parent / RECEIPTS / f"{stage}.json"
         if status == "done":
+            entry.pop("earlier", None)  # what a cut-off run's checkpoint carried: used now
             write_json(receipt, entry)
         else:
             receipt.unlink(missing_ok=True)
         self.beat(stage)
+
+    def take_over(self, prints: dict[str, str], earlier: dict[str, str]) -> list[str]:
+        """Stages recorded with the fingerprint an earlier version made for these same
+        settings (`earlier`), recorded again with the current one (`prints`), so that the run
+        folder can move from now on. A cut-off stage keeps the earlier one as `earlier`: its
+        checkpoint still carries it (training.checkpoint.made_here). Returns their names."""
+        taken = []
+        for name, entry in list(self.stages.items()):
+            said, status = entry.get("fingerprint"), entry.get("status")
+            if said == earlier.get(name) != prints.get(name):
+                kept = {k: v for k, v in entry.items() if k not in ("status", "fingerprint")}
+                kept.pop("updated_at", None)
+                if status != "done":
+                    kept["earlier"] = said
+                self.mark(name, status, prints[name], **kept)
+                taken.append(name)
+        return taken
 
     def forget(self, stage: str) -> None:
         self.stages.pop(stage, None)

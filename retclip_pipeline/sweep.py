@@ -97,7 +97,7 @@ def build(base: profiles.Profile, varies: list[str], workdir: Path | None = None
         if slugs.count(slug) > 1:  # values that differ only in characters a folder drops
             slug = f"{slug}-{fingerprint(values)[:8]}"
         profile = with_values(base, values)
-        key = fingerprints(profile)[DATA_STAGES[-1]]
+        key = _kept_key(layout, profile, fingerprints(profile)[DATA_STAGES[-1]])
         if key not in data:
             shared = copy.deepcopy(profile)
             shared.workdir, shared.data_dir = str(layout.sweep_data(key)), ""
@@ -107,6 +107,17 @@ def build(base: profiles.Profile, varies: list[str], workdir: Path | None = None
         label = ", ".join(f"{shorts[k]}={_text(v)}" for k, v in values.items())
         variants.append(Variant(values, slug, label, profile, key))
     return Sweep(base, layout, variants, data)
+
+
+def _kept_key(layout: RunLayout, profile: profiles.Profile, key: str) -> str:
+    """The shared data folder's name: `key`, or the one an earlier version gave the same
+    data (its fingerprints named a local data set by its path), when only that is there."""
+    from .runner import fingerprints
+
+    if layout.sweep_data(key).exists():
+        return key
+    earlier = fingerprints(profile, earlier=True)[DATA_STAGES[-1]]
+    return earlier if layout.sweep_data(earlier).is_dir() else key
 
 
 def pending(profile: profiles.Profile, stages: tuple[str, ...] | None = None) -> list[str]:
@@ -318,21 +329,21 @@ def dry_run(sweep: Sweep) -> list[str]:
     from .runner import plan
 
     lines = [f"sweep of {sweep.base.name}: {len(sweep.variants)} variants in {sweep.layout.sweep}"]
+    lefts = {}
     for key, profile in sweep.data.items():
         where = profile.workdir_path()
-        left = pending(profile, DATA_STAGES)
+        left = lefts[key] = pending(profile, DATA_STAGES)
         users = sum(1 for v in sweep.variants if v.data_key == key)
         state = f"to run ({', '.join(left)})" if left else "done"
         lines.append(f"  shared data {where.name} ({users} variants): {state}")
     for variant in sweep.variants:
         lines.append(f"  {variant.label}: {variant.layout.root.name}/")
-        shared = RunState.load(sweep.data[variant.data_key].workdir_path())
         rows = plan(variant.profile, variant.layout.root)
         states = []
         for row in rows:
             status = row.status
             if row.stage.name in DATA_STAGES:  # recorded from the shared folder when it runs
-                done = shared.stages.get(row.stage.name, {}).get("fingerprint") == row.fingerprint
+                done = row.stage.name not in lefts[variant.data_key]
                 status = "done (shared)" if done else "shared: to run"
             states.append(f"{row.stage.name} {status}")
         lines.append(f"    {'; '.join(states)}")

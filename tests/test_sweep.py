@@ -5,6 +5,7 @@ no torch; bad --vary input as one line; variants side by side on fake devices.""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +293,33 @@ def test_a_variant_with_another_context_length_measures_its_own_tokens(
     with ownership.recording(layout.root):
         sweeps._own_tokens(variant)
     assert not layout.own_tokens.exists()
+
+
+def test_a_shared_data_folder_an_earlier_version_named_is_kept(tmp_path, demo_root):
+    """Before fingerprints named a local data set by its files, its path was in the shared
+    data folder's name: such a folder is still found and not converted again."""
+    from retclip_pipeline.runner import fingerprints
+    from retclip_pipeline.state import RunState
+
+    shutil.copytree(demo_root, tmp_path / "set")
+    base = profiles.load(write_profile(tmp_path, demo_toml(Path("set"), workdir="w")))
+    sweep = sweeps.build(base, ["train.lr=0.001,0.0005"])
+    sweeps.prepare_data(sweep, lambda event: None)
+    [(key, shared)] = sweep.data.items()
+    old = fingerprints(shared, earlier=True)
+    assert old["lmdb"] != key
+    state = RunState.load(shared.workdir_path())  # as the earlier version recorded it
+    for name in ("convert", "lmdb"):
+        state.mark(name, "done", old[name], summary=state.stages[name].get("summary", {}))
+    layout = sweep.layout
+    layout.sweep_data(key).rename(layout.sweep_data(old["lmdb"]))
+
+    again = sweeps.build(base, ["train.lr=0.001,0.0005"])
+    assert list(again.data) == [old["lmdb"]]
+    assert all(v.layout.data_root == layout.sweep_data(old["lmdb"]) for v in again.variants)
+    lines = sweeps.dry_run(again)
+    assert lines[1].endswith(": done"), lines
+    assert all("convert done (shared); lmdb done (shared)" in line for line in lines[3::2])
+    said = []
+    sweeps.prepare_data(again, said.append)
+    assert [e.message for e in said] == [f"shared data data-{old['lmdb']}: done (2 variants)"]

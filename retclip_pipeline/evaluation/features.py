@@ -49,12 +49,22 @@ def load_model(profile: Profile, checkpoint: str):
             )
         model.load_state_dict(state)
         epoch, best = payload.get("epoch"), payload.get("best")
+        shown = _shown(path, profile.workdir_path())
         if isinstance(best, dict) and best.get("epoch") == epoch:  # best.pt, or the best epoch
             from ..training.validation import best_note
 
-            return model.eval(), tokenizer, f"{path} ({best_note(best)}, step {payload['step']})"
-        return model.eval(), tokenizer, f"{path} (epoch {epoch}, step {payload.get('step')})"
+            return model.eval(), tokenizer, f"{shown} ({best_note(best)}, step {payload['step']})"
+        return model.eval(), tokenizer, f"{shown} (epoch {epoch}, step {payload.get('step')})"
     return model.eval(), tokenizer, f"{path} ({load_reference(model, path)})"
+
+
+def _shown(path: Path, workdir: Path) -> str:
+    """A checkpoint of the run as a path relative to its run folder, which may move; any
+    other as it was given."""
+    try:
+        return path.resolve().relative_to(workdir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

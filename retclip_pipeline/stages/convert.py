@@ -23,7 +23,7 @@ from ..data.join import drop_unmatched, join_split, things
 from ..data.prompts import read_prompts, stratified_sample
 from ..data.sampling import plan_counts, sample_size, split_plan
 from ..errors import UserError
-from ..fingerprint import file_digest
+from ..fingerprint import file_digest, fingerprint, material, pick
 from ..hub.local import SplitSource
 from ..hub.splits import open_splits
 from ..layout import RunLayout
@@ -52,6 +52,20 @@ def _extra_fingerprint(profile: Profile) -> dict[str, Any]:
         path = profile.resolve(csv)
         digests[name] = file_digest(path) if path.is_file() else "missing"
     return {"csv": digests, "format": 1}
+
+
+def _parts_key(profile: Profile) -> str:
+    """What part files were made with, named as data/.parts/<key>/: the stage's settings
+    and CSVs, a local data set by its kind only. A rerun after a bad image was fixed (which
+    changes the stage's fingerprint, the data set's files being part of it) goes on from
+    the finished chunks and retries those that recorded bad images."""
+    data = material(profile, content=False)
+    sections = {name: pick(data, name) for name in STAGE.sections}
+    return fingerprint({"sections": sections, "extra": _extra_fingerprint(profile)})
+
+
+def _resumable(profile: Profile, workdir: Path) -> bool:
+    return (RunLayout.of(profile, workdir).parts / _parts_key(profile)).is_dir()
 
 
 def _finished(meta_path: Path, retry_bad: bool) -> bool:
@@ -104,8 +118,8 @@ def _convert_split(
     ctx: StageContext, pool: ProcessPoolExecutor, source: SplitSource, result: SplitResult
 ) -> None:
     data = ctx.profile.data
-    parts = ctx.layout.parts / ctx.fingerprint / result.name
-    ownership.claim(parts.parent)  # a folder of part files named by our fingerprint
+    parts = ctx.layout.parts / _parts_key(ctx.profile) / result.name
+    ownership.claim(parts.parent)  # a folder of part files named by our settings
     parts.mkdir(parents=True, exist_ok=True)
     chunks = [
         result.selected[i : i + conversion.CHUNK]
@@ -178,7 +192,7 @@ def check_bad_images(results: list[SplitResult], on_bad_row: str) -> None:
 def _write_split(ctx: StageContext, result: SplitResult) -> None:
     """Join a converted split's part files into its outputs."""
     data = ctx.profile.data
-    parts = ctx.layout.parts / ctx.fingerprint / result.name
+    parts = ctx.layout.parts / _parts_key(ctx.profile) / result.name
     chunks = -(-len(result.selected) // conversion.CHUNK)
     layout = ctx.layout
     concat_files([parts / f"{n:05d}.tsv" for n in range(chunks)], layout.imgs_tsv(result.name))
@@ -318,4 +332,6 @@ STAGE = Stage(
     scratch=lambda profile, workdir: [RunLayout.of(profile, workdir).parts],
     extra_fingerprint=_extra_fingerprint,
     plan_lines=_plan_lines,
+    resumable=_resumable,
+    resumes_by_settings=True,
 )

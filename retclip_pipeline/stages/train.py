@@ -74,7 +74,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     # this attempt's epoch_latest.pt goes now (it would be resumed); the rest, earlier
     # settings' checkpoints included, is set aside at the retry's first save, as ever.
     latest = RunLayout.of(ctx.profile, ctx.workdir).latest
-    if latest.exists() and checkpoint.load(latest).get("fingerprint") == ctx.fingerprint:
+    if latest.exists() and checkpoint.made_here(checkpoint.load(latest), ctx):
         ownership.remove(latest)
     retry = dataclasses.replace(
         ctx.profile,

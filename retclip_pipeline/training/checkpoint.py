@@ -156,13 +156,26 @@ def params_text(trainer) -> str:
     return json.dumps(params, indent=2, default=str) + "\n"
 
 
+def made_here(data: dict, ctx) -> bool:
+    """Whether a checkpoint was written for these settings: it carries their fingerprint,
+    or the one an earlier version made for them (a run cut off before the upgrade, whose
+    record was taken over: state.RunState.take_over)."""
+    from ..state import RunState
+
+    said = data.get("fingerprint")
+    if said == ctx.fingerprint:
+        return True
+    earlier = RunState.load(ctx.workdir).stages.get("train", {}).get("earlier")
+    return isinstance(said, str) and said == earlier
+
+
 def restore(trainer) -> bool:
     """Load the run's epoch_latest.pt into the trainer when these settings wrote it."""
     latest = trainer.layout.latest
     if not latest.exists():
         return False
     data = load(latest)
-    if data.get("fingerprint") != trainer.ctx.fingerprint:
+    if not made_here(data, trainer.ctx):
         return False  # another run's: its outputs are set aside at the first save
     trainer.module.load_state_dict(data["state_dict"])
     trainer.optimizer.load_state_dict(data["optimizer"])
