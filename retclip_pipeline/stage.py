@@ -53,3 +53,7 @@ class Stage:
     # Whether a cut-off run left work to go on from (training: a checkpoint); when not, the
     # plan says the stage starts afresh rather than "resume".
     resumable: Callable[[Profile, Path], bool] = lambda profile, workdir: True
+
+    def touched(self, profile: Profile, workdir: Path) -> list[Path]:
+        """What running the stage again replaces or removes: its outputs and scratch."""
+        return self.outputs(profile, workdir) + self.scratch(profile, workdir)

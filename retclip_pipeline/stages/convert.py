@@ -105,7 +105,8 @@ def _convert_split(
 ) -> None:
     data = ctx.profile.data
     parts = ctx.layout.parts / ctx.fingerprint / result.name
-    ownership.claim(parts.parent)  # a folder of part files named by our fingerprint
+    # A folder of part files named by our fingerprint, each claimed as it is written.
+    ownership.claim_folder(parts.parent, [f"{result.name}/"])
     parts.mkdir(parents=True, exist_ok=True)
     chunks = [
         result.selected[i : i + conversion.CHUNK]
