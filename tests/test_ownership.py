@@ -39,20 +39,23 @@ def _snapshot(workdir: Path) -> dict[str, bytes]:
     }
 
 
-# (where the user's file is, how the run comes to replace that folder)
+# (where the user's file is, the setting changed or None, whether --restart)
 CASES = [
-    ("logs/t/export/my_notes.txt", {"lr": 0.001}, False),  # changed training settings
-    ("logs/t/export/vision/my_notes.txt", {}, True),  # --restart
-    ("lmdb/train/imgs/my_notes.txt", {}, True),
-    ("lmdb/test/pairs/README", {}, True),
+    ("logs/t/export/my_notes.txt", ("train", "lr", 0.001), False),
+    ("logs/t/export/vision/my_notes.txt", None, True),
+    ("lmdb/train/imgs/my_notes.txt", ("data", "image_size", 24), False),
+    ("lmdb/test/pairs/README", None, True),
 ]
 
 
-@pytest.mark.parametrize(("name", "train", "restart"), CASES)
+@pytest.mark.parametrize(("name", "change", "restart"), CASES)
 def test_a_users_file_in_a_finished_folder_stops_its_rebuild_untouched(
-    tmp_path, finished_demo, demo_root, name, train, restart
+    tmp_path, finished_demo, demo_root, name, change, restart
 ):
-    profile, workdir = _copy(finished_demo, demo_root, tmp_path, **train)
+    profile, workdir = _copy(finished_demo, demo_root, tmp_path)
+    if change:
+        section, key, value = change
+        setattr(getattr(profile, section), key, value)
     (workdir / name).write_text("the user's own")
     before = _snapshot(workdir)
     events: list = []
