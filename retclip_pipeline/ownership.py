@@ -169,6 +169,15 @@ class Manifest:
             folder == relative or folder.startswith(f"{relative}/") for folder in self.listed
         )
 
+    def list_whole(self, path: Path) -> None:
+        """Folders ours whole at, under or around `path` (claimed by an earlier version of the
+        pipeline, before listings) are listed, what they hold now recorded as ours: a file
+        put there later is a user's."""
+        relative = self._relative(path)
+        for folder in sorted(self.claimed - self.listed) if relative is not None else []:
+            if _near(relative, folder) and (self.root / folder).is_dir():
+                self.claim_folder(self.root / folder)
+
     def intruder(self, path: Path) -> tuple[Path, Path] | None:
         """(a path that is not ours, the listed folder holding it) for the first such path in
         a listed folder at, under or around `path`, all of which go when `path` is replaced
@@ -176,11 +185,7 @@ class Manifest:
         relative = self._relative(path)
         if relative is None:
             return None
-        near = [
-            f
-            for f in self.listed
-            if relative in (".", f) or f.startswith(f"{relative}/") or relative.startswith(f"{f}/")
-        ]
+        near = [folder for folder in self.listed if _near(relative, folder)]
         tops = sorted(f for f in near if not any(f.startswith(f"{g}/") for g in near))
         for top in tops:
             if self._stranger(self.root / top) is not None:
@@ -289,6 +294,22 @@ def replacing(built: Path, dest: Path) -> None:
     if _current is not None:
         refuse_foreign([dest])
         _current.claim_folder(dest, _entries(built))
+
+
+def _near(relative: str, folder: str) -> bool:
+    """Whether `folder` is at, under or around `relative` (both relative to the run folder)."""
+    return (
+        relative in (".", folder)
+        or folder.startswith(f"{relative}/")
+        or relative.startswith(f"{folder}/")
+    )
+
+
+def list_whole(paths: list[Path]) -> None:
+    """Folders ours whole at, under or around `paths` are listed (Manifest.list_whole)."""
+    if _current is not None:
+        for path in paths:
+            _current.list_whole(Path(path))
 
 
 def _entries(folder: Path) -> list[str]:

@@ -224,6 +224,7 @@ def run(
 
 def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
     state = RunState.load(workdir)
+    ownership.list_whole([p for s in all_stages() for p in s.touched(profile, workdir)])
     if restart:
         chosen = [stage for stage in all_stages() if stage.name in selected]
         ownership.refuse_inside([p for s in chosen for p in s.touched(profile, workdir)])

@@ -226,3 +226,38 @@ def test_a_users_file_among_convert_parts_stops_a_rerun(tmp_path, demo_root):
     assert str(raised.value).startswith(f"{notes} was not written")
     assert notes.read_text() == "the user's own"
     assert sorted(os.listdir(workdir / "data")) == [".parts"]
+
+
+def test_an_old_run_folder_is_listed_at_its_first_run_and_guards_what_comes_later(
+    tmp_path, finished_demo, demo_root
+):
+    # A manifest of before listings: the export and the LMDB environments claimed whole.
+    profile, workdir = _copy(finished_demo, demo_root, tmp_path)
+    manifest = workdir / "manifest.txt"
+    lines = manifest.read_text().splitlines()
+    listed = [line[:-1] for line in lines if line.endswith("/")]
+    assert "logs/t/export" in listed and "lmdb/train/imgs" in listed
+    manifest.write_text(
+        "\n".join(
+            line
+            for line in lines
+            if not line.endswith("/") and not any(line.startswith(f"{f}/") for f in listed)
+        )
+        + "\n"
+    )
+    early = workdir / "logs/t/export/early.txt"  # there before: ours, as the folder was
+    early.write_text("old")
+    assert Manifest(workdir).owns(early) and not Manifest(workdir).listed
+    events: list = []
+    run(profile, workdir, events.append)  # nothing to redo; its folders are listed now
+    assert sum(e.kind == "stage_skipped" for e in events) == 4
+    now = Manifest(workdir)
+    assert {"logs/t/export", "lmdb/train/imgs", "lmdb/test/pairs"} <= now.listed
+    files = [p for p in (workdir / "lmdb").rglob("*") if p.is_file()]
+    assert files and all(now.owns(p) for p in files) and now.owns(early)
+    notes = workdir / "lmdb/train/imgs/my_notes.txt"
+    notes.write_text("the user's own")
+    profile.data.image_size = 24
+    with pytest.raises(ForeignFile, match="my_notes.txt was not written by this pipeline"):
+        run(profile, workdir, events.append)
+    assert notes.read_text() == "the user's own"
