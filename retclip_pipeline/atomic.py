@@ -48,8 +48,9 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def replace_dir(src: Path, dest: Path) -> None:
-    """Move a finished folder into place, replacing the one we wrote there before."""
-    ownership.claim(dest)
+    """Move a finished folder into place, replacing the one we wrote there before: what it
+    holds is claimed first, one by one; a file in `dest` not ours stops it (ForeignFile)."""
+    ownership.replacing(src, dest)
     if dest.exists():
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         os.replace(dest, old)

@@ -1,12 +1,17 @@
 """What the pipeline wrote in a run folder, so that it deletes only that. A folder a user
 chose as the work directory may hold files of their own: those are never touched.
 
-Every writer claims a path before it creates it: a file, or a folder that is ours whole (a
-build folder). Claims are appended to the run folder's manifest.txt (paths relative to the
-run folder), before the file exists, so that a kill at any moment leaves nothing of ours
-unclaimed. `remove` deletes claimed files and claimed folders, and the folders that held our
-files and nothing else. A path that is already there and not ours is never claimed: the
-writer stops with one line (ForeignFile) instead of overwriting or replacing the user's file.
+Every writer claims a path before it creates it: a file, or a folder. Claims are appended to
+the run folder's manifest.txt (paths relative to the run folder), before the file exists, so
+that a kill at any moment leaves nothing of ours unclaimed. A folder is claimed listed (a
+second line, its path and "/"): what is ours in it is what is claimed in it one by one (a
+build moved into place has its files claimed before the move). A folder claimed without
+that line (a temporary build folder, a tracker's, or any folder of a manifest written before
+listings) is ours whole; listing it later keeps what it holds as ours. `remove` deletes
+claimed files and folders ours whole, and the folders that held our files and nothing else.
+A path that is already there and not ours is never claimed: the writer stops with one line
+(ForeignFile) instead of overwriting or replacing the user's file; nor is a listed folder
+replaced or removed while it holds a file of someone else's (`refuse_inside`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,9 +38,17 @@ def _legacy(first: str) -> bool:
 
 
 class ForeignFile(UserError):
-    """The pipeline would write where a file or folder it did not write already is."""
+    """The pipeline would write where a file or folder it did not write already is, or
+    replace or remove a folder of its own (`folder`) that holds one."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, folder: Path | None = None):
+        if folder is not None:
+            super().__init__(
+                f"{path} was not written by this pipeline (it is not in the run folder's "
+                f"{MANIFEST}) but is inside {folder}, which the pipeline replaces or removes "
+                f"whole: move it out of {folder} and rerun; nothing was changed"
+            )
+            return
         why = (
             "the pipeline's list of the files it writes has this name"
             if path.name == MANIFEST
@@ -53,6 +66,7 @@ class Manifest:
         self.root = workdir.resolve()
         self.path = self.root / MANIFEST
         self.claimed: set[str] = set()
+        self.listed: set[str] = set()  # claimed folders whose files are claimed one by one
         self._read()
 
     def _read(self) -> None:
@@ -62,7 +76,9 @@ class Manifest:
             if lines and lines[0] != HEADER and not _legacy(lines[0]):
                 self.foreign = True
                 return
-            self.claimed |= {line for line in lines if line and line != HEADER}
+            paths = [line for line in lines if line and line != HEADER]
+            self.claimed |= {line for line in paths if not line.endswith("/")}
+            self.listed |= {line[:-1] for line in paths if line.endswith("/")}
 
     def _relative(self, path: Path) -> str | None:
         try:
@@ -80,14 +96,44 @@ class Manifest:
         if self.foreign:
             raise ForeignFile(self.path)
         self.refuse_foreign(path)
+        self._append([relative])
+
+    def claim_folder(self, folder: Path, names: Iterable[str] = ()) -> None:
+        """Claim `folder` listed: ours are the files claimed in it one by one, among them
+        `names` (relative to it; a name ending in "/" a folder listed in turn), claimed here
+        before they exist. A folder that was ours whole keeps what it holds now as ours."""
+        relative = self._relative(folder)
+        if relative is None or relative in (".", MANIFEST):
+            return
+        if self.foreign:
+            raise ForeignFile(self.path)
+        if not self.owns(folder):
+            self.refuse_foreign(folder)  # there already, and not ours: ForeignFile
+        elif relative not in self.listed and folder.is_dir():
+            names = [*_entries(folder), *names]  # ours whole until now: what it holds is ours
+        lines = [relative]
+        for name in names:
+            lines.append(f"{relative}/{name.rstrip('/')}")
+            if name.endswith("/"):
+                lines.append(f"{relative}/{name}")
+        lines.append(relative + "/")  # last: a kill before it leaves the folder ours whole
+        self._append([line for line in lines if line.rstrip("/") not in self._known(line)])
+
+    def _known(self, line: str) -> set[str]:
+        return self.listed if line.endswith("/") else self.claimed
+
+    def _append(self, lines: list[str]) -> None:
+        if not lines:
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             if not handle.tell():
                 handle.write(HEADER + "\n")
-            handle.write(relative + "\n")
+            handle.write("".join(line + "\n" for line in lines))
             handle.flush()
             os.fsync(handle.fileno())
-        self.claimed.add(relative)
+        for line in lines:
+            self._known(line).add(line.rstrip("/"))
 
     def refuse_foreign(self, path: Path) -> None:
         """Raise ForeignFile when `path` is there and is not ours (the manifest read again
@@ -99,46 +145,99 @@ class Manifest:
             raise ForeignFile(Path(path))
 
     def owns(self, path: Path) -> bool:
-        """Claimed, inside a claimed folder, or a temporary sibling of something claimed."""
+        """Claimed, inside a folder ours whole, or a temporary sibling of something claimed.
+        In a listed folder, only what is claimed in it."""
         relative = self._relative(path)
         if relative is None:
             return False
+        if relative in self.claimed:
+            return True
         parts = relative.split("/")
-        for end in range(len(parts), 0, -1):
-            if "/".join(parts[:end]) in self.claimed:
+        for end in range(len(parts) - 1, 0, -1):
+            ancestor = "/".join(parts[:end])
+            if ancestor in self.listed:
+                break
+            if ancestor in self.claimed:
                 return True
         match = _TMP.match(parts[-1])
         return bool(match) and self.owns(Path(path).with_name(match.group(1)))
+
+    def _whole(self, path: Path) -> bool:
+        """Ours with everything in it: owned, and no listed folder at or under it."""
+        relative = self._relative(path)
+        return self.owns(path) and not any(
+            folder == relative or folder.startswith(f"{relative}/") for folder in self.listed
+        )
+
+    def list_whole(self, path: Path) -> None:
+        """Folders ours whole at, under or around `path` (claimed by an earlier version of the
+        pipeline, before listings) are listed, what they hold now recorded as ours: a file
+        put there later is a user's."""
+        relative = self._relative(path)
+        for folder in sorted(self.claimed - self.listed) if relative is not None else []:
+            if _near(relative, folder) and (self.root / folder).is_dir():
+                self.claim_folder(self.root / folder)
+
+    def intruder(self, path: Path) -> tuple[Path, Path] | None:
+        """(a path that is not ours, the listed folder holding it) for the first such path in
+        a listed folder at, under or around `path`, all of which go when `path` is replaced
+        or removed; None when there is none. The manifest is read again before saying so."""
+        relative = self._relative(path)
+        if relative is None:
+            return None
+        near = [folder for folder in self.listed if _near(relative, folder)]
+        tops = sorted(f for f in near if not any(f.startswith(f"{g}/") for g in near))
+        for top in tops:
+            if self._stranger(self.root / top) is not None:
+                self._read()
+                stranger = self._stranger(self.root / top)
+                if stranger is not None:
+                    return stranger, self.root / top
+        return None
+
+    def _stranger(self, folder: Path) -> Path | None:
+        """The first entry of `folder` that is not ours (a folder is ours when it holds a
+        claim, or is claimed)."""
+        if folder.is_symlink() or not folder.is_dir():
+            return None
+        for here, dirs, files in os.walk(folder):
+            dirs.sort()
+            base = Path(here)
+            links = [name for name in dirs if (base / name).is_symlink()]
+            for name in sorted(files) + links:
+                if not self.owns(base / name):
+                    return base / name
+            for name in [name for name in dirs if name not in links]:
+                if not (self.owns(base / name) or self._had_ours(base / name)):
+                    return base / name
+            dirs[:] = [name for name in dirs if name not in links and not self._whole(base / name)]
+        return None
 
     def remove(self, path: Path) -> None:
         """Delete what is ours at `path`: a claimed file or folder whole, or inside a folder
         our files, then the folders they leave empty. Anything else stays."""
         path = Path(path)
-        if not path.exists() and not path.is_symlink():
+        if not os.path.lexists(path):
             return
-        if self.owns(path):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
+        if path.is_symlink() or not path.is_dir():
+            if self.owns(path):
                 path.unlink(missing_ok=True)
             return
-        if not path.is_dir():
+        if self._whole(path):
+            shutil.rmtree(path, ignore_errors=True)
             return
-        for folder, _, files in os.walk(path, topdown=False):
+        for folder, dirs, files in os.walk(path, topdown=False):
             here = Path(folder)
-            removed = False
             for name in files:
                 if self.owns(here / name):
                     (here / name).unlink(missing_ok=True)
-                    removed = True
-            for sub in list(here.iterdir()) if here.exists() else []:
-                if sub.is_dir() and self.owns(sub):
+            for sub in [here / name for name in dirs]:
+                if sub.is_symlink() and self.owns(sub):
+                    sub.unlink()
+                elif sub.is_dir() and not sub.is_symlink() and self._whole(sub):
                     shutil.rmtree(sub, ignore_errors=True)
-                    removed = True
-            if removed and here != path and not any(here.iterdir()):
+            if (self.owns(here) or self._had_ours(here)) and not any(here.iterdir()):
                 here.rmdir()
-        if path.exists() and not any(path.iterdir()) and self._had_ours(path):
-            path.rmdir()
 
     def _had_ours(self, folder: Path) -> bool:
         relative = self._relative(folder)
@@ -165,11 +264,64 @@ def claim(path: Path) -> None:
         _current.claim(Path(path))
 
 
+def claim_folder(folder: Path, names: Iterable[str] = ()) -> None:
+    """Claim `folder` listed, with `names` in it (see Manifest.claim_folder)."""
+    if _current is not None:
+        _current.claim_folder(Path(folder), names)
+
+
 def refuse_foreign(paths: list[Path]) -> None:
-    """Before a stage writes: each of `paths` that is there already must be ours."""
+    """Before a stage writes: each of `paths` that is there already must be ours, and hold
+    nothing that is not (see refuse_inside)."""
     if _current is not None:
         for path in paths:
             _current.refuse_foreign(Path(path))
+        refuse_inside(paths)
+
+
+def refuse_inside(paths: list[Path]) -> None:
+    """Before a folder of ours that was listed is replaced or removed with one of `paths`:
+    a file in it that is not ours stops the run (ForeignFile) before anything changes."""
+    if _current is not None:
+        for path in paths:
+            if (found := _current.intruder(Path(path))) is not None:
+                raise ForeignFile(*found)
+
+
+def replacing(built: Path, dest: Path) -> None:
+    """`built`, a finished folder, is about to replace `dest`: a file in `dest` not ours stops
+    it first; then `dest` is claimed listed, with what `built` holds."""
+    if _current is not None:
+        refuse_foreign([dest])
+        _current.claim_folder(dest, _entries(built))
+
+
+def _near(relative: str, folder: str) -> bool:
+    """Whether `folder` is at, under or around `relative` (both relative to the run folder)."""
+    return (
+        relative in (".", folder)
+        or folder.startswith(f"{relative}/")
+        or relative.startswith(f"{folder}/")
+    )
+
+
+def list_whole(paths: list[Path]) -> None:
+    """Folders ours whole at, under or around `paths` are listed (Manifest.list_whole)."""
+    if _current is not None:
+        for path in paths:
+            _current.list_whole(Path(path))
+
+
+def _entries(folder: Path) -> list[str]:
+    """What `folder` holds, relative to it: files, and folders with a "/" after them."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        base = Path(here).relative_to(folder)
+        dirs.sort()
+        for name in sorted(files) + [d for d in dirs if (Path(here) / d).is_symlink()]:
+            found.append((base / name).as_posix())
+        found += [(base / d).as_posix() + "/" for d in dirs if not (Path(here) / d).is_symlink()]
+    return found
 
 
 def owned_files(folder: Path) -> list[Path]:

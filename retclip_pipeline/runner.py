@@ -223,11 +223,14 @@ def run(
 
 def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
     state = RunState.load(workdir)
+    ownership.list_whole([p for s in all_stages() for p in s.touched(profile, workdir)])
     if restart:
-        for stage in all_stages():
-            if stage.name in selected:
-                _remove(stage.outputs(profile, workdir) + stage.scratch(profile, workdir))
-                state.forget(stage.name)
+        chosen = [stage for stage in all_stages() if stage.name in selected]
+        ownership.refuse_inside([p for s in chosen for p in s.touched(profile, workdir)])
+        for stage in chosen:  # what the pipeline wrote there goes; a user's own files stay
+            for path in stage.touched(profile, workdir):
+                ownership.remove(path)
+            state.forget(stage.name)
         state.save()
     taken = state.take_over(prints := fingerprints(profile), _earlier(state, profile, prints))
     write_text(workdir / RESOLVED_PROFILE, profiles.dumps(profile, minimal=False, resolved=True))
@@ -262,6 +265,8 @@ def _run_locked(profile, workdir, sink, selected, restart) -> dict[str, Any]:
         with _sigterm_as_interrupt(), library_messages(library_warning):
             if problems := refusals(profile, selected):
                 raise UserError(problems[0])
+            redone = [r.stage for r in rows.values() if r.selected and r.status != "done"]
+            ownership.refuse_inside([p for s in redone for p in s.touched(profile, workdir)])
             for stage in all_stages():
                 if stage.name not in selected:
                     continue
@@ -310,6 +315,7 @@ def _writes_inside(stage: Stage, profile: profiles.Profile, workdir: Path) -> No
                 f"{profile.data_dir}): rerun the sweep that shares that data, or clear data_dir"
             )
     ownership.refuse_foreign(outputs)
+    ownership.refuse_inside(stage.scratch(profile, workdir))
 
 
 def _run_stage(
@@ -326,7 +332,8 @@ def _run_stage(
         sink(Event(stage.name, "stage_failed", one_line(exc), level="error"))
         raise
     if row.status in ("stale", "to run") and row.reason != "outputs missing" and not stage.precious:
-        _remove(stage.scratch(profile, workdir))
+        for path in stage.scratch(profile, workdir):
+            ownership.remove(path)  # what the pipeline wrote; a user's own files stay
     # Taken now, not at planning: earlier stages of this call may have changed its inputs.
     row.fingerprint = fingerprints(profile)[stage.name]
     finished = dict(state.stages.get(stage.name, {}))
@@ -391,9 +398,3 @@ def _record_failure(state: RunState, stage: str, fingerprint: str, status: str, 
     """Best effort: the state file may be what the full disk or read-only folder refuses."""
     with contextlib.suppress(OSError):
         state.mark(stage, status, fingerprint, **({"error": error} if error else {}))
-
-
-def _remove(paths: list[Path]) -> None:
-    """Delete what the pipeline wrote at these paths; a user's own files stay."""
-    for path in paths:
-        ownership.remove(path)

@@ -57,3 +57,7 @@ class Stage:
     # is named by them), though the recorded fingerprint differs: conversion's part files
     # stand for a data set whose bad image was fixed since the cut-off.
     resumes_by_settings: bool = False
+
+    def touched(self, profile: Profile, workdir: Path) -> list[Path]:
+        """What running the stage again replaces or removes: its outputs and scratch."""
+        return self.outputs(profile, workdir) + self.scratch(profile, workdir)

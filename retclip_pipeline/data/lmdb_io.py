@@ -88,8 +88,8 @@ def build_env(
     rewrite of it to `dest`. Returns the number of records."""
     import lmdb
 
-    ownership.claim(dest)  # replaced whole when the build is done
-    ownership.claim(building)
+    ownership.claim_folder(dest)  # replaced when the build is done, its files claimed then
+    ownership.claim_folder(building, ("data.mdb", "lock.mdb"))  # what lmdb.open makes
     building.mkdir(parents=True, exist_ok=True)
     map_size = _initial_map_size(source_bytes)
     env = lmdb.open(str(building), map_size=map_size, subdir=True, sync=True)

@@ -119,7 +119,8 @@ def _convert_split(
 ) -> None:
     data = ctx.profile.data
     parts = ctx.layout.parts / _parts_key(ctx.profile) / result.name
-    ownership.claim(parts.parent)  # a folder of part files named by our settings
+    # A folder of part files named by our settings, each claimed as it is written.
+    ownership.claim_folder(parts.parent, [f"{result.name}/"])
     parts.mkdir(parents=True, exist_ok=True)
     chunks = [
         result.selected[i : i + conversion.CHUNK]

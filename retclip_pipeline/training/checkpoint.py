@@ -58,7 +58,7 @@ def set_aside(folder: Path, workdir: Path, keep: set[Path], emit) -> Path | None
     if not owned:
         return None
     aside = workdir / "superseded" / time.strftime("%Y%m%d-%H%M%S")
-    ownership.claim(aside)
+    ownership.claim_folder(aside, [p.relative_to(workdir).as_posix() for p in owned])
     total = 0
     for path in owned:
         target = aside / path.relative_to(workdir)
@@ -201,7 +201,7 @@ def export_run(module, tokenizer, folder: Path, best: Path | None = None) -> Non
     if best is not None and best.exists():
         module.load_state_dict(load(best)["state_dict"])
     building = folder.with_name(f".{folder.name}.building")
-    ownership.claim(folder)  # replaced whole below
+    ownership.claim_folder(folder)  # its files claimed one by one as the build moves in
     ownership.remove(building)
     building.mkdir(parents=True)
     write_export(module, tokenizer, building)
