@@ -181,6 +181,24 @@ def _csv_a_folder(tmp_path):
     (tmp_path / "set/prompts_test.csv").mkdir()
 
 
+def _folder_named_like_an_image(tmp_path):
+    """`train/Glaucoma/00009.jpg/` a folder with an image in it: read as one more row, it
+    moved every later index onto the wrong image, silently."""
+    folder = tmp_path / "set/train/Glaucoma"
+    (folder / "00009.jpg").mkdir()
+    shutil.copy(folder / "00001.jpg", folder / "00009.jpg/inner.jpg")
+
+
+def _image_a_level_deeper(tmp_path):
+    folder = tmp_path / "set/train/Glaucoma"
+    (folder / "more").mkdir()
+    shutil.copy(folder / "00001.jpg", folder / "more/00001.jpg")
+
+
+def _stray_image_beside_the_class_folders(tmp_path):
+    shutil.copy(tmp_path / "set/train/Glaucoma/00001.jpg", tmp_path / "set/train/x.png")
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -315,6 +333,30 @@ MORE = [
     ("CSV a folder", {}, _csv_a_folder, ["data.test_csv", "prompts_test.csv"]),
     ("work folder a device", {}, None, ["cannot write to the work directory /dev/null"]),
     (
+        "folder named like an image",
+        {},
+        _folder_named_like_an_image,
+        ["train/Glaucoma/00009.jpg is a folder named like an image", "rename it or move it"],
+    ),
+    (
+        "image a level deeper than the others",
+        {},
+        _image_a_level_deeper,
+        ["Glaucoma/more/00001.jpg lies 1 folder level(s) deeper", "train split", "same depth"],
+    ),
+    (
+        "image beside the class folders",
+        {},
+        _stray_image_beside_the_class_folders,
+        ["train/x.png lies 1 folder level(s) less deep", "same depth"],
+    ),
+    (
+        "weight decay far too large",
+        {},
+        _profile_lines(train="weight_decay = 1e308"),
+        ["train.weight_decay", "at most 1.0"],
+    ),
+    (
         "a token as a template",
         {},
         _profile_lines(eval=f'templates = ["{TOKEN} {{}}"]'),
@@ -390,3 +432,15 @@ def test_bad_input_is_one_line_exit_2_and_keeps_finished_work(
         assert word in lines[0], lines[0]
     after = _snapshot(tmp_path / "run")
     assert {k: v for k, v in after.items() if k in before} == before, "finished work changed"
+
+
+def test_a_non_finite_loss_names_the_weight_decay_when_it_is_large():
+    from types import SimpleNamespace
+
+    from retclip_pipeline.training.stop import nan_advice
+
+    assert "train.weight_decay (now 0.9) or train.lr" in nan_advice(
+        SimpleNamespace(weight_decay=0.9, lr=3e-5)
+    )
+    usual = nan_advice(SimpleNamespace(weight_decay=0.001, lr=3e-5))
+    assert usual.startswith("Lower train.lr,") and "weight_decay" not in usual

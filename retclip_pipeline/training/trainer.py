@@ -22,7 +22,7 @@ from ..layout import RunLayout
 from ..profile import train_batch_size
 from ..stage import StageContext
 from .device import checkpointing, forward, freeze, resolve_device, resolve_precision
-from .stop import StopRequest
+from .stop import StopRequest, nan_advice
 
 LOG_EVERY_S = 10.0  # metric events at most this often
 PRECISIONS = {"torch.bfloat16": "bf16", "torch.float16": "fp16"}  # autocast dtype -> name
@@ -240,7 +240,7 @@ class Trainer:
                 raise UserError(
                     f"the loss became {values[bad]} at epoch {epoch + 1}, batch {first + bad}: "
                     f"training stopped; the last good checkpoint is kept in {self.checkpoints}. "
-                    f'Lower train.lr, or use train.precision = "bf16" or "fp32"'
+                    + nan_advice(cfg)
                 )
             return values
 
