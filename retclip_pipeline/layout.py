@@ -4,6 +4,7 @@ paths, so the layout the README describes is the one the code uses."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,13 @@ LOCK_FILE = "run.lock"
 RESOLVED_PROFILE = "profile.resolved.toml"
 LOG_FILE = "pipeline.log"  # a detached pipeline's own stdout and stderr
 TUI_PROFILE = "tui-profile.toml"  # the profile the wizard hands a detached pipeline
+
+
+def valid_name(name: str) -> bool:
+    """A run's name, a folder under logs/: letters, digits, '.', '_' and '-', not starting
+    with a dot: ".." named the run folder itself, and its training set the run's data
+    aside as stale outputs."""
+    return bool(re.fullmatch(r"[\w-][\w.-]*", name))
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class RunLayout:
         name, data_dir = saved.get("name"), saved.get("data_dir")
         return cls(
             root,
-            name if isinstance(name, str) else root.name,
+            name if isinstance(name, str) and valid_name(name) else root.name,
             Path(data_dir) if isinstance(data_dir, str) and data_dir else None,
         )
 

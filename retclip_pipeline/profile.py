@@ -20,6 +20,7 @@ from typing import Any
 
 from . import profile_values as rules
 from .errors import UserError
+from .layout import valid_name
 from .profile_schema import (  # noqa: F401 - the schema, read through this module
     DEFAULT_TEMPLATES,
     GPU_CHOICES,
@@ -237,10 +238,13 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
                 f"{getattr(train, key)!r} needs class labels and data.label_column is empty: "
                 'name val_loss, val_i2t or val_t2i, or leave it empty ("" chooses)',
             )
-    if not re.fullmatch(r"[\w.-]+", profile.name):
+    if not valid_name(profile.name):
         problems.append(
             Problem(
-                "name", "use letters, digits, '.', '_' or '-' only", _key_line(text, None, "name")
+                "name",
+                f"{profile.name!r}: use letters, digits, '.', '_' or '-' only, not starting "
+                "with '.'",
+                _key_line(text, None, "name"),
             )
         )
     if check_files:

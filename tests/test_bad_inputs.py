@@ -199,6 +199,18 @@ def _stray_image_beside_the_class_folders(tmp_path):
     shutil.copy(tmp_path / "set/train/Glaucoma/00001.jpg", tmp_path / "set/train/x.png")
 
 
+def _name_dot_dot(tmp_path):
+    """name = "..": logs/.. was the run folder, and training set the run's data aside."""
+    path = tmp_path / "profile.toml"
+    path.write_text('name = ".."\n' + path.read_text())
+
+
+def _evaluated_then_name_dot(tmp_path):
+    _evaluated(tmp_path)
+    path = tmp_path / "profile.toml"
+    path.write_text('name = "."\n' + path.read_text())
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -356,6 +368,16 @@ MORE = [
         _profile_lines(train="weight_decay = 1e308"),
         ["train.weight_decay", "at most 1.0"],
     ),
+    ("name '..'", {}, _name_dot_dot, ["name", "'..'", "not starting with '.'"]),
+    ("name '.' after a finished run", {}, _evaluated_then_name_dot, ["name", "'.'"]),
+    ("empty --workdir", {}, None, ["--workdir is given an empty path"]),
+    ("empty --checkpoint after a finished run", {}, _evaluated, ["--checkpoint is given an empty"]),
+    (
+        "accumulation beyond an epoch's batches",
+        {},
+        _profile_lines(train="accumulation = 1000000000000"),
+        ["4 batch(es) of train.batch_size = 16", "train.accumulation = 1000000000000", "at most 4"],
+    ),
     (
         "a token as a template",
         {},
@@ -381,6 +403,8 @@ EXTRA_ARGS = {
     "LMDB path a file": ["--stages", "evaluate"],
     "profile a device": ["--profile", "/dev/zero"],
     "work folder a device": ["--workdir", "/dev/null"],
+    "empty --workdir": ["--workdir", ""],
+    "empty --checkpoint after a finished run": ["--stages", "evaluate", "--checkpoint="],
 }
 CASES = BAD_INPUT + MORE
 

@@ -50,7 +50,7 @@ class Trainer:
         from ..model.weights import load_reference
         from . import distributed
         from .data import Collate, TrainPairs, image_transform, text_labels
-        from .optim import make_optimizer, make_scheduler
+        from .optim import epoch_steps, make_optimizer, make_scheduler
         from .tracking import Trackers, require
 
         self.ctx, profile = ctx, ctx.profile
@@ -99,14 +99,9 @@ class Trainer:
         self.batch, note = train_batch_size(profile, len(self.train_set), world.size)
         if note:
             ctx.emit.warn(note)
-        self.batches = len(self.train_set) // (self.batch * world.size)
-        if self.batches == 0:
-            raise UserError(
-                f"the train split has {len(self.train_set)} pairs, fewer than "
-                f"train.batch_size = {self.batch} x {world.size} process(es): lower the "
-                f"batch size"
-            )
-        self.steps_per_epoch = math.ceil(self.batches / cfg.accumulation)
+        self.batches, self.steps_per_epoch = epoch_steps(
+            len(self.train_set), self.batch, world.size, cfg.accumulation
+        )
         total = self.steps_per_epoch * cfg.epochs
         self.optimizer = make_optimizer(self.module, cfg.lr, cfg.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, cfg.warmup_steps, total)
