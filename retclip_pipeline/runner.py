@@ -136,7 +136,8 @@ def _replaced(row: PlanRow) -> str:
     )
 
 
-def check_workdir(workdir: Path) -> None:
+def check_workdir(workdir: Path, profile: profiles.Profile | None = None) -> None:
+    profiles.check_outside_data(profile, workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         probe = workdir / f".write-test-{os.getpid()}"
@@ -210,7 +211,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the selected stages (all by default). Returns each stage's summary."""
     selected = selected or stage_names()
-    check_workdir(workdir)
+    check_workdir(workdir, profile)
     # One pipeline per run directory, whoever started it; what it writes is claimed.
     try:
         with ownership.recording(workdir), run_lock(workdir):

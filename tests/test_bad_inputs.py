@@ -211,6 +211,31 @@ def _evaluated_then_name_dot(tmp_path):
     path.write_text('name = "."\n' + path.read_text())
 
 
+def _set_line(tmp_path, key: str, value: str) -> None:
+    path = tmp_path / "profile.toml"
+    lines = path.read_text().splitlines()
+    lines = [f'{key} = "{value}"' if line.startswith(f"{key} = ") else line for line in lines]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _empty_parquet_set(tmp_path):
+    """Parquet splits without a row: a DatasetGenerationError traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table({"image": pa.array([], image), "label": pa.array([], pa.string())})
+    (tmp_path / "pq/data").mkdir(parents=True)
+    for split in ("train", "test"):
+        pq.write_table(table, tmp_path / f"pq/data/{split}-00000-of-00001.parquet")
+    _set_line(tmp_path, "dataset", str(tmp_path / "pq"))
+
+
+def _workdir_inside_the_data_set(tmp_path):
+    """Its figures (PNG) would be read as images of the split on the next run."""
+    _set_line(tmp_path, "workdir", str(tmp_path / "set/train/run"))
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -377,6 +402,13 @@ MORE = [
         {},
         _profile_lines(train="accumulation = 1000000000000"),
         ["4 batch(es) of train.batch_size = 16", "train.accumulation = 1000000000000", "at most 4"],
+    ),
+    ("empty parquet splits", {}, _empty_parquet_set, ["cannot read data set", "ArrowInvalid"]),
+    (
+        "work folder inside the data set",
+        {},
+        _workdir_inside_the_data_set,
+        ["set/train/run is inside the data set folder", "choose a workdir outside it"],
     ),
     (
         "a token as a template",

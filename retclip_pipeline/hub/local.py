@@ -128,6 +128,12 @@ def open_local_splits(
         raise UserError(f"cannot read data set {where}: {exc}") from None
     except FileNotFoundError as exc:
         raise UserError(f"data set not found: {where} ({exc}); check hub.dataset") from None
+    except datasets.exceptions.DatasetGenerationError as exc:  # a file it could not read
+        cause = exc.__cause__ or exc
+        raise UserError(
+            f"cannot read data set {where}: {type(cause).__name__}: {cause}: check its files "
+            f"(an empty or damaged parquet, CSV or JSON file?)"
+        ) from None
     except Exception as exc:  # the hub client raises many types; name the set and the cause
         name = type(exc).__name__
         if "NotFound" in name or "Gated" in name or "Repository" in name or "HTTP" in name:
