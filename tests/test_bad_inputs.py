@@ -500,3 +500,53 @@ def test_a_non_finite_loss_names_the_weight_decay_when_it_is_large():
     )
     usual = nan_advice(SimpleNamespace(weight_decay=0.001, lr=3e-5))
     assert usual.startswith("Lower train.lr,") and "weight_decay" not in usual
+
+
+CLI_CASES = [
+    (
+        "embed: texts not UTF-8",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/bad.txt", "--out", "{tmp}/o.pt"],
+        ["bad.txt is not UTF-8 text"],
+    ),
+    (
+        "embed: texts file without a text",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/empty.txt", "--out", "{tmp}/o.pt"],
+        ["empty.txt holds no text", "one text a line"],
+    ),
+    (
+        "embed: --out a folder",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/ok.txt", "--out", "{tmp}"],
+        ["cannot write", "Is a directory", "choose another --out"],
+    ),
+    (
+        "embed: --out empty",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/ok.txt", "--out="],
+        ["--out is given an empty path"],
+    ),
+    ("query: --k 0", ["query", "--run", "{run}", "a fundus", "--k", "0"], ["--k 0", "at least 1"]),
+    ("query: --k -1", ["query", "--run", "{run}", "a fundus", "--k", "-1"], ["--k -1"]),
+    (
+        "compare: --out under a file",
+        ["compare", "{run}", "--out", "{tmp}/ok.txt/table"],
+        ["cannot write", "ok.txt", "choose another --out"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case,args,words", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_bad_command_input_is_one_line_exit_2(finished_demo, tmp_path, capsys, case, args, words):
+    """The commands around a finished run (embed, query, compare): a bad file or option is
+    one line, exit 2, and the run is left as it was (these were tracebacks)."""
+    (tmp_path / "bad.txt").write_bytes(b"a fundus \xff\n")
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "ok.txt").write_text("a fundus\n")
+    before = _snapshot(finished_demo)
+    capsys.readouterr()
+    assert main([a.format(run=finished_demo, tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in err and len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert _snapshot(finished_demo) == before
+    assert not (tmp_path / "o.pt").exists()
