@@ -236,6 +236,25 @@ def _workdir_inside_the_data_set(tmp_path):
     _set_line(tmp_path, "workdir", str(tmp_path / "set/train/run"))
 
 
+def _converted_line_not_a_record(tmp_path):
+    """A converted file edited by hand: JSON but no record was a TypeError traceback."""
+    run = _build(tmp_path, "convert")
+    with (run / "data/train_texts.jsonl").open("a") as texts:
+        texts.write("[]\n")
+
+
+def _converted_tsv_not_utf8(tmp_path):
+    run = _build(tmp_path, "convert")
+    with (run / "data/train_imgs.tsv").open("ab") as images:
+        images.write(b"7\t\xff\xfe\tx\n")
+
+
+def _converted_images_line_cut(tmp_path):
+    run = _evaluated(tmp_path)
+    with (run / "data/test_images.jsonl").open("a") as images:
+        images.write('{"image_id": 99\n')
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -411,6 +430,24 @@ MORE = [
         ["set/train/run is inside the data set folder", "choose a workdir outside it"],
     ),
     (
+        "converted texts line no record",
+        {},
+        _converted_line_not_a_record,
+        ["data/train_texts.jsonl line 66", "list where a record is due", "convert stage will run"],
+    ),
+    (
+        "converted images not UTF-8",
+        {},
+        _converted_tsv_not_utf8,
+        ["data/train_imgs.tsv line 60", "not UTF-8 text", "convert stage will run again"],
+    ),
+    (
+        "converted images line cut short",
+        {},
+        _converted_images_line_cut,
+        ["data/test_images.jsonl line 31", "not JSON", "--restart --stages convert"],
+    ),
+    (
         "a token as a template",
         {},
         _profile_lines(eval=f'templates = ["{TOKEN} {{}}"]'),
@@ -436,6 +473,12 @@ EXTRA_ARGS = {
     "profile a device": ["--profile", "/dev/zero"],
     "work folder a device": ["--workdir", "/dev/null"],
     "empty --workdir": ["--workdir", ""],
+    "converted images line cut short": [
+        "--stages",
+        "evaluate",
+        "--checkpoint",
+        "{tmp}/run/logs/retclip/checkpoints/epoch1.pt",
+    ],
     "empty --checkpoint after a finished run": ["--stages", "evaluate", "--checkpoint="],
 }
 CASES = BAD_INPUT + MORE

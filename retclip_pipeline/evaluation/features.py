@@ -3,7 +3,6 @@ single-eye feature, and the three text features, with ids and labels, saved as .
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,9 @@ def load_model(profile: Profile, checkpoint: str):
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise UserError(f"{path} is missing: run the convert stage first")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    from ..data.converted import read_records
+
+    return read_records(path)
 
 
 class SplitImages:

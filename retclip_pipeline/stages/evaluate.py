@@ -58,6 +58,7 @@ def _ready(profile: Profile, workdir: Path) -> None:
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    from ..data.converted import read_records
     from ..evaluation import features as feats
     from ..evaluation import figures, metrics, per_eye, report, zero_shot
     from ..model.build import image_size_of
@@ -66,6 +67,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
     profile, workdir, emit, layout = ctx.profile, ctx.workdir, ctx.emit, ctx.layout
     checkpoint = feats.checkpoint_path(profile, workdir)
     model, tokenizer, described = feats.load_model(profile, checkpoint)
+    # The converted records it reads are checked first: a damaged line is said while the
+    # finished evaluation is still there.
+    read = (layout.images_jsonl("test"), layout.texts_jsonl("test"), layout.texts_jsonl("train"))
+    for path in read:
+        if path.exists():
+            read_records(path)
     # Only now is the earlier evaluation removed: a checkpoint that is refused (damaged,
     # naming a class, of another model) leaves the finished evaluation as it was.
     ownership.remove(layout.evaluation)
