@@ -481,3 +481,35 @@ def test_compare_takes_a_damaged_profile_copy_and_odd_blocks(tmp_path, capsys):
         assert rows[0]["run"] == "run" and rows[0]["zero-shot acc"] == ""
         assert "towers" not in rows[0]
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "content", [b"[]", b"{", b"\xff\xfe", b'{"near_duplicates": [1], "tokens": 3, "splits": []}']
+)
+def test_caveats_say_so_when_the_conversion_report_cannot_be_read(tmp_path, content):
+    """A conversion report that is damaged, not UTF-8 or JSON of another shape was a
+    traceback at the end of the evaluation; its caveats are said to be unknown instead."""
+    from retclip_pipeline.evaluation.report import caveats
+    from retclip_pipeline.layout import RunLayout
+
+    layout = RunLayout(tmp_path / "run", "retclip")
+    layout.data.mkdir(parents=True)
+    layout.convert_report.write_bytes(content)
+    said = caveats(layout, None)
+    unknown = [c for c in said if "could not be read" in c and str(layout.convert_report) in c]
+    assert len(unknown) == (0 if content.startswith(b'{"near') else 1), said
+    assert said[-1].startswith("prompts describe the class")
+
+
+def test_training_curves_leave_out_lines_that_are_no_epoch(tmp_path):
+    """A metrics.jsonl line torn by a kill, edited or not UTF-8 was a traceback that left
+    the run without its evaluation; the curves are drawn from the epochs' records."""
+    from retclip_pipeline.evaluation.figures import _history, curves
+
+    metrics = tmp_path / "metrics.jsonl"
+    good = [{"epoch": 1, "train_loss": 2.0, "val_loss": 2.1}, {"epoch": 2, "train_loss": 1.5}]
+    lines = [json.dumps(good[0]).encode(), b"[]", b'{"epoch": "x"}', b"\xff", b"null"]
+    metrics.write_bytes(b"\n".join([*lines, json.dumps(good[1]).encode(), b'{"epoch": 3, "tr']))
+    assert _history(metrics) == good
+    curves(_history(metrics), tmp_path / "curves.png")  # val_loss in one epoch only: not drawn
+    assert (tmp_path / "curves.png").stat().st_size > 0
