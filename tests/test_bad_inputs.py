@@ -255,6 +255,12 @@ def _converted_images_line_cut(tmp_path):
         images.write('{"image_id": 99\n')
 
 
+def _class_name_of_no_class(tmp_path):
+    """A mistyped label in eval.class_names changed no prompt, silently."""
+    _evaluated(tmp_path)
+    _profile_lines(eval='class_names = { Glaucom = "glaucoma" }')(tmp_path)
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -446,6 +452,12 @@ MORE = [
         {},
         _converted_images_line_cut,
         ["data/test_images.jsonl line 31", "not JSON", "--restart --stages convert"],
+    ),
+    (
+        "class name of no class",
+        {},
+        _class_name_of_no_class,
+        ["eval.class_names names 'Glaucom'", "no class of this run's labels", "Glaucoma,"],
     ),
     (
         "a token as a template",
