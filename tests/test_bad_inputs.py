@@ -261,6 +261,12 @@ def _class_name_of_no_class(tmp_path):
     _profile_lines(eval='class_names = { Glaucom = "glaucoma" }')(tmp_path)
 
 
+def _init_a_folder(tmp_path):
+    """The refusal said "or delete this one" of the user's folder."""
+    (tmp_path / "weights").mkdir()
+    _profile_lines(model=f'init = "{tmp_path / "weights"}"')(tmp_path)
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -459,6 +465,7 @@ MORE = [
         _class_name_of_no_class,
         ["eval.class_names names 'Glaucom'", "no class of this run's labels", "Glaucoma,"],
     ),
+    ("init a folder", {}, _init_a_folder, ["weights is a folder, not a checkpoint", ".pt file"]),
     (
         "a token as a template",
         {},
