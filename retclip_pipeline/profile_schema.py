@@ -235,7 +235,7 @@ class TrainSection:
         neutral=True,
         rule=rules.trackers,
     )
-    workers: int = opt(2, "data loader worker processes", min=0, neutral=True)
+    workers: int = opt(2, "data loader worker processes", min=0, max=64, neutral=True)
     device: str = opt(
         "auto", "auto: the GPU when there is one; cpu; cuda", choices=("auto", "cpu", "cuda")
     )

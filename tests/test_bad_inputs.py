@@ -267,6 +267,12 @@ def _init_a_folder(tmp_path):
     _profile_lines(model=f'init = "{tmp_path / "weights"}"')(tmp_path)
 
 
+def _workers_by_the_thousand(tmp_path):
+    """100000 DataLoader workers: as many processes forked, no limit said."""
+    path = tmp_path / "profile.toml"
+    path.write_text(path.read_text().replace("workers = 0", "workers = 100000"))
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -466,6 +472,7 @@ MORE = [
         ["eval.class_names names 'Glaucom'", "no class of this run's labels", "Glaucoma,"],
     ),
     ("init a folder", {}, _init_a_folder, ["weights is a folder, not a checkpoint", ".pt file"]),
+    ("workers by the thousand", {}, _workers_by_the_thousand, ["train.workers", "at most 64"]),
     (
         "a token as a template",
         {},
