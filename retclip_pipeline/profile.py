@@ -255,7 +255,19 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
         kind, where = profile.dataset_source()
         if kind == "local" and profile.hub.dataset.strip() and not Path(where).exists():
             add("hub", "dataset", f"not a hub id (owner/name) and no such folder: {where}")
+        problem = init_problem(profile)
+        if problem:  # said at once, not after the conversion, and naming the key
+            add("model", "init", problem)
     return problems
+
+
+def init_problem(profile: Profile) -> str | None:
+    """Why model.init names no checkpoint file, or None."""
+    path = profile.resolve(profile.model.init) if profile.model.init else None
+    if path is None or path.is_file():
+        return None
+    what = "a folder" if path.is_dir() else "not found"
+    return f"{path} is {what}: name a RET-CLIP or Chinese-CLIP checkpoint file, or leave it empty"
 
 
 def check_outside_data(profile: Profile | None, workdir: Path) -> None:

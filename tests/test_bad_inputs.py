@@ -471,7 +471,13 @@ MORE = [
         _class_name_of_no_class,
         ["eval.class_names names 'Glaucom'", "no class of this run's labels", "Glaucoma,"],
     ),
-    ("init a folder", {}, _init_a_folder, ["weights is a folder, not a checkpoint", ".pt file"]),
+    ("init a folder", {}, _init_a_folder, ["model.init", "weights is a folder", "checkpoint file"]),
+    (
+        "init not found",
+        {},
+        _profile_lines(model='init = "nope.pt"'),
+        ["profile.toml:", "model.init", "nope.pt is not found", "or leave it empty"],
+    ),
     ("workers by the thousand", {}, _workers_by_the_thousand, ["train.workers", "at most 64"]),
     (
         "a token as a template",

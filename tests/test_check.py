@@ -313,3 +313,15 @@ def test_a_file_named_twice_fails_the_check_naming_both(tmp_path):
     train = items["data set train"]
     assert not train.ok and "(3_right.jpg and Training Images/3_right.jpg)" in train.detail
     assert items["data set test"].ok
+
+
+def test_check_names_a_missing_model_init(demo_profile, capsys):
+    """--check passed a model.init that names no file; the run failed only after the
+    conversion, naming no key."""
+    from retclip_pipeline.__main__ import main
+
+    text = demo_profile.read_text().replace("[model]\n", '[model]\ninit = "nope.pt"\n', 1)
+    demo_profile.write_text(text)
+    assert main(["--profile", str(demo_profile), "--check"]) == 2
+    out = capsys.readouterr().out
+    assert "[FAIL] model.init: " in out and "nope.pt is not found" in out
