@@ -222,6 +222,14 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
             add("data", key, f'required when data.join = "{data.join}"')
     if data.join == "file" and profile.dataset_source()[0] == "hub":
         add("hub", "dataset", 'data.join = "file" reads image files: name a local folder')
+    roles = {"text_column": data.text_column, "label_column": data.label_column}
+    roles = ({"index_column": data.index_column} if data.join == "index" else {}) | roles
+    seen: dict[str, str] = {}
+    for key, column in roles.items():  # the prompt read as the label, or the index as text
+        if column in seen:
+            add("data", key, f"names column {column!r} as data.{seen[column]} does: name its own")
+        elif column:
+            seen[column] = key
     train = profile.train
     if train.early_stop and train.best_metric and train.early_stop != train.best_metric:
         add(

@@ -480,6 +480,18 @@ MORE = [
     ),
     ("workers by the thousand", {}, _workers_by_the_thousand, ["train.workers", "at most 64"]),
     (
+        "label column is the prompt column",
+        {},
+        _profile_lines(data='label_column = "prompt"'),
+        ["data.label_column", "names column 'prompt' as data.text_column does"],
+    ),
+    (
+        "prompt column is the index column",
+        {},
+        _profile_lines(data='text_column = "dataset_index"'),
+        ["data.text_column", "names column 'dataset_index' as data.index_column does"],
+    ),
+    (
         "a token as a template",
         {},
         _profile_lines(eval=f'templates = ["{TOKEN} {{}}"]'),
