@@ -57,10 +57,19 @@ def read_image_ref(ref: bytes | str) -> bytes:
 
 def quiet_datasets() -> None:
     """Our own progress events replace the library's bars."""
+    import logging
+
     import datasets
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    # Its own stderr handler, bound to the stderr of the moment it was imported, would print
+    # each error a second time (or fail on a closed stream): the records reach the root
+    # logger, where the run shows them as warnings.
+    library = logging.getLogger("datasets")
+    for handler in list(library.handlers):
+        if type(handler) is logging.StreamHandler:
+            library.removeHandler(handler)
 
 
 def _source(profile: Profile, where: str, split: str, dataset) -> SplitSource:
