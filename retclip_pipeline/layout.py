@@ -227,3 +227,30 @@ class RunLayout:
     @property
     def sweep_events(self) -> Path:
         return self.sweep / EVENTS_FILE
+
+
+def check_apart(profile, workdir: Path) -> None:
+    """A local data set and a run kept apart. A run folder (or its shared data folder)
+    inside the data set's: the run's own files (figures, tables) would be read as the data
+    set's on the next run. A data set inside one of the run's own folders (a parquet set in
+    `data/`): the run writes its files among the data set's."""
+    from .errors import UserError
+
+    kind, where = profile.dataset_source() if profile is not None else ("hub", "")
+    if kind != "local":
+        return
+    data_set, layout = Path(where).resolve(), RunLayout.of(profile, workdir)
+    for folder in (layout.root, layout.data_root):
+        if folder is not None and folder.resolve().is_relative_to(data_set):
+            raise UserError(
+                f"the run folder {folder} is inside the data set folder {data_set} "
+                f"(hub.dataset): its own files would be read as the data set's; choose a "
+                f"workdir outside it"
+            )
+    for folder in (layout.data, layout.lmdb, layout.training, layout.evaluation):
+        if data_set.is_relative_to(folder.resolve()):
+            raise UserError(
+                f"the data set folder {data_set} (hub.dataset) is inside {folder}, where the "
+                f"run writes its own files: move the data set out of the run folder, or "
+                f"choose another workdir"
+            )

@@ -278,18 +278,6 @@ def init_problem(profile: Profile) -> str | None:
     return f"{path} is {what}: name a RET-CLIP or Chinese-CLIP checkpoint file, or leave it empty"
 
 
-def check_outside_data(profile: Profile | None, workdir: Path) -> None:
-    """A run folder (or its shared data folder) inside a local data set's folder: the run's
-    own files (figures, exports, tables) would be read as the data set's on the next run."""
-    kind, where = profile.dataset_source() if profile else ("hub", "")
-    for folder in (workdir, profile.data_dir_path() if profile else None):
-        if kind == "local" and folder and folder.resolve().is_relative_to(Path(where).resolve()):
-            raise UserError(
-                f"the run folder {folder} is inside the data set folder {where} (hub.dataset): "
-                f"its own files would be read as the data set's; choose a workdir outside it"
-            )
-
-
 def join_keys(data: DataSection) -> tuple[str, ...]:
     """The data keys that data.join needs set."""
     if data.join == "key":

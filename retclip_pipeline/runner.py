@@ -19,7 +19,7 @@ from .atomic import write_text
 from .errors import DamagedOutput, StageInterrupted, UserError, as_user_error, one_line
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
 from .fingerprint import file_identity, fingerprint, output_stamps
-from .layout import EVENTS_FILE, RESOLVED_PROFILE, RunLayout
+from .layout import EVENTS_FILE, RESOLVED_PROFILE, RunLayout, check_apart
 from .lock import run_lock
 from .quiet import library_messages
 from .stage import Stage, StageContext
@@ -137,7 +137,7 @@ def _replaced(row: PlanRow) -> str:
 
 
 def check_workdir(workdir: Path, profile: profiles.Profile | None = None) -> None:
-    profiles.check_outside_data(profile, workdir)
+    check_apart(profile, workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         probe = workdir / f".write-test-{os.getpid()}"

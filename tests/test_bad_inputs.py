@@ -273,6 +273,12 @@ def _workers_by_the_thousand(tmp_path):
     path.write_text(path.read_text().replace("workers = 0", "workers = 100000"))
 
 
+def _data_set_inside_the_runs_data(tmp_path):
+    """A data set in <run>/data/: the conversion wrote its tables among its files."""
+    shutil.copytree(tmp_path / "set", tmp_path / "run/data/set")
+    _set_line(tmp_path, "dataset", str(tmp_path / "run/data/set"))
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -490,6 +496,12 @@ MORE = [
         {},
         _profile_lines(data='text_column = "dataset_index"'),
         ["data.text_column", "names column 'dataset_index' as data.index_column does"],
+    ),
+    (
+        "data set inside the run's data folder",
+        {},
+        _data_set_inside_the_runs_data,
+        ["run/data/set (hub.dataset) is inside", "run/data, where the run writes"],
     ),
     (
         "a token as a template",
