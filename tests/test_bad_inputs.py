@@ -279,6 +279,15 @@ def _data_set_inside_the_runs_data(tmp_path):
     _set_line(tmp_path, "dataset", str(tmp_path / "run/data/set"))
 
 
+def _two_labels_for_one_image(tmp_path):
+    """Index 0's second prompt labelled another class: its texts stood for two classes."""
+    path = tmp_path / "set/prompts_train.csv"
+    lines = path.read_text().split("\n")
+    index, _, prompt = lines[2].split(",", 2)
+    lines[2] = ",".join([index, "Healthy", prompt])
+    path.write_text("\n".join(lines))
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -502,6 +511,12 @@ MORE = [
         {},
         _data_set_inside_the_runs_data,
         ["run/data/set (hub.dataset) is inside", "run/data, where the run writes"],
+    ),
+    (
+        "two labels for one image",
+        {},
+        _two_labels_for_one_image,
+        ["prompts_train.csv", "line 3: label 'Healthy', but line 2 gives the same image 'Cent"],
     ),
     (
         "a token as a template",
