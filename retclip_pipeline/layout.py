@@ -4,6 +4,7 @@ paths, so the layout the README describes is the one the code uses."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,13 @@ LOCK_FILE = "run.lock"
 RESOLVED_PROFILE = "profile.resolved.toml"
 LOG_FILE = "pipeline.log"  # a detached pipeline's own stdout and stderr
 TUI_PROFILE = "tui-profile.toml"  # the profile the wizard hands a detached pipeline
+
+
+def valid_name(name: str) -> bool:
+    """A run's name, a folder under logs/: letters, digits, '.', '_' and '-', not starting
+    with a dot: ".." named the run folder itself, and its training set the run's data
+    aside as stale outputs."""
+    return bool(re.fullmatch(r"[\w-][\w.-]*", name))
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class RunLayout:
         name, data_dir = saved.get("name"), saved.get("data_dir")
         return cls(
             root,
-            name if isinstance(name, str) else root.name,
+            name if isinstance(name, str) and valid_name(name) else root.name,
             Path(data_dir) if isinstance(data_dir, str) and data_dir else None,
         )
 
@@ -219,3 +227,49 @@ class RunLayout:
     @property
     def sweep_events(self) -> Path:
         return self.sweep / EVENTS_FILE
+
+
+def check_apart(profile, workdir: Path) -> None:
+    """A local data set and a run kept apart. A run folder (or its shared data folder)
+    inside the data set's: the run's own files (figures, tables) would be read as the data
+    set's on the next run. A data set inside one of the run's own folders (a parquet set in
+    `data/`): the run writes its files among the data set's."""
+    from .errors import UserError
+
+    kind, where = profile.dataset_source() if profile is not None else ("hub", "")
+    if kind != "local":
+        return
+    data_set, layout = Path(where).resolve(), RunLayout.of(profile, workdir)
+    for folder in (layout.root, layout.data_root):
+        if folder is not None and folder.resolve().is_relative_to(data_set):
+            raise UserError(
+                f"the run folder {folder} is inside the data set folder {data_set} "
+                f"(hub.dataset): its own files would be read as the data set's; choose a "
+                f"workdir outside it"
+            )
+    for folder in (layout.data, layout.lmdb, layout.training, layout.evaluation):
+        if data_set.is_relative_to(folder.resolve()):
+            raise UserError(
+                f"the data set folder {data_set} (hub.dataset) is inside {folder}, where the "
+                f"run writes its own files: move the data set out of the run folder, or "
+                f"choose another workdir"
+            )
+
+
+def check_workdir(workdir: Path, profile=None) -> None:
+    """The work directory can be written, and is kept apart from a local data set."""
+    import os
+
+    from .errors import UserError
+
+    check_apart(profile, workdir)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"cannot write to the work directory {workdir} ({exc.strerror}): "
+            f"choose another with --workdir or the profile's workdir"
+        ) from None

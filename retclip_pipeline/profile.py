@@ -20,6 +20,7 @@ from typing import Any
 
 from . import profile_values as rules
 from .errors import UserError
+from .layout import valid_name
 from .profile_schema import (  # noqa: F401 - the schema, read through this module
     DEFAULT_TEMPLATES,
     GPU_CHOICES,
@@ -221,6 +222,14 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
             add("data", key, f'required when data.join = "{data.join}"')
     if data.join == "file" and profile.dataset_source()[0] == "hub":
         add("hub", "dataset", 'data.join = "file" reads image files: name a local folder')
+    roles = {"text_column": data.text_column, "label_column": data.label_column}
+    roles = ({"index_column": data.index_column} if data.join == "index" else {}) | roles
+    seen: dict[str, str] = {}
+    for key, column in roles.items():  # the prompt read as the label, or the index as text
+        if column in seen:
+            add("data", key, f"names column {column!r} as data.{seen[column]} does: name its own")
+        elif column:
+            seen[column] = key
     train = profile.train
     if train.early_stop and train.best_metric and train.early_stop != train.best_metric:
         add(
@@ -237,10 +246,13 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
                 f"{getattr(train, key)!r} needs class labels and data.label_column is empty: "
                 'name val_loss, val_i2t or val_t2i, or leave it empty ("" chooses)',
             )
-    if not re.fullmatch(r"[\w.-]+", profile.name):
+    if not valid_name(profile.name):
         problems.append(
             Problem(
-                "name", "use letters, digits, '.', '_' or '-' only", _key_line(text, None, "name")
+                "name",
+                f"{profile.name!r}: use letters, digits, '.', '_' or '-' only, not starting "
+                "with '.'",
+                _key_line(text, None, "name"),
             )
         )
     if check_files:
@@ -251,7 +263,19 @@ def cross_checks(profile: Profile, text: str, check_files: bool) -> list[Problem
         kind, where = profile.dataset_source()
         if kind == "local" and profile.hub.dataset.strip() and not Path(where).exists():
             add("hub", "dataset", f"not a hub id (owner/name) and no such folder: {where}")
+        problem = init_problem(profile)
+        if problem:  # said at once, not after the conversion, and naming the key
+            add("model", "init", problem)
     return problems
+
+
+def init_problem(profile: Profile) -> str | None:
+    """Why model.init names no checkpoint file, or None."""
+    path = profile.resolve(profile.model.init) if profile.model.init else None
+    if path is None or path.is_file():
+        return None
+    what = "a folder" if path.is_dir() else "not found"
+    return f"{path} is {what}: name a RET-CLIP or Chinese-CLIP checkpoint file, or leave it empty"
 
 
 def join_keys(data: DataSection) -> tuple[str, ...]:

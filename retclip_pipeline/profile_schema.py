@@ -175,8 +175,10 @@ class TrainSection:
     accumulation: int = opt(1, "batches accumulated per optimizer step", min=1)
     epochs: int = opt(10, "passes over the train split", min=1)
     lr: float = opt(3e-5, "peak learning rate", min=0.0, max=1.0)
+    # At most 1: AdamW shrinks each weight by lr * weight_decay a step; beyond, training
+    # diverges at once and the loss turns nan (advice that named train.lr only).
     weight_decay: float = opt(
-        0.001, "AdamW weight decay (not on norms, biases, temperatures)", min=0.0
+        0.001, "AdamW weight decay (not on norms, biases, temperatures)", min=0.0, max=1.0
     )
     warmup_steps: int = opt(50, "optimizer steps of linear warm-up before the cosine decay", min=0)
     precision: str = opt(
@@ -233,7 +235,7 @@ class TrainSection:
         neutral=True,
         rule=rules.trackers,
     )
-    workers: int = opt(2, "data loader worker processes", min=0, neutral=True)
+    workers: int = opt(2, "data loader worker processes", min=0, max=64, neutral=True)
     device: str = opt(
         "auto", "auto: the GPU when there is one; cpu; cuda", choices=("auto", "cpu", "cuda")
     )

@@ -19,7 +19,7 @@ from .atomic import write_text
 from .errors import DamagedOutput, StageInterrupted, UserError, as_user_error, one_line
 from .events import Emitter, Event, EventSink, JsonlEventWriter, fan_out
 from .fingerprint import fingerprint, material, output_stamps, pick
-from .layout import EVENTS_FILE, RESOLVED_PROFILE, RunLayout
+from .layout import EVENTS_FILE, RESOLVED_PROFILE, RunLayout, check_workdir
 from .lock import run_lock
 from .quiet import library_messages
 from .stage import Stage, StageContext
@@ -135,19 +135,6 @@ def _replaced(row: PlanRow) -> str:
     )
 
 
-def check_workdir(workdir: Path) -> None:
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(
-            f"cannot write to the work directory {workdir} ({exc.strerror}): "
-            f"choose another with --workdir or the profile's workdir"
-        ) from None
-
-
 class _Heartbeat:
     """An event sink that keeps state.json's heartbeat fresh without rewriting it per event."""
 
@@ -209,7 +196,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the selected stages (all by default). Returns each stage's summary."""
     selected = selected or stage_names()
-    check_workdir(workdir)
+    check_workdir(workdir, profile)
     # One pipeline per run directory, whoever started it; what it writes is claimed.
     try:
         with ownership.recording(workdir), run_lock(workdir):

@@ -181,6 +181,113 @@ def _csv_a_folder(tmp_path):
     (tmp_path / "set/prompts_test.csv").mkdir()
 
 
+def _folder_named_like_an_image(tmp_path):
+    """`train/Glaucoma/00009.jpg/` a folder with an image in it: read as one more row, it
+    moved every later index onto the wrong image, silently."""
+    folder = tmp_path / "set/train/Glaucoma"
+    (folder / "00009.jpg").mkdir()
+    shutil.copy(folder / "00001.jpg", folder / "00009.jpg/inner.jpg")
+
+
+def _image_a_level_deeper(tmp_path):
+    folder = tmp_path / "set/train/Glaucoma"
+    (folder / "more").mkdir()
+    shutil.copy(folder / "00001.jpg", folder / "more/00001.jpg")
+
+
+def _stray_image_beside_the_class_folders(tmp_path):
+    shutil.copy(tmp_path / "set/train/Glaucoma/00001.jpg", tmp_path / "set/train/x.png")
+
+
+def _name_dot_dot(tmp_path):
+    """name = "..": logs/.. was the run folder, and training set the run's data aside."""
+    path = tmp_path / "profile.toml"
+    path.write_text('name = ".."\n' + path.read_text())
+
+
+def _evaluated_then_name_dot(tmp_path):
+    _evaluated(tmp_path)
+    path = tmp_path / "profile.toml"
+    path.write_text('name = "."\n' + path.read_text())
+
+
+def _set_line(tmp_path, key: str, value: str) -> None:
+    path = tmp_path / "profile.toml"
+    lines = path.read_text().splitlines()
+    lines = [f'{key} = "{value}"' if line.startswith(f"{key} = ") else line for line in lines]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _empty_parquet_set(tmp_path):
+    """Parquet splits without a row: a DatasetGenerationError traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table({"image": pa.array([], image), "label": pa.array([], pa.string())})
+    (tmp_path / "pq/data").mkdir(parents=True)
+    for split in ("train", "test"):
+        pq.write_table(table, tmp_path / f"pq/data/{split}-00000-of-00001.parquet")
+    _set_line(tmp_path, "dataset", str(tmp_path / "pq"))
+
+
+def _workdir_inside_the_data_set(tmp_path):
+    """Its figures (PNG) would be read as images of the split on the next run."""
+    _set_line(tmp_path, "workdir", str(tmp_path / "set/train/run"))
+
+
+def _converted_line_not_a_record(tmp_path):
+    """A converted file edited by hand: JSON but no record was a TypeError traceback."""
+    run = _build(tmp_path, "convert")
+    with (run / "data/train_texts.jsonl").open("a") as texts:
+        texts.write("[]\n")
+
+
+def _converted_tsv_not_utf8(tmp_path):
+    run = _build(tmp_path, "convert")
+    with (run / "data/train_imgs.tsv").open("ab") as images:
+        images.write(b"7\t\xff\xfe\tx\n")
+
+
+def _converted_images_line_cut(tmp_path):
+    run = _evaluated(tmp_path)
+    with (run / "data/test_images.jsonl").open("a") as images:
+        images.write('{"image_id": 99\n')
+
+
+def _class_name_of_no_class(tmp_path):
+    """A mistyped label in eval.class_names changed no prompt, silently."""
+    _evaluated(tmp_path)
+    _profile_lines(eval='class_names = { Glaucom = "glaucoma" }')(tmp_path)
+
+
+def _init_a_folder(tmp_path):
+    """The refusal said "or delete this one" of the user's folder."""
+    (tmp_path / "weights").mkdir()
+    _profile_lines(model=f'init = "{tmp_path / "weights"}"')(tmp_path)
+
+
+def _workers_by_the_thousand(tmp_path):
+    """100000 DataLoader workers: as many processes forked, no limit said."""
+    path = tmp_path / "profile.toml"
+    path.write_text(path.read_text().replace("workers = 0", "workers = 100000"))
+
+
+def _data_set_inside_the_runs_data(tmp_path):
+    """A data set in <run>/data/: the conversion wrote its tables among its files."""
+    shutil.copytree(tmp_path / "set", tmp_path / "run/data/set")
+    _set_line(tmp_path, "dataset", str(tmp_path / "run/data/set"))
+
+
+def _two_labels_for_one_image(tmp_path):
+    """Index 0's second prompt labelled another class: its texts stood for two classes."""
+    path = tmp_path / "set/prompts_train.csv"
+    lines = path.read_text().split("\n")
+    index, _, prompt = lines[2].split(",", 2)
+    lines[2] = ",".join([index, "Healthy", prompt])
+    path.write_text("\n".join(lines))
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -315,6 +422,103 @@ MORE = [
     ("CSV a folder", {}, _csv_a_folder, ["data.test_csv", "prompts_test.csv"]),
     ("work folder a device", {}, None, ["cannot write to the work directory /dev/null"]),
     (
+        "folder named like an image",
+        {},
+        _folder_named_like_an_image,
+        ["train/Glaucoma/00009.jpg is a folder named like an image", "rename it or move it"],
+    ),
+    (
+        "image a level deeper than the others",
+        {},
+        _image_a_level_deeper,
+        ["Glaucoma/more/00001.jpg lies 1 folder level(s) deeper", "train split", "same depth"],
+    ),
+    (
+        "image beside the class folders",
+        {},
+        _stray_image_beside_the_class_folders,
+        ["train/x.png lies 1 folder level(s) less deep", "same depth"],
+    ),
+    (
+        "weight decay far too large",
+        {},
+        _profile_lines(train="weight_decay = 1e308"),
+        ["train.weight_decay", "at most 1.0"],
+    ),
+    ("name '..'", {}, _name_dot_dot, ["name", "'..'", "not starting with '.'"]),
+    ("name '.' after a finished run", {}, _evaluated_then_name_dot, ["name", "'.'"]),
+    ("empty --workdir", {}, None, ["--workdir is given an empty path"]),
+    ("empty --checkpoint after a finished run", {}, _evaluated, ["--checkpoint is given an empty"]),
+    (
+        "accumulation beyond an epoch's batches",
+        {},
+        _profile_lines(train="accumulation = 1000000000000"),
+        ["4 batch(es) of train.batch_size = 16", "train.accumulation = 1000000000000", "at most 4"],
+    ),
+    ("empty parquet splits", {}, _empty_parquet_set, ["cannot read data set", "ArrowInvalid"]),
+    (
+        "work folder inside the data set",
+        {},
+        _workdir_inside_the_data_set,
+        ["set/train/run is inside the data set folder", "choose a workdir outside it"],
+    ),
+    (
+        "converted texts line no record",
+        {},
+        _converted_line_not_a_record,
+        ["data/train_texts.jsonl line 66", "list where a record is due", "convert stage will run"],
+    ),
+    (
+        "converted images not UTF-8",
+        {},
+        _converted_tsv_not_utf8,
+        ["data/train_imgs.tsv line 60", "not UTF-8 text", "convert stage will run again"],
+    ),
+    (
+        "converted images line cut short",
+        {},
+        _converted_images_line_cut,
+        ["data/test_images.jsonl line 31", "not JSON", "--restart --stages convert"],
+    ),
+    (
+        "class name of no class",
+        {},
+        _class_name_of_no_class,
+        ["eval.class_names names 'Glaucom'", "no class of this run's labels", "Glaucoma,"],
+    ),
+    ("init a folder", {}, _init_a_folder, ["model.init", "weights is a folder", "checkpoint file"]),
+    (
+        "init not found",
+        {},
+        _profile_lines(model='init = "nope.pt"'),
+        ["profile.toml:", "model.init", "nope.pt is not found", "or leave it empty"],
+    ),
+    ("workers by the thousand", {}, _workers_by_the_thousand, ["train.workers", "at most 64"]),
+    (
+        "label column is the prompt column",
+        {},
+        _profile_lines(data='label_column = "prompt"'),
+        ["data.label_column", "names column 'prompt' as data.text_column does"],
+    ),
+    (
+        "prompt column is the index column",
+        {},
+        _profile_lines(data='text_column = "dataset_index"'),
+        ["data.text_column", "names column 'dataset_index' as data.index_column does"],
+    ),
+    (
+        "data set inside the run's data folder",
+        {},
+        _data_set_inside_the_runs_data,
+        ["run/data/set (hub.dataset) is inside", "run/data, where the run writes"],
+    ),
+    (
+        "two labels for one image",
+        {},
+        _two_labels_for_one_image,
+        ["prompts_train.csv", "line 3: label 'Healthy', but line 2 gives the same image 'Cent"],
+    ),
+    (
         "a token as a template",
         {},
         _profile_lines(eval=f'templates = ["{TOKEN} {{}}"]'),
@@ -339,6 +543,14 @@ EXTRA_ARGS = {
     "LMDB path a file": ["--stages", "evaluate"],
     "profile a device": ["--profile", "/dev/zero"],
     "work folder a device": ["--workdir", "/dev/null"],
+    "empty --workdir": ["--workdir", ""],
+    "converted images line cut short": [
+        "--stages",
+        "evaluate",
+        "--checkpoint",
+        "{tmp}/run/logs/retclip/checkpoints/epoch1.pt",
+    ],
+    "empty --checkpoint after a finished run": ["--stages", "evaluate", "--checkpoint="],
 }
 CASES = BAD_INPUT + MORE
 
@@ -390,3 +602,65 @@ def test_bad_input_is_one_line_exit_2_and_keeps_finished_work(
         assert word in lines[0], lines[0]
     after = _snapshot(tmp_path / "run")
     assert {k: v for k, v in after.items() if k in before} == before, "finished work changed"
+
+
+def test_a_non_finite_loss_names_the_weight_decay_when_it_is_large():
+    from types import SimpleNamespace
+
+    from retclip_pipeline.training.stop import nan_advice
+
+    assert "train.weight_decay (now 0.9) or train.lr" in nan_advice(
+        SimpleNamespace(weight_decay=0.9, lr=3e-5)
+    )
+    usual = nan_advice(SimpleNamespace(weight_decay=0.001, lr=3e-5))
+    assert usual.startswith("Lower train.lr,") and "weight_decay" not in usual
+
+
+CLI_CASES = [
+    (
+        "embed: texts not UTF-8",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/bad.txt", "--out", "{tmp}/o.pt"],
+        ["bad.txt is not UTF-8 text"],
+    ),
+    (
+        "embed: texts file without a text",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/empty.txt", "--out", "{tmp}/o.pt"],
+        ["empty.txt holds no text", "one text a line"],
+    ),
+    (
+        "embed: --out a folder",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/ok.txt", "--out", "{tmp}"],
+        ["cannot write", "Is a directory", "choose another --out"],
+    ),
+    (
+        "embed: --out empty",
+        ["embed", "--run", "{run}", "--texts", "{tmp}/ok.txt", "--out="],
+        ["--out is given an empty path"],
+    ),
+    ("query: --k 0", ["query", "--run", "{run}", "a fundus", "--k", "0"], ["--k 0", "at least 1"]),
+    ("query: --k -1", ["query", "--run", "{run}", "a fundus", "--k", "-1"], ["--k -1"]),
+    (
+        "compare: --out under a file",
+        ["compare", "{run}", "--out", "{tmp}/ok.txt/table"],
+        ["cannot write", "ok.txt", "choose another --out"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case,args,words", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_bad_command_input_is_one_line_exit_2(finished_demo, tmp_path, capsys, case, args, words):
+    """The commands around a finished run (embed, query, compare): a bad file or option is
+    one line, exit 2, and the run is left as it was (these were tracebacks)."""
+    (tmp_path / "bad.txt").write_bytes(b"a fundus \xff\n")
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "ok.txt").write_text("a fundus\n")
+    before = _snapshot(finished_demo)
+    capsys.readouterr()
+    assert main([a.format(run=finished_demo, tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in err and len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert _snapshot(finished_demo) == before
+    assert not (tmp_path / "o.pt").exists()

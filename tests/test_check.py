@@ -313,3 +313,40 @@ def test_a_file_named_twice_fails_the_check_naming_both(tmp_path):
     train = items["data set train"]
     assert not train.ok and "(3_right.jpg and Training Images/3_right.jpg)" in train.detail
     assert items["data set test"].ok
+
+
+def test_check_names_a_missing_model_init(demo_profile, capsys):
+    """--check passed a model.init that names no file; the run failed only after the
+    conversion, naming no key."""
+    from retclip_pipeline.__main__ import main
+
+    text = demo_profile.read_text().replace("[model]\n", '[model]\ninit = "nope.pt"\n', 1)
+    demo_profile.write_text(text)
+    assert main(["--profile", str(demo_profile), "--check"]) == 2
+    out = capsys.readouterr().out
+    assert "[FAIL] model.init: " in out and "nope.pt is not found" in out
+
+
+def test_the_smoke_checklist_reads_damaged_files_as_failed_items(tmp_path):
+    """A torn metrics line, results that are JSON but no object, a converted file not UTF-8
+    or a stage summary of another shape were tracebacks from the checklist (the end of a
+    smoke run, promote, the wizard)."""
+    import json
+
+    from retclip_pipeline.layout import RunLayout
+    from retclip_pipeline.preflight.smoke import checklist
+
+    layout = RunLayout(tmp_path / "run", "retclip")
+    layout.data.mkdir(parents=True)
+    layout.imgs_tsv("train").write_bytes(b"0\t\xff\t\n1\tx\tx\n")
+    layout.training.mkdir(parents=True)
+    layout.metrics.write_bytes(b'{"epoch": 1, "step": 4}\n{"epoch": 2, "st')
+    layout.evaluation.mkdir(parents=True)
+    layout.results.write_text("[]")
+    stage = {"status": "done", "fingerprint": "x", "summary": [1, 2]}
+    layout.state.write_text(json.dumps({"stages": {"lmdb": stage, "convert": stage}}))
+    items = {item.name: item for item in checklist(layout.root, layout)}
+    assert items["data readable"].ok and "2 train images" in items["data readable"].detail
+    assert items["LMDB keys match"].ok
+    assert items["one optimizer step"].ok and "4 steps" in items["one optimizer step"].detail
+    assert not items["evaluation produced"].ok

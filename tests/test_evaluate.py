@@ -441,3 +441,75 @@ def test_the_ceiling_of_a_class_the_other_side_lacks_is_zero():
     ceiling = result["instance_ceiling"]
     assert ceiling["image_to_text"] == {"R@1": 0.3333, "R@5": 0.6667, "R@10": 0.6667}
     assert ceiling["text_to_image"] == {"R@1": 0.5, "R@5": 1.0, "R@10": 1.0}
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (b"[]", "holds list where the evaluation's results"),
+        (b"3", "holds int where"),
+        (b"{", "cannot be read (JSONDecodeError)"),
+        (b'{"run": "\xff"}', "cannot be read (UnicodeDecodeError)"),
+    ],
+)
+def test_compare_names_a_results_file_it_cannot_use(tmp_path, capsys, content, words):
+    """Results that are damaged, not UTF-8 or JSON but no object were a traceback."""
+    from retclip_pipeline.__main__ import main
+
+    results = tmp_path / "run/evaluation/evaluation_results.json"
+    results.parent.mkdir(parents=True)
+    results.write_bytes(content)
+    assert main(["compare", str(tmp_path / "run"), "--out", str(tmp_path / "table")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(results) in err and words in err and "rerun that run's evaluate stage" in err
+    assert not (tmp_path / "table.json").exists()
+
+
+def test_compare_takes_a_damaged_profile_copy_and_odd_blocks(tmp_path, capsys):
+    from retclip_pipeline.__main__ import main
+
+    run = tmp_path / "run"
+    (run / "evaluation").mkdir(parents=True)
+    (run / "evaluation/evaluation_results.json").write_text(
+        json.dumps({"retrieval": [1], "zero_shot": {"templates": 3}, "linear_probe": "x"})
+    )
+    for text in (b"[model\n", b"model = 3\n", b"\xff\n"):
+        (run / "profile.resolved.toml").write_bytes(text)
+        assert main(["compare", str(run), "--out", str(tmp_path / "table")]) == 0
+        rows = json.loads((tmp_path / "table.json").read_text())
+        assert rows[0]["run"] == "run" and rows[0]["zero-shot acc"] == ""
+        assert "towers" not in rows[0]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "content", [b"[]", b"{", b"\xff\xfe", b'{"near_duplicates": [1], "tokens": 3, "splits": []}']
+)
+def test_caveats_say_so_when_the_conversion_report_cannot_be_read(tmp_path, content):
+    """A conversion report that is damaged, not UTF-8 or JSON of another shape was a
+    traceback at the end of the evaluation; its caveats are said to be unknown instead."""
+    from retclip_pipeline.evaluation.report import caveats
+    from retclip_pipeline.layout import RunLayout
+
+    layout = RunLayout(tmp_path / "run", "retclip")
+    layout.data.mkdir(parents=True)
+    layout.convert_report.write_bytes(content)
+    said = caveats(layout, None)
+    unknown = [c for c in said if "could not be read" in c and str(layout.convert_report) in c]
+    assert len(unknown) == (0 if content.startswith(b'{"near') else 1), said
+    assert said[-1].startswith("prompts describe the class")
+
+
+def test_training_curves_leave_out_lines_that_are_no_epoch(tmp_path):
+    """A metrics.jsonl line torn by a kill, edited or not UTF-8 was a traceback that left
+    the run without its evaluation; the curves are drawn from the epochs' records."""
+    from retclip_pipeline.evaluation.figures import _history, curves
+
+    metrics = tmp_path / "metrics.jsonl"
+    good = [{"epoch": 1, "train_loss": 2.0, "val_loss": 2.1}, {"epoch": 2, "train_loss": 1.5}]
+    lines = [json.dumps(good[0]).encode(), b"[]", b'{"epoch": "x"}', b"\xff", b"null"]
+    metrics.write_bytes(b"\n".join([*lines, json.dumps(good[1]).encode(), b'{"epoch": 3, "tr']))
+    assert _history(metrics) == good
+    curves(_history(metrics), tmp_path / "curves.png")  # val_loss in one epoch only: not drawn
+    assert (tmp_path / "curves.png").stat().st_size > 0

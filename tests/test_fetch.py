@@ -276,3 +276,20 @@ def test_check_counts_a_hub_splits_rows_from_parquet_footers_alone(
     items = {item.name: item for item in run_checks(profiles.load(path), tmp_path / "run")}
     train = items["data set train"]
     assert not train.ok and "60 is outside the split (0..59)" in train.detail
+
+
+@pytest.mark.parametrize("content", [b"[]", b"{", b"\xff", b'{"repo": "org/fundus"}', b"3"])
+def test_a_damaged_saved_listing_offline_is_one_line(tmp_path, monkeypatch, content):
+    """Offline, the data set's listing saved by an earlier run is read back: damaged, not
+    UTF-8 or JSON of another shape, it was a traceback."""
+    from retclip_pipeline.errors import UserError
+    from retclip_pipeline.hub import shards
+
+    _use_cache(monkeypatch, tmp_path / "hf")
+    monkeypatch.setattr(shards, "_offline", lambda: ("HF_HUB_OFFLINE=1", "unset HF_HUB_OFFLINE"))
+    listing = tmp_path / "hf/retclip/listings/org--fundus.json"
+    listing.parent.mkdir(parents=True)
+    listing.write_bytes(content)
+    with pytest.raises(UserError, match="saved listing of data set org/fundus .* is damaged"):
+        shards._cached_listing("org/fundus", ["train"])
+    assert listing.read_bytes() == content  # the user's to delete

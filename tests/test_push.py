@@ -280,3 +280,52 @@ def test_the_card_says_how_the_towers_started_the_precision_used_and_counts_pati
     assert "| split | patients (two eye images each) | patient-text pairs |" in text
     assert f"On the test split ({tested} patients, " in text
     assert "random initialisation for the vision tower (tiny), pretrained text tower" in text
+
+
+@pytest.mark.parametrize("text", ["[]", "3", '"x"', "null"])
+def test_results_that_are_json_but_no_object_are_one_line(hub, finished, capsys, text):
+    """Valid JSON that is not an object in evaluation_results.json (edited, or written by
+    another tool) was a traceback from the card; it is one line naming the file."""
+    results = RunLayout.of_folder(finished).results
+    results.write_text(text, encoding="utf-8")
+    code, out, err = _push(capsys, "--run", str(finished), "--repo", REPO, "--dry-run")
+    assert code == 2 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and str(results) in lines[0], err
+    assert "rerun the evaluate stage" in lines[0]
+    assert hub.log == [] and not RunLayout.of_folder(finished).model_card.exists()
+
+
+@pytest.mark.parametrize("text", ["[]", "3", '"x"', '{"splits": [1]}', '{"splits": {"train": 3}}'])
+def test_the_card_takes_summaries_and_figures_of_the_wrong_shape(finished, text):
+    """A convert report or a stage summary holding JSON of another shape, and results whose
+    blocks are lists or numbers, give a card with "?" where the figures were."""
+    import json
+
+    from retclip_pipeline.hub import card
+    from retclip_pipeline.hub.push import finished_run
+
+    layout, profile, results = finished_run(finished)
+    layout.convert_report.write_text(text, encoding="utf-8")
+    state = json.loads(layout.state.read_text(encoding="utf-8"))
+    state["stages"]["convert"]["summary"] = json.loads(text)
+    state["stages"]["train"]["summary"] = json.loads(text)
+    layout.state.write_text(json.dumps(state), encoding="utf-8")
+    for stage in ("convert", "train"):
+        receipt = layout.receipts / f"{stage}.json"
+        receipt.write_text(json.dumps(state["stages"][stage]), encoding="utf-8")
+    odd = {
+        "retrieval": {"instance": {"image_to_text": [1], "text_to_image": 3}},
+        "zero_shot": {"class_names": {"accuracy": 0.5, "auc_ovr": [0.5]}},
+        "sizes": [4],
+        "caveats": "one caveat",
+        "checkpoint": 7,
+    }
+    for shaped in (json.loads(text), odd, results | {"zero_shot": [], "retrieval": "x"}):
+        built = str(card.build(layout, profile, shaped, REPO, []))
+        assert "| train | ? | ? |" in built
+        assert "## Citation" in built
+        assert isinstance(card.public_results(shaped), dict)
+    built = str(card.build(layout, profile, odd, REPO, []))
+    assert "| train | ? | ? |" in built and "On the test split (? images, ? texts)" in built
+    assert "| class names | 0.5 |  |  | n/a |" in built and "- one caveat" in built

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     no_library_bars()
     args = build_parser().parse_args(argv)
     try:
+        _refuse_empty_paths(argv)
         return args.handler(args)
     except UserError as exc:
         from ..profile_values import redact
@@ -57,6 +58,23 @@ def main(argv: list[str] | None = None) -> int:
             "interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr
         )
         return 130
+
+
+# Options that name a file or folder. Given empty (`--workdir "$RUN"` with RUN unset), argparse
+# reads "" as Path("."): the run went into the current folder, and an empty --checkpoint was
+# dropped for the profile's without a word.
+PATH_OPTIONS = ("--profile", "--workdir", "--checkpoint", "--out", "--run", "--images", "--texts")
+PATH_OPTIONS += ("--image",)
+
+
+def _refuse_empty_paths(argv: list[str]) -> None:
+    for number, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if name not in PATH_OPTIONS:
+            continue
+        given = value if equals else (argv[number + 1] if number + 1 < len(argv) else None)
+        if given is not None and not given.strip():
+            raise UserError(f"{name} is given an empty path: name the file or folder it means")
 
 
 def run_main() -> None:

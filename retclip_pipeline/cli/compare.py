@@ -27,11 +27,17 @@ def add(commands) -> None:
 
 def compare(args) -> int:
     from ..atomic import write_json, write_text
+    from ..errors import UserError
     from ..evaluation.compare import markdown, plain, row
 
     rows = [row(run.expanduser().resolve()) for run in args.runs]
     print(plain(rows), end="")
-    write_text(args.out.with_suffix(".md"), markdown(rows))
-    write_json(args.out.with_suffix(".json"), rows)
+    try:
+        write_text(args.out.with_suffix(".md"), markdown(rows))
+        write_json(args.out.with_suffix(".json"), rows)
+    except OSError as exc:  # no such folder, a folder of that name, read-only, full
+        raise UserError(
+            f"cannot write {exc.filename or args.out} ({exc.strerror}): choose another --out"
+        ) from None
     print(f"saved {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")
     return 0

@@ -68,15 +68,20 @@ def embed(args) -> int:
     else:
         if not args.texts.is_file():
             raise UserError(f"text file not found: {args.texts}")
-        texts = [
-            line.strip()
-            for line in args.texts.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        try:
+            lines = args.texts.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise UserError(f"{args.texts} is not UTF-8 text: save it as UTF-8") from None
+        texts = [line.strip() for line in lines if line.strip()]
+        if not texts:
+            raise UserError(f"{args.texts} holds no text: write one text a line")
         data = {"texts": texts, "patient": run.encode_texts(texts)}
         out = args.out or Path("embeddings_texts.pt")
-    with atomic_open(out, "wb") as handle:
-        torch.save(data, handle)
+    try:
+        with atomic_open(out, "wb") as handle:
+            torch.save(data, handle)
+    except OSError as exc:  # a folder, no such folder, read-only, full
+        raise UserError(f"cannot write {out} ({exc.strerror}): choose another --out") from None
     print(f"{len(data['patient'])} embeddings ({run.description}) written to {out}")
     return 0
 
@@ -90,6 +95,8 @@ def query(args) -> int:
 
     if bool(args.text) == bool(args.image):
         raise UserError("give either a text or --image PATH")
+    if args.k < 1:
+        raise UserError(f"--k {args.k}: give how many to show, at least 1")
     run = api.load(args.run, args.checkpoint)
     features = RunLayout.of(run.profile, run.folder).features("test_imgs")
     paired = run.profile.data.eyes == "paired"

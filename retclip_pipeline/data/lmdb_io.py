@@ -14,7 +14,6 @@ environment is a fresh rewrite in key order, byte-identical whatever the build's
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import Any
 from .. import ownership
 from ..atomic import replace_dir
 from ..errors import DamagedOutput, UserError
+from . import converted
 
 PROGRESS_KEY = b"__retclip_next__"
 COMMIT_EVERY = 1000
@@ -31,34 +31,32 @@ PICKLE_PROTOCOL = 4  # fixed, so the bytes do not change with the Python version
 
 
 def _img_records(tsv: Path) -> Iterator[tuple[bytes, bytes, int]]:
-    with open(tsv, encoding="utf-8") as handle:
-        for line in handle:
-            patient_id, left, right = line.rstrip("\n").split("\t")
-            value = pickle.dumps((left, right), protocol=PICKLE_PROTOCOL)
-            yield patient_id.encode(), value, len(line)
+    for number, line in converted.lines(tsv, rebuild=True):
+        fields = line.rstrip("\n").split("\t")
+        if len(fields) != 3:
+            raise converted.damaged(tsv, number, f"{len(fields)} fields, not 3", rebuild=True)
+        patient_id, left, right = fields
+        value = pickle.dumps((left, right), protocol=PICKLE_PROTOCOL)
+        yield patient_id.encode(), value, len(line)
 
 
 def _pair_records(jsonl: Path) -> Iterator[tuple[bytes, bytes, int]]:
     index = 0
-    with open(jsonl, encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            for patient_id in record["image_ids"]:
-                value = pickle.dumps(
-                    (patient_id, record["text_id"], record["text"]), protocol=PICKLE_PROTOCOL
-                )
-                yield str(index).encode(), value, len(line)
-                index += 1
+    needs = ("image_ids", "text_id", "text")
+    for _, record, size in converted.records(jsonl, needs, rebuild=True):
+        for patient_id in record["image_ids"]:
+            value = pickle.dumps(
+                (patient_id, record["text_id"], record["text"]), protocol=PICKLE_PROTOCOL
+            )
+            yield str(index).encode(), value, size
+            index += 1
 
 
 def _eye_text_records(jsonl: Path) -> Iterator[tuple[bytes, bytes, int]]:
-    with open(jsonl, encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            value = pickle.dumps(
-                (record["text_left"], record["text_right"]), protocol=PICKLE_PROTOCOL
-            )
-            yield str(record["text_id"]).encode(), value, len(line)
+    needs = ("text_id", "text_left", "text_right")
+    for _, record, size in converted.records(jsonl, needs, rebuild=True):
+        value = pickle.dumps((record["text_left"], record["text_right"]), protocol=PICKLE_PROTOCOL)
+        yield str(record["text_id"]).encode(), value, size
 
 
 COUNT_KEYS = {"imgs": b"num_images", "pairs": b"num_samples", "eye_texts": b"num_texts"}

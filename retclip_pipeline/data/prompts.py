@@ -123,6 +123,7 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
     keys: dict[str, int] = {}  # join = key or file: each id's image index, in CSV order
     rows: list[PromptRow] = []
     bad: list[tuple[int, str]] = []
+    labelled: dict[int, tuple[str, int]] = {}  # each image's label, and the line giving it
     read = 0
     for line, end, fields in records:
         read += 1
@@ -161,6 +162,11 @@ def read_prompts(path: Path, data: DataSection, split_size: int | None) -> Promp
             bad.append((line, f"empty prompt ({', '.join(empty)})"))
             continue
         label = record[data.label_column].strip() if data.label_column else None
+        first = labelled.setdefault(index, (label, line)) if label else (label, line)
+        if first[0] != label:  # the image's texts would stand for two classes
+            said = f"{data.label_column} {label!r}, but line {first[1]} gives the same image"
+            bad.append((line, f"{said} {first[0]!r}"))
+            continue
         eye_labels = {
             f"{side}_label": record[column].strip() or None
             for side, column in (

@@ -36,6 +36,24 @@ def _dig(data: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    """A run's evaluation results, or one line naming the file: damaged, not UTF-8, or
+    JSON that is not an object (a list, a number) were a traceback."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSON's are ValueErrors
+        raise UserError(
+            f"{path} cannot be read ({type(exc).__name__}): rerun that run's evaluate stage "
+            f"(--stages evaluate)"
+        ) from None
+    if not isinstance(results, dict):
+        raise UserError(
+            f"{path} holds {type(results).__name__} where the evaluation's results (a JSON "
+            f"object) should be: rerun that run's evaluate stage (--stages evaluate)"
+        )
+    return results
+
+
 def row(run_dir: Path) -> dict[str, Any]:
     layout = RunLayout.of_folder(run_dir)
     results_path = layout.results
@@ -43,14 +61,17 @@ def row(run_dir: Path) -> dict[str, Any]:
         raise UserError(
             f"{run_dir} has no evaluation/evaluation_results.json: run its evaluate stage first"
         )
-    results = json.loads(results_path.read_text(encoding="utf-8"))
+    results = read_results(results_path)
     flat = {
         "run": results.get("run", run_dir.name),
         "checkpoint": Path(str(results.get("checkpoint", ""))).name.split(" ")[0],
     }
     profile_path = layout.resolved_profile
-    if profile_path.exists():
+    try:
         model = tomllib.loads(profile_path.read_text(encoding="utf-8")).get("model", {})
+    except (OSError, ValueError):  # missing, damaged or not UTF-8: the towers read "?"
+        model = None
+    if isinstance(model, dict):
         flat["towers"] = f"{model.get('vision', '?')} + {model.get('text', '?')}"
     retrieval = results.get("retrieval", {})
     for title, key in COLUMNS[3:]:

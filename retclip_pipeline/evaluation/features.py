@@ -3,7 +3,6 @@ single-eye feature, and the three text features, with ids and labels, saved as .
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,9 @@ def _shown(path: Path, workdir: Path) -> str:
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise UserError(f"{path} is missing: run the convert stage first")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    from ..data.converted import read_records
+
+    return read_records(path)
 
 
 class SplitImages:

@@ -73,17 +73,18 @@ def curves(history: list[dict[str, Any]], path: Path) -> None:
     epochs = [m["epoch"] for m in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
-        if all(key in m for m in history):
+        if all(isinstance(m.get(key), int | float) for m in history):
             loss_ax.plot(epochs, [m[key] for m in history], marker="o", label=label)
     loss_ax.set_xlabel("epoch")
-    loss_ax.legend()
+    if loss_ax.get_legend_handles_labels()[0]:  # a run without validation has no accuracy
+        loss_ax.legend()
     for key, label in (
         ("val_i2t", "image->text (in-batch)"),
         ("val_t2i", "text->image (in-batch)"),
         ("val_i2t_class", "image->text, class-level"),
         ("val_chance", "chance"),
     ):
-        if all(key in m for m in history):
+        if all(isinstance(m.get(key), int | float) for m in history):
             acc_ax.plot(
                 epochs,
                 [m[key] for m in history],
@@ -92,7 +93,8 @@ def curves(history: list[dict[str, Any]], path: Path) -> None:
             )
     acc_ax.set_xlabel("epoch")
     acc_ax.set_ylim(0, 1)
-    acc_ax.legend(fontsize=8)
+    if acc_ax.get_legend_handles_labels()[0]:
+        acc_ax.legend(fontsize=8)
     fig.suptitle("training and validation")
     _save(fig, path)
     plt.close(fig)
@@ -149,11 +151,26 @@ def write_all(results, layout, test_images, texts, examples: int) -> None:
                 f"per-class F1, zero-shot ({source.replace('_', ' ')})",
             )
     if layout.metrics.exists():  # this run's training, never another name's in logs/
-        history = [json.loads(line) for line in layout.metrics.read_text().splitlines()]
+        history = _history(layout.metrics)
         if history:
             curves(history, folder / "training_curves.png")
     if examples and results["sizes"]["test_images"] >= 5:
         _examples(layout, test_images, texts, examples)
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    """The epochs' figures for the curves: a line that is not an epoch's record (torn by a
+    kill, edited, not UTF-8) is left out of the picture, not a traceback that loses the
+    evaluation."""
+    history = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            record = json.loads(raw)
+        except ValueError:  # JSON's errors and UnicodeDecodeError
+            continue
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int | float):
+            history.append(record)
+    return history
 
 
 def _examples(layout, images, texts, count: int) -> None:

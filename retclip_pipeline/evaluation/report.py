@@ -17,23 +17,35 @@ def caveats(layout: RunLayout, profile: Profile) -> list[str]:
     """What a reader must know before citing the figures."""
     out = []
     report_path = layout.convert_report
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    near = report.get("near_duplicates")
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        report = {}
+    except (OSError, ValueError):  # damaged or not UTF-8: said, not a traceback
+        report = None
+    if not isinstance(report, dict):
+        out.append(
+            f"the conversion report {report_path} could not be read: its caveats (near "
+            f"duplicates, truncated prompts, class balance) are unknown; rerun the convert "
+            f"stage to have them"
+        )
+        report = {}
+    near = _obj(report.get("near_duplicates"))
     if near and near.get("test_images_with_train_match"):
         out.append(
             f"{near['test_images_with_train_match']} of {near['test_images']} test images "
             f"are near duplicates of train images (perceptual hash within "
             f"{near['bits']} bits): test figures are optimistic."
         )
-    tokens = own_tokens.read(layout) or report.get("tokens", {})  # a sweep variant's own
+    tokens = _obj(own_tokens.read(layout)) or _obj(report.get("tokens"))  # a sweep variant's own
     if tokens.get("truncated"):
         out.append(
             f"{tokens['truncated']} of {tokens['prompts']} prompts "
             f"({tokens['truncated_share']:.0%}) exceed the context length "
             f"{tokens['context_length']} and were truncated."
         )
-    per_class = report.get("splits", {}).get("train", {}).get("texts_per_class", {})
-    if per_class:
+    per_class = _obj(_obj(_obj(report.get("splits")).get("train")).get("texts_per_class"))
+    if per_class and all(isinstance(n, int) for n in per_class.values()):
         smallest, largest = min(per_class.values()), max(per_class.values())
         if largest > 3 * smallest:
             out.append(
@@ -46,6 +58,11 @@ def caveats(layout: RunLayout, profile: Profile) -> list[str]:
         "ones."
     )
     return out
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """A block of the report as an object, {} for JSON of another shape (edited by hand)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:

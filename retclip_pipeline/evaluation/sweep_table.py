@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..layout import RunLayout
+from .compare import read_results
 from .compare import row as compare_row
 
 # (title, where in evaluation_results.json): what a sweep compares
@@ -40,7 +41,7 @@ def rows(variants: list[tuple[str, Path]]) -> list[dict[str, Any]]:
             out.append({"variant": label, "towers": "", "note": "not evaluated"})
             continue
         flat = compare_row(folder)
-        results = json.loads(results_path.read_text(encoding="utf-8"))
+        results = read_results(results_path)
         entry = {"variant": label, "towers": flat.get("towers", ""), "run": str(folder)}
         entry |= {title: _dig(results, key) for title, key in METRICS}
         out.append(entry)

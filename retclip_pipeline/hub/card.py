@@ -47,11 +47,22 @@ def dataset_id(profile: Profile) -> tuple[str, str | None]:
     return f"{Path(where).name} (a local folder)", None
 
 
-def sizes(layout: RunLayout) -> dict[str, int]:
-    """train/test image and pair counts, from the convert stage's record or its report."""
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object read from a run's files, or {} for anything else (a list, a number, a
+    string edited in by hand): the card then shows "?" where the figure was, never a
+    traceback."""
+    return value if isinstance(value, dict) else {}
+
+
+def _summary(layout: RunLayout, stage: str) -> dict[str, Any]:
     from ..state import RunState
 
-    summary = RunState.load(layout.root).stages.get("convert", {}).get("summary", {})
+    return _object(_object(RunState.load(layout.root).stages.get(stage)).get("summary"))
+
+
+def sizes(layout: RunLayout) -> dict[str, int]:
+    """train/test image and pair counts, from the convert stage's record or its report."""
+    summary = _summary(layout, "convert")
     if summary:
         return {k: int(v) for k, v in summary.items() if isinstance(v, int)}
     try:
@@ -59,9 +70,10 @@ def sizes(layout: RunLayout) -> dict[str, int]:
     except (OSError, ValueError):
         return {}
     out = {}
-    for split, figures in report.get("splits", {}).items():
-        out[f"{split}_images"] = figures.get("images_written", 0)
-        out[f"{split}_pairs"] = figures.get("pairs_written", 0)
+    for split, figures in _object(_object(report).get("splits")).items():
+        figures = _object(figures)
+        out[f"{split}_images"] = figures.get("images_written", "?")
+        out[f"{split}_pairs"] = figures.get("pairs_written", "?")
     return out
 
 
@@ -125,12 +137,13 @@ def metrics_tables(results: dict[str, Any]) -> list[str]:
     """The evaluation's figures as markdown tables: retrieval (instance and class level),
     zero-shot classification, the linear probe."""
     out, rows = [], []
+    results = _object(results)
     for level in ("instance", "class"):
-        block = results.get("retrieval", {}).get(level)
+        block = _object(results.get("retrieval")).get(level)
         if not isinstance(block, dict):
             continue
         for direction in ("image_to_text", "text_to_image"):
-            v = block.get(direction, {})
+            v = _object(block.get(direction))
             rows.append(
                 [f"{level}-level", direction.replace("_", " ")]
                 + [v.get(k, "") for k in ("R@1", "R@5", "R@10", "mean_recall")]
@@ -141,12 +154,13 @@ def metrics_tables(results: dict[str, Any]) -> list[str]:
     if rows:
         out += [_table(["retrieval", "direction", "R@1", "R@5", "R@10", "mean recall"], rows), ""]
     rows = []
-    for source, result in results.get("zero_shot", {}).items():
+    for source, result in _object(results.get("zero_shot")).items():
         if isinstance(result, dict) and "accuracy" in result:
-            auc = result.get("auc_ovr", {}).get("macro", "n/a")
+            auc = _object(result.get("auc_ovr")).get("macro", "n/a")
             rows.append(
-                [source.replace("_", " "), result["accuracy"], result["balanced_accuracy"]]
-                + [result["macro_f1"], auc]
+                [source.replace("_", " "), result["accuracy"]]
+                + [result.get(k, "") for k in ("balanced_accuracy", "macro_f1")]
+                + [auc]
             )
     if rows:
         header = ["zero-shot prompts", "accuracy", "balanced accuracy", "macro-F1", "AUC (OvR)"]
@@ -252,10 +266,9 @@ def build(
     """The card, as a huggingface_hub ModelCard."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from ..state import RunState
-
     shown, hub_id = dataset_id(profile)
-    trained = RunState.load(layout.root).stages.get("train", {}).get("summary", {})
+    results = _object(results)
+    trained = _summary(layout, "train")
     counts = sizes(layout)
     data = ModelCardData(
         license=license,
@@ -276,6 +289,7 @@ def build(
         if paired
         else ["split", "images", "image-text pairs"]
     )
+    tested = _object(results.get("sizes"))
     body = [
         f"# {repo_id.split('/')[-1]}",
         "",
@@ -295,14 +309,15 @@ def build(
         "",
         "## Evaluation",
         "",
-        f"On the test split ({results.get('sizes', {}).get('test_images', '?')} {things}, "
-        f"{results.get('sizes', {}).get('test_texts', '?')} texts), checkpoint "
+        f"On the test split ({tested.get('test_images', '?')} {things}, "
+        f"{tested.get('test_texts', '?')} texts), checkpoint "
         f"`{_checkpoint_name(str(results.get('checkpoint', '?')))[0]}`:",
         "",
         *metrics_tables(results),
     ]
     caveats = results.get("caveats") or []
-    if caveats:
+    caveats = [caveats] if isinstance(caveats, str) else caveats
+    if isinstance(caveats, list) and caveats:
         body += ["Before citing these figures:", ""] + [f"- {c}" for c in caveats] + [""]
     body += _figures_section(figures)
     body += _loading_section(repo_id, layout.export, profile.model.context_length)
@@ -312,7 +327,7 @@ def build(
 
 def public_results(results: dict[str, Any]) -> dict[str, Any]:
     """The evaluation results as the repo gets them: the checkpoint by its file name only."""
-    out = dict(results)
+    out = dict(_object(results))
     if "checkpoint" in out:
         name, rest = _checkpoint_name(str(out["checkpoint"]))
         out["checkpoint"] = f"{name} {rest}" if rest else name

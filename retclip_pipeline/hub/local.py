@@ -3,6 +3,7 @@ images left undecoded; and the column rules every split obeys, hub parquet ones 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +57,19 @@ def read_image_ref(ref: bytes | str) -> bytes:
 
 def quiet_datasets() -> None:
     """Our own progress events replace the library's bars."""
+    import logging
+
     import datasets
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    # Its own stderr handler, bound to the stderr of the moment it was imported, would print
+    # each error a second time (or fail on a closed stream): the records reach the root
+    # logger, where the run shows them as warnings.
+    library = logging.getLogger("datasets")
+    for handler in list(library.handlers):
+        if type(handler) is logging.StreamHandler:
+            library.removeHandler(handler)
 
 
 def _source(profile: Profile, where: str, split: str, dataset) -> SplitSource:
@@ -110,6 +120,8 @@ def open_local_splits(
     quiet_datasets()
     token = None
     options = {}
+    if kind == "local" and Path(where).is_dir():
+        check_image_folder(Path(where), wanted)
     if kind == "local" and all((Path(where) / split).is_dir() for split in wanted):
         # An image folder with one subfolder per split: naming them spares datasets its
         # search of ~45 layout patterns over every file (8.7 s -> 3.2 s for 16k images).
@@ -125,6 +137,12 @@ def open_local_splits(
         raise UserError(f"cannot read data set {where}: {exc}") from None
     except FileNotFoundError as exc:
         raise UserError(f"data set not found: {where} ({exc}); check hub.dataset") from None
+    except datasets.exceptions.DatasetGenerationError as exc:  # a file it could not read
+        cause = exc.__cause__ or exc
+        raise UserError(
+            f"cannot read data set {where}: {type(cause).__name__}: {cause}: check its files "
+            f"(an empty or damaged parquet, CSV or JSON file?)"
+        ) from None
     except Exception as exc:  # the hub client raises many types; name the set and the cause
         name = type(exc).__name__
         if "NotFound" in name or "Gated" in name or "Repository" in name or "HTTP" in name:
@@ -136,3 +154,41 @@ def open_local_splits(
         split: _source(profile, where, split, dataset)
         for split, dataset in zip(wanted, loaded, strict=True)
     }
+
+
+def check_image_folder(root: Path, wanted: list[str]) -> None:
+    """An image folder's rows are its image files in path order, and a CSV's index counts
+    them: an image that lies where the split's others do not (in a folder named like an
+    image, `train/00000.jpg/`, or a level deeper than the rest) would be read as one more
+    row and move every later index onto the wrong image. Such a layout is one line naming
+    the path, before anything is read."""
+    from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
+
+    suffixes = {suffix.lower() for suffix in ImageFolder.EXTENSIONS}
+    splits = [split for split in wanted if (root / split).is_dir()]
+    for folder in [root / split for split in splits] or [root]:
+        depths: dict[int, list[Path]] = {}
+        for parent, folders, files in os.walk(folder):
+            here = Path(parent)
+            folders[:] = sorted(f for f in folders if not f.startswith((".", "__")))
+            for name in folders:
+                if Path(name).suffix.lower() in suffixes:
+                    raise UserError(
+                        f"{here / name} is a folder named like an image in data set {root}: "
+                        f"its images would be read as rows of their own and every later "
+                        f"index would point at the wrong image; rename it or move it out "
+                        f"of {folder}"
+                    )
+            for name in sorted(files):
+                if Path(name).suffix.lower() in suffixes and not name.startswith("."):
+                    depths.setdefault(len(here.relative_to(folder).parts), []).append(here / name)
+        if splits and len(depths) > 1:
+            usual = max(depths, key=lambda depth: len(depths[depth]))
+            odd = min(depths, key=lambda depth: (len(depths[depth]), -depth))
+            levels = "deeper" if odd > usual else "less deep"
+            raise UserError(
+                f"{depths[odd][0]} lies {abs(odd - usual)} folder level(s) {levels} than the "
+                f"other images of the {folder.name} split (such as {depths[usual][0]}): it "
+                f"would be read as a row and move every later index onto the wrong image; "
+                f"put every image of the split at the same depth under {folder}"
+            )

@@ -94,6 +94,12 @@ def finished_run(folder: Path) -> tuple[RunLayout, Profile, dict]:
         raise UserError(
             f"{layout.results} cannot be read ({type(exc).__name__}): rerun the evaluate stage"
         ) from None
+    if not isinstance(results, dict):
+        raise UserError(
+            f"{layout.results} holds {type(results).__name__} where the evaluation's results "
+            f"(a JSON object) should be: rerun the evaluate stage (python -m retclip_pipeline "
+            f"--profile {layout.resolved_profile} --stages evaluate)"
+        )
     return layout, profile, results
 
 

@@ -141,7 +141,13 @@ def _cached_listing(repo: str, splits: list[str]) -> Listing:
             f"{why} and data set {repo} was never listed on this machine (no {path}): "
             f"run once online ({fix})"
         )
-    listing = Listing.from_json(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        listing = Listing.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(
+            f"{why} and the saved listing of data set {repo} ({path}) is damaged "
+            f"({type(exc).__name__}): delete it and run once online ({fix})"
+        ) from None
     missing = [s for s in splits if s not in listing.files]
     if missing:
         raise UserError(

@@ -129,6 +129,8 @@ def safe_load(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"checkpoint not found: {path}") from None
+    except IsADirectoryError:  # "delete this one" is no advice for a folder
+        raise UserError(f"{path} is a folder, not a checkpoint: give the .pt file") from None
     except Exception as exc:
         if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             reason = (

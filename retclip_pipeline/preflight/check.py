@@ -13,7 +13,7 @@ from ..checks import Check
 from ..data.join import things
 from ..data.prompts import PromptTable, check_columns, read_prompts
 from ..errors import UserError
-from ..profile import Profile, train_batch_size
+from ..profile import Profile, init_problem, train_batch_size
 from ..units import size
 from .costs import estimate_output_bytes, kept_checkpoints, training_output_bytes
 
@@ -83,6 +83,9 @@ def _checks(profile: Profile, workdir: Path, gpu, reason, items) -> list[Check]:
     items += _disk_checks(profile, workdir, csv_ok, estimated)
     if profile.train.report_to:
         items.append(_tracker_check(profile))
+    if profile.model.init:
+        problem = init_problem(profile)
+        items.append(Check.of("model.init", not problem, problem or "found"))
     if profile.eval.checkpoint and profile.eval.checkpoint != "init":
         from ..evaluation.choice import missing_checkpoint
 

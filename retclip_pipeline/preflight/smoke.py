@@ -20,19 +20,21 @@ def checklist(workdir: Path, layout: RunLayout | None = None) -> list[Check]:
         return state.status(stage) == "done"
 
     tsv = layout.imgs_tsv("train")
-    rows = len(tsv.read_text(encoding="utf-8").splitlines()) if tsv.exists() else 0
+    rows = len(tsv.read_bytes().splitlines()) if tsv.is_file() else 0
     items = [Check.of("data readable", done("convert") and rows > 0, f"{rows} train images")]
-    lmdb = state.stages.get("lmdb", {}).get("summary", {})
+    lmdb = _object(_object(state.stages.get("lmdb")).get("summary"))
     items.append(Check.of("LMDB keys match", done("lmdb"), _brief(lmdb) or "lmdb stage not done"))
     steps = 0
-    if layout.metrics.exists():  # this run's training, not another name's in logs/
-        lines = layout.metrics.read_text(encoding="utf-8").splitlines()
-        if lines:
-            steps = int(json.loads(lines[-1]).get("step", 0))
+    if layout.metrics.is_file():  # this run's training, not another name's in logs/
+        for line in reversed(layout.metrics.read_bytes().splitlines()):
+            step = _object(_json(line)).get("step")
+            if isinstance(step, int):  # a torn or edited line is passed over
+                steps = step
+                break
     items.append(Check.of("one optimizer step", steps >= 1, f"{steps} steps taken"))
     checkpoints = sorted(layout.checkpoints.glob("*.pt"))
     results_path = layout.results
-    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
+    results = _object(_json(results_path.read_bytes())) if results_path.is_file() else {}
     used = str(results.get("checkpoint", ""))
     reloaded = any(str(c) in used or c.name in used for c in checkpoints)
     items.append(
@@ -44,6 +46,19 @@ def checklist(workdir: Path, layout: RunLayout | None = None) -> list[Check]:
     )
     items.append(Check.of("evaluation produced", bool(results), str(results_path)))
     return items
+
+
+def _json(data: bytes):
+    """JSON read back from the run's files, None where it is damaged or not UTF-8: the
+    checklist then fails that item instead of a traceback."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _brief(summary: dict) -> str:

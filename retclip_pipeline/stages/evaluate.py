@@ -57,7 +57,24 @@ def _ready(profile: Profile, workdir: Path) -> None:
         raise UserError(problem)
 
 
+def _check_class_names(profile: Profile, records: list[dict[str, Any]]) -> None:
+    """eval.class_names keys that are no class of the run's labels (a typo, another data
+    set's label) changed no prompt, silently: one line naming them and the classes."""
+    from ..errors import UserError
+
+    keys = ("label", "label_left", "label_right")
+    classes = {str(r[k]) for r in records for k in keys if r.get(k) is not None}
+    unknown = [name for name in profile.eval.class_names if name not in classes]
+    if classes and unknown:
+        raise UserError(
+            f"eval.class_names names {', '.join(map(repr, unknown))}, no class of this run's "
+            f"labels ({', '.join(sorted(classes))}): write each label as the data gives it, "
+            f"or remove it"
+        )
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
+    from ..data.converted import read_records
     from ..evaluation import features as feats
     from ..evaluation import figures, metrics, per_eye, report, zero_shot
     from ..model.build import image_size_of
@@ -66,6 +83,11 @@ def run(ctx: StageContext) -> dict[str, Any]:
     profile, workdir, emit, layout = ctx.profile, ctx.workdir, ctx.emit, ctx.layout
     checkpoint = feats.checkpoint_path(profile, workdir)
     model, tokenizer, described = feats.load_model(profile, checkpoint)
+    # The converted records it reads are checked first: a damaged line is said while the
+    # finished evaluation is still there.
+    read = (layout.images_jsonl("test"), layout.texts_jsonl("test"), layout.texts_jsonl("train"))
+    records = [r for path in read if path.exists() for r in read_records(path)]
+    _check_class_names(profile, records)
     # Only now is the earlier evaluation removed: a checkpoint that is refused (damaged,
     # naming a class, of another model) leaves the finished evaluation as it was.
     ownership.remove(layout.evaluation)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,10 +173,11 @@ class Collate:
 
 def text_labels(texts_jsonl: Path) -> dict[int, str]:
     """text_id -> class label, where the conversion recorded one."""
+    from ..data.converted import records
+
     labels = {}
     if texts_jsonl.exists():
-        for line in texts_jsonl.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
+        for _, record, _ in records(texts_jsonl, ("text_id",)):
             if "label" in record:
                 labels[record["text_id"]] = record["label"]
     return labels

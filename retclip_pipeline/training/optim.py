@@ -7,6 +7,8 @@ import math
 
 import torch
 
+from ..errors import UserError
+
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
@@ -42,3 +44,22 @@ def warmup_cosine(warmup: int, total: int):
 
 def make_scheduler(optimizer: torch.optim.Optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+
+
+def epoch_steps(pairs: int, batch: int, processes: int, accumulation: int) -> tuple[int, int]:
+    """(batches, optimizer steps) of an epoch, or one line when a step would not have its
+    batches: an accumulation over more batches than an epoch holds divided the few it had
+    by train.accumulation, and the run trained next to nothing with exit 0."""
+    batches = pairs // (batch * processes)
+    if batches == 0:
+        raise UserError(
+            f"the train split has {pairs} pairs, fewer than train.batch_size = {batch} x "
+            f"{processes} process(es): lower the batch size"
+        )
+    if batches < accumulation:
+        raise UserError(
+            f"the train split's {pairs} pairs make {batches} batch(es) of train.batch_size = "
+            f"{batch} x {processes} process(es) an epoch, fewer than train.accumulation = "
+            f"{accumulation}: lower train.accumulation to at most {batches}"
+        )
+    return batches, math.ceil(batches / accumulation)

@@ -1,6 +1,6 @@
 """Stopping at a step: Ctrl-C or SIGTERM (the wizard's stop) asks training to stop after
 the step under way, which it then saves; a second one stops at once. DataLoader workers
-leave the signal to the trainer."""
+leave the signal to the trainer. And what to change when a non-finite loss stops it."""
 
 from __future__ import annotations
 
@@ -45,3 +45,12 @@ def ignore_interrupts(worker_id: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def nan_advice(train: Any) -> str:
+    """What to change after a non-finite loss: the keys that size a step, the weight decay
+    named first when it is above the usual range (it was never named)."""
+    keys = "train.lr"
+    if train.weight_decay > 0.1:
+        keys = f"train.weight_decay (now {train.weight_decay}) or train.lr"
+    return f'Lower {keys}, or use train.precision = "bf16" or "fp32"'

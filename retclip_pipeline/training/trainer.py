@@ -22,7 +22,7 @@ from ..layout import RunLayout
 from ..profile import train_batch_size
 from ..stage import StageContext
 from .device import checkpointing, forward, freeze, resolve_device, resolve_precision
-from .stop import StopRequest
+from .stop import StopRequest, nan_advice
 
 LOG_EVERY_S = 10.0  # metric events at most this often
 PRECISIONS = {"torch.bfloat16": "bf16", "torch.float16": "fp16"}  # autocast dtype -> name
@@ -50,7 +50,7 @@ class Trainer:
         from ..model.weights import load_reference
         from . import distributed
         from .data import Collate, TrainPairs, image_transform, text_labels
-        from .optim import make_optimizer, make_scheduler
+        from .optim import epoch_steps, make_optimizer, make_scheduler
         from .tracking import Trackers, require
 
         self.ctx, profile = ctx, ctx.profile
@@ -99,14 +99,9 @@ class Trainer:
         self.batch, note = train_batch_size(profile, len(self.train_set), world.size)
         if note:
             ctx.emit.warn(note)
-        self.batches = len(self.train_set) // (self.batch * world.size)
-        if self.batches == 0:
-            raise UserError(
-                f"the train split has {len(self.train_set)} pairs, fewer than "
-                f"train.batch_size = {self.batch} x {world.size} process(es): lower the "
-                f"batch size"
-            )
-        self.steps_per_epoch = math.ceil(self.batches / cfg.accumulation)
+        self.batches, self.steps_per_epoch = epoch_steps(
+            len(self.train_set), self.batch, world.size, cfg.accumulation
+        )
         total = self.steps_per_epoch * cfg.epochs
         self.optimizer = make_optimizer(self.module, cfg.lr, cfg.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, cfg.warmup_steps, total)
@@ -240,7 +235,7 @@ class Trainer:
                 raise UserError(
                     f"the loss became {values[bad]} at epoch {epoch + 1}, batch {first + bad}: "
                     f"training stopped; the last good checkpoint is kept in {self.checkpoints}. "
-                    f'Lower train.lr, or use train.precision = "bf16" or "fp32"'
+                    + nan_advice(cfg)
                 )
             return values
 
