@@ -64,8 +64,8 @@ def folder_identity(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, Any]:
     name relative to it and size; the content of every file but an image (metadata, CSVs,
     parquet and arrow tables, configs, weights) by file_identity. Hidden files and folders
     (a download tool's .cache) are left out, and so are run folders kept inside it (the
-    folders in `skip`, and any holding the pipeline's manifest). Images are not read: one edited in place to the very same
-    size goes unnoticed."""
+    folders in `skip`, and any holding the pipeline's manifest). Images are not read: one
+    edited in place to the very same size goes unnoticed."""
     digest = hashlib.sha256()
     count = total = 0
     skipped = {os.path.abspath(path) for path in skip}

@@ -22,6 +22,9 @@ os.environ.pop("HF_TOKEN", None)
 import huggingface_hub.constants  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parent.parent
+# How long a test waits for a process or a screen: a guard against a hang, never a timing;
+# a loaded CI machine ran the demo profile 20 times slower than an idle one.
+PATIENCE_S = 3600
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -99,7 +102,9 @@ def demo_profile(tmp_path, demo_root) -> Path:
     return write_profile(tmp_path, demo_toml(data))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 1200, env: dict | None = None):
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: int = PATIENCE_S, env: dict | None = None
+):
     import subprocess
 
     return subprocess.run(

@@ -12,10 +12,10 @@ import pytest
 
 from retclip_pipeline.layout import RunLayout
 
-from .conftest import ROOT
+from .conftest import PATIENCE_S, ROOT
 
 
-def _run(*command: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def _run(*command: str, timeout: int = PATIENCE_S) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 

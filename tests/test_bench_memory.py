@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from .conftest import ROOT
+from .conftest import PATIENCE_S, ROOT
 
 
 def test_convert_memory_bench_quick_prints_the_peak():
@@ -15,7 +15,7 @@ def test_convert_memory_bench_quick_prints_the_peak():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=PATIENCE_S,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "rows: 5000 train + 1000 test images" in done.stdout

@@ -13,7 +13,7 @@ from retclip_pipeline.data import report as convert_report
 from retclip_pipeline.data.conversion import SplitResult
 from retclip_pipeline.data.prompts import PromptTable
 
-from .conftest import ROOT
+from .conftest import PATIENCE_S, ROOT
 
 
 def _split(name: str, words: np.ndarray, eyes: int = 1) -> SplitResult:
@@ -92,7 +92,11 @@ print(status("VmHWM") - held)
 def test_near_duplicate_check_memory_does_not_grow_with_the_train_split():
     # Blocks over the test split alone once took 128 x 200,000 x 32 bytes (820 MB) at a time.
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-c", _MEASURE],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=PATIENCE_S,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout) < 200  # MiB over what the splits hold

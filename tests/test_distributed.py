@@ -14,7 +14,7 @@ from retclip_pipeline.model.loss import retclip_loss
 from retclip_pipeline.model.retclip import RetClipOutput
 from retclip_pipeline.training.distributed import World, gather
 
-from .conftest import ROOT, demo_toml, run_cli, write_profile
+from .conftest import PATIENCE_S, ROOT, demo_toml, run_cli, write_profile
 
 
 def _features(seed: int, n: int = 8, dim: int = 16) -> list[torch.Tensor]:
@@ -70,7 +70,7 @@ def test_torchrun_trains_on_two_cpu_processes(tmp_path, demo_root):
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=PATIENCE_S,
     )
     assert prepared.returncode == 0, prepared.stderr
     torchrun = [
@@ -88,7 +88,7 @@ def test_torchrun_trains_on_two_cpu_processes(tmp_path, demo_root):
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=PATIENCE_S,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     checkpoint = torch.load(workdir / "logs/ddp/checkpoints/epoch_latest.pt", weights_only=True)
@@ -100,6 +100,6 @@ def test_torchrun_trains_on_two_cpu_processes(tmp_path, demo_root):
 
 def test_torchrun_refuses_the_data_stages(tmp_path, demo_profile):
     env = dict(os.environ, WORLD_SIZE="2", RANK="1")
-    result = run_cli("--profile", str(demo_profile), env=env, timeout=120)
+    result = run_cli("--profile", str(demo_profile), env=env, timeout=PATIENCE_S)
     assert result.returncode == 2
     assert "under torchrun, run only the train stage" in result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, run_cli
+from .conftest import PATIENCE_S, ROOT, run_cli
 
 OUTPUTS = [
     "data/train_imgs.tsv",
@@ -167,7 +167,7 @@ def test_ctrl_c_exits_130_without_traceback_and_resumes(tmp_path, delay):
         time.sleep(delay)
     with contextlib.suppress(ProcessLookupError):  # it may have finished: skipped below
         os.killpg(process.pid, signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=PATIENCE_S)
     assert "Traceback" not in err
     if "all stages done" in err:
         pytest.skip("the run finished before the interrupt arrived")
@@ -225,7 +225,7 @@ def test_kill_in_every_stage_then_rerun_at_once_ends_as_an_uninterrupted_run(tmp
     for name in ("whole", "killed"):
         text = demo_toml(demo_root, workdir=str(tmp_path / name), train=train)
         profiles[name] = write_profile(tmp_path, text, f"{name}.toml")
-    whole = run_cli("--profile", str(profiles["whole"]), timeout=600)
+    whole = run_cli("--profile", str(profiles["whole"]), timeout=PATIENCE_S)
     assert whole.returncode == 0, whole.stderr
     command = [sys.executable, "-m", "retclip_pipeline", "--profile", str(profiles["killed"])]
     killed, rng, landed = tmp_path / "killed", random.Random(7), set()
@@ -242,7 +242,7 @@ def test_kill_in_every_stage_then_rerun_at_once_ends_as_an_uninterrupted_run(tmp
         )
         stage = "train" if target == "epoch file" else target
         started = f'"stage": "{stage}", "kind": "stage_started"'
-        deadline, kill_at = time.monotonic() + 300, None
+        deadline, kill_at = time.monotonic() + PATIENCE_S, None
         while time.monotonic() < deadline and process.poll() is None:
             if kill_at is None and events.exists():
                 with open(events, "rb") as handle:
@@ -263,7 +263,7 @@ def test_kill_in_every_stage_then_rerun_at_once_ends_as_an_uninterrupted_run(tmp
         if state.exists():
             stages = json.loads(state.read_text())["stages"]
             landed |= {name for name, entry in stages.items() if entry["status"] == "running"}
-    final = run_cli("--profile", str(profiles["killed"]), timeout=600)
+    final = run_cli("--profile", str(profiles["killed"]), timeout=PATIENCE_S)
     assert final.returncode == 0, final.stderr
     assert {"convert", "lmdb", "train", "evaluate"} <= landed, landed  # kills landed in each
     for name in OUTPUTS:

@@ -19,7 +19,7 @@ from retclip_pipeline.data.images import (
     to_square,
 )
 
-from .conftest import ROOT
+from .conftest import PATIENCE_S, ROOT
 
 
 def _fundus(size=(400, 300), mode="RGB") -> Image.Image:
@@ -204,7 +204,7 @@ def test_long_thin_images_take_little_memory(width, height, result):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=120,
+        timeout=PATIENCE_S,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     shown, peak_mib = done.stdout.splitlines()

@@ -10,7 +10,7 @@ import pytest
 
 from retclip_pipeline import profile as profiles
 
-from .conftest import ROOT, run_cli, shipped_profile
+from .conftest import PATIENCE_S, ROOT, run_cli, shipped_profile
 
 
 def test_every_key_of_a_shipped_profile_says_why():
@@ -28,7 +28,7 @@ def test_full_profile_passes_check_and_dry_run_with_real_size_towers(
     tmp_path, real_towers, real_data
 ):
     profile = shipped_profile("full", tmp_path, real_towers, real_data)
-    check = run_cli("--profile", str(profile), "--check", "--gpu", "a100-40gb", timeout=600)
+    check = run_cli("--profile", str(profile), "--check", "--gpu", "a100-40gb", timeout=PATIENCE_S)
     out = check.stdout
     if check.returncode != 0:
         assert_only_this_machine_lacks_space(out, tmp_path)
@@ -38,7 +38,7 @@ def test_full_profile_passes_check_and_dry_run_with_real_size_towers(
     assert "data set train" in out and "12985 rows usable, 4 left out" in out
     assert "checkpoints and the export" in out  # the disk check counts what training keeps
     assert "[warn] prompt fit" in out and "Chinese vocabulary" in out
-    dry = run_cli("--profile", str(profile), "--dry-run", "--gpu", "h100", timeout=600)
+    dry = run_cli("--profile", str(profile), "--dry-run", "--gpu", "h100", timeout=PATIENCE_S)
     assert dry.returncode == 0 and "Traceback" not in dry.stderr, dry.stderr
     assert "memory on H100 80GB SXM at batch 128" in dry.stdout
     assert "time per epoch on H100 80GB SXM: about" in dry.stdout
@@ -67,10 +67,10 @@ def test_smoke_profile_checks_then_runs_every_stage_on_the_cpu_and_promotes(
 ):
     """About 4 minutes on two cores: ViT-B/16 and BERT-base train 3 steps of 32 pairs."""
     profile = shipped_profile("smoke", tmp_path, real_towers, real_data, **{"train.epochs": 1})
-    check = run_cli("--profile", str(profile), "--check", timeout=600)
+    check = run_cli("--profile", str(profile), "--check", timeout=PATIENCE_S)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "[warn] batch size: batches of 32" in check.stdout
-    result = run_cli("--profile", str(profile), timeout=1800)
+    result = run_cli("--profile", str(profile), timeout=PATIENCE_S)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stderr
     assert "Traceback" not in log and "it/s]" not in log  # no library progress bars
@@ -89,6 +89,6 @@ def test_smoke_profile_checks_then_runs_every_stage_on_the_cpu_and_promotes(
     assert settings.sizing.mode == "full" and settings.train.grad_checkpointing
     assert settings.model.vision == str(real_towers["vision"]) and settings.name == "smoke-full"
     assert settings.workdir_path() == tmp_path / "smoke-full"
-    dry = run_cli("--profile", str(full), "--dry-run", timeout=600)
+    dry = run_cli("--profile", str(full), "--dry-run", timeout=PATIENCE_S)
     assert dry.returncode == 0, dry.stderr
     assert f"in {tmp_path / 'smoke-full'}" in dry.stdout and "12,985 train pairs" in dry.stdout

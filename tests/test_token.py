@@ -6,7 +6,7 @@ import os
 import pytest
 
 from . import hubstand
-from .conftest import run_cli
+from .conftest import PATIENCE_S, run_cli
 from .hubstand import BAD, GOOD
 
 
@@ -26,7 +26,7 @@ def _check(endpoint, token, dataset, tmp_path):
     if token:
         env["HF_TOKEN"] = token
     args = ["token", "check"] + (["--dataset", dataset] if dataset else [])
-    return run_cli(*args, env=env, timeout=120)
+    return run_cli(*args, env=env, timeout=PATIENCE_S)
 
 
 @pytest.mark.parametrize(
@@ -189,7 +189,7 @@ def test_preflight_runs_the_same_check(hub, tmp_path, demo_root):
     profile = write_profile(tmp_path, text)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN")}
     env.update(HF_ENDPOINT=hub, HF_HOME=str(tmp_path / "hf"), HF_TOKEN=GOOD)
-    result = run_cli("--profile", str(profile), "--check", env=env, timeout=120)
+    result = run_cli("--profile", str(profile), "--check", env=env, timeout=PATIENCE_S)
     assert result.returncode == 2
     assert "[ok  ] token: token from HF_TOKEN is valid" in result.stdout
     assert "[FAIL] data set: org/gated is gated" in result.stdout

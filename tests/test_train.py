@@ -10,7 +10,7 @@ from retclip_pipeline import profile as profiles
 from retclip_pipeline.errors import StageInterrupted, UserError
 from retclip_pipeline.runner import run
 
-from .conftest import PAIRED_DATA, demo_toml, write_profile
+from .conftest import PAIRED_DATA, PATIENCE_S, demo_toml, write_profile
 
 TRAIN = {"batch_size": 16, "epochs": 3, "lr": 0.0005, "warmup_steps": 2, "workers": 0}
 
@@ -289,7 +289,7 @@ def test_ctrl_c_during_training_saves_and_a_rerun_resumes_mid_epoch(tmp_path, de
     # Stop the whole group, read where training is, and send Ctrl-C only when at least one
     # more step of the epoch is left: on a loaded machine a signal sent blindly can land at
     # an epoch's end, where stopping rightly saves batch 0.
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
         os.killpg(process.pid, signal.SIGSTOP)
@@ -301,14 +301,18 @@ def test_ctrl_c_during_training_saves_and_a_rerun_resumes_mid_epoch(tmp_path, de
         os.killpg(process.pid, signal.SIGCONT)
     else:
         pytest.fail("training never reached the middle of an epoch after the first")
-    _, err = process.communicate(timeout=300)
+    _, err = process.communicate(timeout=PATIENCE_S)
     assert process.returncode in (130, -signal.SIGINT), err
     _, saved = _weights(profile.workdir_path())
     epoch, batch = saved["epoch"] + 1, saved["progress"]["batch"]
     assert "Traceback" not in err and f"stopped at epoch {epoch}, batch {batch}" in err
     assert batch > 0  # mid-epoch: 16 batches an epoch
     again = subprocess.run(
-        command + ["--stages", "train"], cwd=ROOT, capture_output=True, text=True, timeout=600
+        command + ["--stages", "train"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
     )
     assert again.returncode == 0, again.stderr
     assert f"resuming at epoch {epoch}, batch {batch}" in again.stderr

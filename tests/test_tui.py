@@ -17,7 +17,7 @@ import pytest
 from retclip_pipeline import watch
 from retclip_pipeline.data import demo
 
-from .conftest import ROOT
+from .conftest import PATIENCE_S, ROOT
 
 TOKEN = "hf_" + "secretTUI" * 4
 
@@ -60,7 +60,7 @@ async def goto(pilot, name: str) -> None:
     raise AssertionError(f"never reached {name}: on {screen_name(pilot.app)}")
 
 
-async def wait_for(pilot, condition, timeout: float = 240.0) -> None:
+async def wait_for(pilot, condition, timeout: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -291,7 +291,7 @@ def test_help_and_module_entry_point():
 
 async def settled(pilot) -> None:
     """The screen once its background work has shown: the plan line, the device line."""
-    await wait_for(pilot, lambda: bool(pilot.app.screen.query_one("#plan").states), 60)
+    await wait_for(pilot, lambda: bool(pilot.app.screen.query_one("#plan").states))
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -345,7 +345,7 @@ def test_whole_wizard_on_the_demo_to_the_evaluation_and_no_file_holds_the_token(
             await pilot.press("ctrl+g")
             panel = app.screen.query_one("RunPanel")
             await wait_for(pilot, lambda: panel.done)
-            await wait_for(pilot, lambda: app.screen.query_one("#metrics").row_count > 0, 30)
+            await wait_for(pilot, lambda: app.screen.query_one("#metrics").row_count > 0)
             await goto(pilot, "SaveScreen")
             await pilot.press("ctrl+g")
             assert TOKEN not in app.export_screenshot()
@@ -398,7 +398,7 @@ def test_leave_a_run_going_then_attach_to_it_and_stop_it(home):
             app.screen.query_one("RunPanel").start()  # a second start is refused
             assert "already being run" in text_of(app.screen.query_one("#run-status"))
             await pilot.press("ctrl+y")
-            await wait_for(pilot, lambda: watch.lock_holder(workdir) is None, 60)
+            await wait_for(pilot, lambda: watch.lock_holder(workdir) is None)
             await pilot.pause(1.0)
             assert "interrupted" in text_of(app.screen.query_one("#run-status"))
 

@@ -75,10 +75,10 @@ def test_a_failed_start_says_why_until_the_user_acts_and_its_bar_stops(home, pip
             await pilot.pause()
             panel = app.screen.query_one("RunPanel")
             await pilot.press("ctrl+g")
-            await wait_for(pilot, lambda: panel.bars, 60)  # its bar shows while it runs
+            await wait_for(pilot, lambda: panel.bars)  # its bar shows while it runs
             status = app.screen.query_one("#run-status")
             why = "error: the profile is bad: [sizing] samples: expected a whole number"
-            await wait_for(pilot, lambda: why in text_of(status), 60)
+            await wait_for(pilot, lambda: why in text_of(status))
             assert "the run failed (exit 2)" in text_of(status)
             assert not panel.bars  # no bar animates on, no ETA stays, after the failure
             for _ in range(3):  # the polls that follow never write over it
@@ -89,7 +89,7 @@ def test_a_failed_start_says_why_until_the_user_acts_and_its_bar_stops(home, pip
             await pilot.pause()
             assert why not in text_of(status)
             await pilot.press("ctrl+g")  # fails again
-            await wait_for(pilot, lambda: why in text_of(status), 60)
+            await wait_for(pilot, lambda: why in text_of(status))
             app.session.update({"sizing.samples": "50"})  # a setting fixed: said no more
             panel.poll()
             await pilot.pause()
@@ -143,7 +143,7 @@ def test_next_while_running_and_evaluate_while_training_say_what_is_going_on(hom
             assert "convert is running: Next once it is done" in error
             assert "ctrl+g runs it" not in error
             await pilot.press("ctrl+y")
-            await wait_for(pilot, lambda: not watch.run_info(app.session.workdir).running, 60)
+            await wait_for(pilot, lambda: not watch.run_info(app.session.workdir).running)
 
     asyncio.run(walk())
 
@@ -158,7 +158,7 @@ def test_evaluate_while_training_runs_says_the_evaluation_follows(home, pipeline
             await pilot.pause()
             await pilot.press("ctrl+g")
             workdir = app.session.workdir
-            await wait_for(pilot, lambda: watch.run_info(workdir).stage_running == "train", 60)
+            await wait_for(pilot, lambda: watch.run_info(workdir).stage_running == "train")
             app.goto("evaluate")
             await pilot.pause()
             where = text_of(app.screen.query_one("#where"))
@@ -241,9 +241,9 @@ def test_the_plan_line_follows_a_run_folder_deleted_under_it(home):
             app.goto("prepare")
             await pilot.pause()
             plan = lambda: text_of(app.screen.query_one("#plan"))  # noqa: E731
-            await wait_for(pilot, lambda: "convert: stale" in plan(), 60)
+            await wait_for(pilot, lambda: "convert: stale" in plan())
             shutil.rmtree(workdir)
-            await wait_for(pilot, lambda: "convert: to run" in plan(), 60)
+            await wait_for(pilot, lambda: "convert: to run" in plan())
 
     asyncio.run(walk())
 
@@ -269,10 +269,10 @@ def test_a_sizing_chosen_shows_in_the_plan_line_before_next(home):
             app.goto("sizing")
             await pilot.pause()
             plan = lambda: text_of(app.screen.query_one("#plan"))  # noqa: E731
-            await wait_for(pilot, lambda: "convert: done" in plan(), 60)
+            await wait_for(pilot, lambda: "convert: done" in plan())
             app.screen.query_one("#mode").focus()
             await pilot.press("home", "enter")  # smoke: 100 samples
-            await wait_for(pilot, lambda: "convert: stale" in plan(), 60)
+            await wait_for(pilot, lambda: "convert: stale" in plan())
             assert screen_name(app) == "SizingScreen"  # no Next pressed
 
     asyncio.run(walk())
@@ -321,11 +321,11 @@ def test_a_setting_typed_on_train_shows_in_the_plan_line_before_ctrl_g(home):
             app.goto("train")
             await pilot.pause()
             plan = lambda: text_of(app.screen.query_one("#plan"))  # noqa: E731
-            await wait_for(pilot, lambda: "train: done" in plan(), 60)
+            await wait_for(pilot, lambda: "train: done" in plan())
             await type_into(pilot, "#f-train--lr", "0.0123")
-            await wait_for(pilot, lambda: "train: stale" in plan(), 60)
+            await wait_for(pilot, lambda: "train: stale" in plan())
             await type_into(pilot, "#f-train--lr", trained_lr)  # back as it was trained
-            await wait_for(pilot, lambda: "train: done" in plan(), 60)
+            await wait_for(pilot, lambda: "train: done" in plan())
             assert screen_name(app) == "TrainScreen"  # no ctrl+g, no Next
 
     asyncio.run(walk())

@@ -181,7 +181,7 @@ def test_a_new_training_clears_the_last_epoch_line(home):
         async with app.run_test(size=(80, 24)) as pilot:
             await to_train(pilot)
             live = app.screen.query_one("#live")
-            await wait_for(pilot, lambda: "epoch 2" in text_of(live), 60)
+            await wait_for(pilot, lambda: "epoch 2" in text_of(live))
             new = [Event("run", "run_started", "run tui")]
             new.append(Event("train", "stage_started", "RET-CLIP training"))
             with open(workdir / "events.jsonl", "a", encoding="utf-8") as events:
@@ -244,7 +244,7 @@ def test_a_training_that_failed_before_its_first_checkpoint_offers_start(home):
         assert rows["train"].status == "to run", rows["train"]  # as --dry-run says it
         async with app.run_test(size=(80, 24)) as pilot:
             await to_train(pilot)
-            await wait_for(pilot, lambda: app.screen.query_one("#plan").states, 60)
+            await wait_for(pilot, lambda: app.screen.query_one("#plan").states)
             panel = app.screen.query_one("RunPanel")
             panel.poll()
             await pilot.pause()

@@ -22,7 +22,7 @@ def plan(app) -> str:
 
 
 async def plan_says(pilot, *words: str) -> None:
-    await wait_for(pilot, lambda: all(w in plan(pilot.app) for w in words), 60)
+    await wait_for(pilot, lambda: all(w in plan(pilot.app) for w in words))
 
 
 def in_view(app, selector: str) -> bool:
@@ -138,7 +138,7 @@ def test_full_size_after_a_passed_smoke_run_runs_every_stage_in_its_own_folder(h
             await train_to_the_end(pilot)
             app.goto("evaluate")
             await pilot.pause()
-            await wait_for(pilot, lambda: not app.screen.query_one("#full").disabled, 30)
+            await wait_for(pilot, lambda: not app.screen.query_one("#full").disabled)
             await pilot.press("ctrl+l")
             await pilot.pause()
             full = home / "runs" / "tui-full"

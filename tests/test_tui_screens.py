@@ -68,7 +68,7 @@ def settled(text: str, home: Path) -> str:
 
 async def check(request, name: str, pilot, home: Path) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: bool(app.screen.query_one("#plan").states), 60)
+    await wait_for(pilot, lambda: bool(app.screen.query_one("#plan").states))
     await app.workers.wait_for_complete()
     await pilot.pause()
     text = settled(screen_text(app), home)
