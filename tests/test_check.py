@@ -350,3 +350,13 @@ def test_the_smoke_checklist_reads_damaged_files_as_failed_items(tmp_path):
     assert items["LMDB keys match"].ok
     assert items["one optimizer step"].ok and "4 steps" in items["one optimizer step"].detail
     assert not items["evaluation produced"].ok
+
+
+def test_a_run_folder_inside_the_data_set_fails_as_the_run_would(tmp_path, demo_root):
+    data = tmp_path / "set"
+    shutil.copytree(demo_root, data)
+    path = write_profile(tmp_path, demo_toml(data, workdir=str(data / "runs" / "demo")))
+    items = {item.name: item for item in run_checks(profiles.load(path), data / "runs" / "demo")}
+    assert not items["work directory"].ok
+    assert "inside the data set folder" in items["work directory"].detail
+    assert "choose a workdir outside it" in items["work directory"].detail

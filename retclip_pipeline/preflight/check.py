@@ -212,7 +212,12 @@ def _prompt_fit(profile: Profile, tables: dict[str, PromptTable]) -> Check:
 
 def _disk_checks(profile: Profile, workdir: Path, csv_ok: bool, estimate) -> list[Check]:
     from ..data.sampling import plan_counts
+    from ..layout import check_apart
 
+    try:
+        check_apart(profile, workdir)  # the run would refuse a run folder in the data set
+    except UserError as exc:
+        return [Check.of("work directory", False, str(exc))]
     try:
         parent = _existing_parent(workdir)
         writable = _writable(parent)
