@@ -224,3 +224,13 @@ def test_pretrained_towers_load_from_a_local_folder(tmp_path):
     assert torch.equal(model.visual_projection.weight, source.visual_projection.weight)
     assert model.global_feature_mapping.weight.shape == (16, 32)
     assert math.isclose(float(model.scales()[0].detach()), 90.0, rel_tol=1e-5)  # RET-CLIP's
+
+
+@pytest.mark.parametrize("damage", ["", "{", "[]", '{"embed_dim": 24}'])
+def test_a_damaged_export_config_is_named_not_a_traceback_from_json(tmp_path, damage):
+    from retclip_pipeline.model.export import CONFIG, load_exported
+
+    if damage:
+        (tmp_path / CONFIG).write_text(damage, encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{CONFIG} is missing or damaged .*copy the export"):
+        load_exported(tmp_path)

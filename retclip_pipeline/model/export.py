@@ -47,11 +47,18 @@ def load_exported(folder: Path) -> tuple[RetClip, object]:
 
     from .build import load_text_tower, load_vision_tower
 
-    config = json.loads((folder / CONFIG).read_text())
+    try:
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        embed_dim, pad_token_id = config["embed_dim"], config["pad_token_id"]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(
+            f"{folder / CONFIG} is missing or damaged ({type(exc).__name__}: {exc}): copy the "
+            f"export again from the run folder (logs/<name>/export/, written after training)"
+        ) from None
     vision, _ = load_vision_tower(str(folder / "vision"))
     text = load_text_tower(str(folder / "text"))
     tokenizer = AutoTokenizer.from_pretrained(folder / "text")
-    model = RetClip.from_towers(vision, text, config["embed_dim"], config["pad_token_id"])
+    model = RetClip.from_towers(vision, text, embed_dim, pad_token_id)
     missing, unexpected = model.load_state_dict(
         torch.load(folder / HEADS, map_location="cpu", weights_only=True), strict=False
     )
