@@ -59,6 +59,11 @@ def state_running(stage: str) -> str:
     )
 
 
+def log_text(log) -> str:
+    """A RunLog's lines, as one line again (wrapping breaks them at spaces)."""
+    return " ".join(" ".join(strip.text.split()) for strip in log.lines)
+
+
 def test_a_failed_start_says_why_until_the_user_acts_and_its_bar_stops(home, pipeline):
     progress = Event("convert", "progress", done=3, task="images", unit="images").to_json()
     pipeline(
@@ -80,6 +85,8 @@ def test_a_failed_start_says_why_until_the_user_acts_and_its_bar_stops(home, pip
             why = "error: the profile is bad: [sizing] samples: expected a whole number"
             await wait_for(pilot, lambda: why in text_of(status))
             assert "the run failed (exit 2)" in text_of(status)
+            # the status is cut at 80x24: the log, which scrolls, has the line whole
+            assert f"the run failed (exit 2): {why}" in log_text(app.screen.query_one("#run-log"))
             assert not panel.bars  # no bar animates on, no ETA stays, after the failure
             for _ in range(3):  # the polls that follow never write over it
                 panel.poll()

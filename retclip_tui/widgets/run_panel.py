@@ -85,6 +85,9 @@ class RunPanel(Vertical):
         self.started: int | None = None  # the pid of the last start, until it has ended
         self.failure = ""  # why that start failed, in view until the user acts
         self.failed_with = None  # the settings it failed with: new ones clear it
+        # Whether the run's own error reached the log: a failure before its first event (a
+        # refused work directory) is written there too, whole, as the status cuts it at 80x24.
+        self.error_logged = False
         self.seen: tuple | None = None  # the run's state last shown: a change refreshes all
         self.replaying = True  # the next poll reads the folder's history, not new events
         self.replayed_end = False  # the end last read was in that history
@@ -118,7 +121,7 @@ class RunPanel(Vertical):
     def start(self, restart: bool = False, stages: list[str] | None = None) -> None:
         """Start the pipeline on this panel's stages (or `stages`), detached."""
         session = self.session
-        self.failure, self.started = "", None
+        self.failure, self.started, self.error_logged = "", None, False
         self._follow_workdir()
         try:
             profile_path = session.write_run_profile()
@@ -127,6 +130,7 @@ class RunPanel(Vertical):
             )
         except (UserError, OSError) as exc:
             self.failure, self.failed_with = f"cannot start: {exc}", session.profile
+            self.log_line(Text(self.failure, "bold red"))
             self._status()
             return
         self.ended, self.started = None, session.pid
@@ -192,6 +196,8 @@ class RunPanel(Vertical):
                 if code and why:
                     self.failure = f"the run failed (exit {code}): {why}"
                     self.failed_with = self.session.profile
+                    if not self.error_logged:
+                        self.log_line(Text(self.failure, "bold red"))
         if turns:  # a stage began or ended: the plan line says so
             from ..widgets.plan_line import PlanLine
 
@@ -227,6 +233,7 @@ class RunPanel(Vertical):
             return
         if event.message:
             style = {"warning": "yellow", "error": "bold red"}.get(event.level)
+            self.error_logged = self.error_logged or event.level == "error"
             self.log_line(Text(f"[{event.stage}] {event.message}", style or ""))
 
     def plan(self) -> dict:
