@@ -31,8 +31,7 @@ class SplitResult:
 def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
     """A pool of worker processes, all started now, that ignore Ctrl-C from their first
     instruction: the parent handles it and stops the pool, and a worker interrupted while it
-    boots would print a traceback. A Ctrl-C while they start is held, not lost: it stops
-    the parent once they are up."""
+    boots would print a traceback."""
     import multiprocessing
     import threading
 
@@ -41,33 +40,19 @@ def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=start_worker,
+        initializer=exit_with_parent,
         initargs=(os.getpid(),),
     )
     in_main_thread = threading.current_thread() is threading.main_thread()
-    # A blocked signal stays blocked through fork and exec, and one that arrives meanwhile
-    # waits: each worker ignores it before unblocking, and the parent gets it below.
-    if in_main_thread:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # An ignored SIGINT survives exec, and Python then installs no KeyboardInterrupt handler.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
     try:
         for _ in range(workers):  # each submit to a pool with no idle worker starts one
             pool.submit(os.getpid)
     finally:
         if in_main_thread:
-            try:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+            signal.signal(signal.SIGINT, previous)
     return pool
-
-
-def start_worker(parent: int) -> None:
-    """A worker's first instructions: ignore Ctrl-C (the parent stops the pool), drop one
-    held since it started, and end with the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    exit_with_parent(parent)
 
 
 def exit_with_parent(parent: int) -> None:
